@@ -1,0 +1,54 @@
+//! The MedGemma-X web app, rendered on the server (feature `ssr`) and hydrated in the browser
+//! (feature `hydrate`). Types both sides exchange live in [`status`].
+
+pub mod status;
+
+mod home;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Title, provide_meta_context};
+use leptos_router::{
+    StaticSegment,
+    components::{Route, Router, Routes},
+};
+
+/// Product name as shown to users and in the page title.
+pub const PRODUCT_NAME: &str = "MedGemma-X";
+
+/// The label every AI output carries (DESIGN.md, rules of the house).
+pub const AI_ADVISORY_LABEL: &str = "【AI辅助分析】结论仅供参考，须由执业医师复核确认";
+
+/// The HTML document around the app; the server renders it for every page.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="zh-CN">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
+                // In the shell (server-rendered only), not in App: there is nothing to hydrate.
+                <link rel="stylesheet" href=concat!("/pkg/", env!("LEPTOS_OUTPUT_NAME"), ".css")/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Title text=PRODUCT_NAME/>
+        <Router>
+            <Routes fallback=|| view! { <p class="not-found">"页面不存在 / Page not found"</p> }>
+                <Route path=StaticSegment("") view=home::HomePage/>
+            </Routes>
+        </Router>
+    }
+}

@@ -1,0 +1,32 @@
+//! The readiness report of `/readyz`: the server builds it, the home page shows it.
+
+use serde::{Deserialize, Serialize};
+
+/// Body of `GET /readyz`. The server answers 200 when `ready`, 503 otherwise, with this body either way.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Readiness {
+    /// True when the database answers. The server is usable without a model (viewing, measuring,
+    /// reporting), so the model does not decide readiness; it is reported beside it.
+    pub ready: bool,
+    pub version: String,
+    pub database: DatabaseStatus,
+    pub model: ModelStatus,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseStatus {
+    pub ok: bool,
+    /// "sqlite" or "postgres"; never the URL, which may hold a password.
+    pub backend: String,
+    /// Why the database is not reachable, in Chinese and English; absent when `ok`.
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelStatus {
+    pub loaded: bool,
+    /// What the operator needs to know, in Chinese and English, e.g. that no model is configured.
+    pub state: String,
+    /// Where inference would run: "cpu" or "cuda:0 (…)".
+    pub device: String,
+}

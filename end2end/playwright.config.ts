@@ -1,0 +1,46 @@
+import { defineConfig } from '@playwright/test';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+// scripts/test.sh picks a free port and points at the debug binary; these defaults serve a manual run.
+const port = Number(process.env.MEDGEMMA_X_E2E_PORT ?? 17860);
+const bin = process.env.MEDGEMMA_X_BIN ?? resolve(__dirname, '../target/debug/medgemma-x');
+// A fresh data dir per run, shared with the worker processes through the environment.
+process.env.MEDGEMMA_X_E2E_DATA_DIR ??= mkdtempSync(join(tmpdir(), 'medgemma-x-e2e-'));
+const dataDir = process.env.MEDGEMMA_X_E2E_DATA_DIR;
+
+export default defineConfig({
+  testDir: './tests',
+  timeout: 30_000,
+  fullyParallel: false,
+  workers: 1,
+  reporter: [['list']],
+  outputDir: './test-results',
+  use: {
+    baseURL: `http://127.0.0.1:${port}`,
+    browserName: 'chromium',
+    screenshot: 'only-on-failure',
+    launchOptions: {
+      executablePath: '/usr/bin/chromium',
+      // This machine has no network beyond localhost: keep Chromium from trying.
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    },
+  },
+  webServer: {
+    command: `${bin} serve --bind 127.0.0.1:${port} --data-dir ${dataDir} --log-format json`,
+    url: `http://127.0.0.1:${port}/healthz`,
+    reuseExistingServer: false,
+    timeout: 60_000,
+    stdout: 'ignore',
+    stderr: 'pipe',
+  },
+});

@@ -1,0 +1,5 @@
+include!("../build-support/link_torch.rs");
+
+fn main() {
+    link_torch();
+}

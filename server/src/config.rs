@@ -1,0 +1,158 @@
+//! Configuration of `medgemma-x serve`: flags > environment (`MEDGEMMA_X_*`) > defaults.
+//! clap applies that precedence; this module resolves what the flags leave relative or unset.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::data_dir::DataDir;
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServeArgs {
+    /// Folder for the database, images, reports and logs; created on first start.
+    #[arg(long, env = "MEDGEMMA_X_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Address and port to listen on. Port 0 picks a free port (it is logged).
+    #[arg(long, env = "MEDGEMMA_X_BIND", default_value = "0.0.0.0:7860")]
+    pub bind: SocketAddr,
+
+    /// A Hugging Face MedGemma checkpoint folder (config.json, tokenizer.json, *.safetensors).
+    /// Without it the server runs for viewing, measuring and reporting; chat is unavailable.
+    #[arg(long, env = "MEDGEMMA_X_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
+
+    /// Database URL. Default: an SQLite file at <data-dir>/db/medgemma-x.sqlite3.
+    #[arg(long, env = "MEDGEMMA_X_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Folder with the built web assets (pkg/medgemma-x.js, .wasm, .css).
+    /// Default: `site` beside the binary's folder, which is target/site for a cargo build.
+    #[arg(long, env = "MEDGEMMA_X_SITE_ROOT")]
+    pub site_root: Option<PathBuf>,
+
+    /// Log format on standard output; the file under <data-dir>/logs is always JSON.
+    #[arg(long, env = "MEDGEMMA_X_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+
+    /// Log filter, tracing-subscriber syntax (e.g. `info` or `info,server=debug`).
+    #[arg(long, env = "MEDGEMMA_X_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Seconds that in-flight requests and streams get to finish after SIGTERM or Ctrl-C.
+    #[arg(long, env = "MEDGEMMA_X_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Where the database is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    /// The embedded default: one SQLite file inside the data dir.
+    SqliteFile(PathBuf),
+    /// Whatever `--database-url` said; may carry a password.
+    Url(String),
+}
+
+impl DatabaseLocation {
+    /// Safe to print: passwords in URLs are masked.
+    pub fn display_masked(&self) -> String {
+        match self {
+            Self::SqliteFile(path) => format!("sqlite:{}", path.display()),
+            Self::Url(url) => mask_url_password(url),
+        }
+    }
+}
+
+/// `ServeArgs` with every default resolved against the data dir and the binary's location.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub data_dir: DataDir,
+    pub bind: SocketAddr,
+    pub model_dir: Option<PathBuf>,
+    pub database: DatabaseLocation,
+    pub site_root: PathBuf,
+    pub log_format: LogFormat,
+    pub log: String,
+    pub shutdown_grace: Duration,
+}
+
+impl ServeConfig {
+    /// Creates the data dir layout as a side effect: everything after this may rely on it.
+    pub fn resolve(args: ServeArgs) -> anyhow::Result<Self> {
+        let data_dir = DataDir::create(&args.data_dir)?;
+        let database = match args.database_url {
+            Some(url) => DatabaseLocation::Url(url),
+            None => DatabaseLocation::SqliteFile(data_dir.default_sqlite_file()),
+        };
+        let site_root = match args.site_root {
+            Some(dir) => dir,
+            None => default_site_root()?,
+        };
+        Ok(Self {
+            data_dir,
+            bind: args.bind,
+            model_dir: args.model_dir,
+            database,
+            site_root,
+            log_format: args.log_format,
+            log: args.log,
+            shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+        })
+    }
+
+    /// Name/value pairs for the start-up log, secrets masked.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("data_dir", self.data_dir.root().display().to_string()),
+            ("bind", self.bind.to_string()),
+            ("model_dir", self.model_dir.as_deref().map_or("(none)".into(), |p| p.display().to_string())),
+            ("database", self.database.display_masked()),
+            ("site_root", self.site_root.display().to_string()),
+            ("log_format", format!("{:?}", self.log_format).to_lowercase()),
+            ("log", self.log.clone()),
+            ("shutdown_grace_secs", self.shutdown_grace.as_secs().to_string()),
+        ]
+    }
+}
+
+/// `<folder of the binary>/../site`: target/site for target/{debug,release}/medgemma-x, and
+/// /opt/medgemma-x/site for /opt/medgemma-x/bin/medgemma-x in the Docker image.
+fn default_site_root() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let bin_dir = exe.parent().unwrap_or(Path::new("."));
+    Ok(bin_dir.join("..").join("site"))
+}
+
+/// `scheme://user:secret@host/db` → `scheme://user:***@host/db`; anything else unchanged.
+pub fn mask_url_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return url.to_string() };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else { return url.to_string() };
+    let Some(colon) = authority[..at].find(':') else { return url.to_string() };
+    format!("{}{}:***{}", &url[..scheme_end], &authority[..colon], &rest[at..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_database_urls_are_masked() {
+        assert_eq!(
+            mask_url_password("postgres://pacs:s3cr:et@db.local:5432/mgx"),
+            "postgres://pacs:***@db.local:5432/mgx"
+        );
+        assert_eq!(mask_url_password("postgres://pacs@db.local/mgx"), "postgres://pacs@db.local/mgx");
+        assert_eq!(mask_url_password("sqlite:///var/lib/mgx/db.sqlite3"), "sqlite:///var/lib/mgx/db.sqlite3");
+        // An '@' in the path is not credentials.
+        assert_eq!(mask_url_password("sqlite:///data/a:b@c.db"), "sqlite:///data/a:b@c.db");
+    }
+}

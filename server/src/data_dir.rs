@@ -1,0 +1,75 @@
+//! The data dir: everything the server stores, in one folder an operator can back up.
+//!
+//! ```text
+//! <data-dir>/db/        SQLite database (the embedded default)
+//! <data-dir>/objects/   images as uploaded, content-addressed
+//! <data-dir>/reports/   exported reports (PDF, HL7, FHIR) for the HIS to pick up
+//! <data-dir>/logs/      JSON logs, rolled daily
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+#[derive(Clone, Debug)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    pub const SUBDIRS: [&'static str; 4] = ["db", "objects", "reports", "logs"];
+
+    /// Creates the folder and its layout where missing (first start, or a folder someone emptied).
+    pub fn create(root: &Path) -> anyhow::Result<Self> {
+        for sub in Self::SUBDIRS {
+            let dir = root.join(sub);
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("无法创建数据目录 / cannot create data folder {}", dir.display()))?;
+        }
+        let root = root.canonicalize().with_context(|| format!("cannot resolve {}", root.display()))?;
+        Ok(Self { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.root.join("db")
+    }
+
+    pub fn objects(&self) -> PathBuf {
+        self.root.join("objects")
+    }
+
+    pub fn reports(&self) -> PathBuf {
+        self.root.join("reports")
+    }
+
+    pub fn logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
+    pub fn default_sqlite_file(&self) -> PathBuf {
+        self.db().join("medgemma-x.sqlite3")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_makes_the_layout_and_is_idempotent() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("nested/data");
+        let first = DataDir::create(&root).unwrap();
+        std::fs::write(first.reports().join("kept.txt"), "x").unwrap();
+        let second = DataDir::create(&root).unwrap();
+        for dir in [second.db(), second.objects(), second.reports(), second.logs()] {
+            assert!(dir.is_dir(), "{} missing", dir.display());
+        }
+        assert_eq!(std::fs::read_to_string(second.reports().join("kept.txt")).unwrap(), "x");
+        assert!(second.root().is_absolute());
+    }
+}

@@ -1,0 +1,53 @@
+//! The one error type of the HTTP API. Clients get a code and a message in Chinese and English;
+//! internal details are logged once here and never sent.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found: {en}")]
+    NotFound { zh: String, en: String },
+    #[error("bad request: {en}")]
+    BadRequest { zh: String, en: String },
+    #[error("unavailable: {en}")]
+    Unavailable { zh: String, en: String },
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// What the client sees: `{"error": {"code", "message_zh", "message_en"}}`.
+#[derive(Debug, Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message_zh: &'a str,
+    message_en: &'a str,
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code, zh, en) = match &self {
+            Self::NotFound { zh, en } => (StatusCode::NOT_FOUND, "not_found", zh.as_str(), en.as_str()),
+            Self::BadRequest { zh, en } => (StatusCode::BAD_REQUEST, "bad_request", zh.as_str(), en.as_str()),
+            Self::Unavailable { zh, en } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", zh.as_str(), en.as_str()),
+            Self::Internal(err) => {
+                tracing::error!(error = format!("{err:#}"), "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "服务器内部错误，已记录日志",
+                    "Internal server error; it has been logged",
+                )
+            }
+        };
+        let body = ErrorBody { error: ErrorDetail { code, message_zh: zh, message_en: en } };
+        (status, Json(body)).into_response()
+    }
+}

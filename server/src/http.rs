@@ -1,0 +1,103 @@
+//! The HTTP surface: health probes, the JSON API and the Leptos pages, in one router.
+
+use std::time::Instant;
+
+use axum::extract::{FromRef, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use leptos::prelude::LeptosOptions;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::{self, Pool};
+use crate::error::AppError;
+use crate::model::ModelSetup;
+use app::status::{DatabaseStatus, ModelStatus, Readiness};
+
+/// Everything a handler may need. Cheap to clone (pool and options are reference counted).
+#[derive(Clone)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub db: Pool,
+    /// "sqlite" or "postgres", for status pages.
+    pub db_backend: String,
+    pub model: ModelSetup,
+    pub started: Instant,
+    /// Cancelled when shutdown begins: long-lived responses (SSE streams) watch it and end cleanly.
+    pub shutdown: CancellationToken,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub fn app(state: AppState) -> Router {
+    let routes = generate_route_list(app::App);
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .nest("/api/v1", api_v1())
+        .leptos_routes(&state, routes, {
+            let options = state.leptos_options.clone();
+            move || app::shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// The integrators' API. Later issues add its routes; unknown paths answer JSON, not an HTML page.
+fn api_v1() -> Router<AppState> {
+    Router::new().fallback(|| async {
+        AppError::NotFound { zh: "没有这个接口".into(), en: "No such API endpoint".into() }
+    })
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    version: &'static str,
+    uptime_s: u64,
+}
+
+/// Liveness: the process answers. Touches nothing that can block.
+async fn healthz(State(state): State<AppState>) -> Json<Health> {
+    Json(Health { status: "ok", version: VERSION, uptime_s: state.started.elapsed().as_secs() })
+}
+
+/// Readiness: the database answers. The model is reported but does not decide it (the server is
+/// useful without one).
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let database = match tokio::time::timeout(std::time::Duration::from_secs(2), db::ping(&state.db)).await {
+        Ok(Ok(())) => DatabaseStatus { ok: true, backend: state.db_backend.clone(), error: None },
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "readiness: database error");
+            DatabaseStatus {
+                ok: false,
+                backend: state.db_backend.clone(),
+                error: Some("数据库错误 / database error".into()),
+            }
+        }
+        Err(_) => DatabaseStatus {
+            ok: false,
+            backend: state.db_backend.clone(),
+            error: Some("数据库无响应（2 秒） / database did not answer within 2 s".into()),
+        },
+    };
+    let readiness = Readiness {
+        ready: database.ok,
+        version: VERSION.to_string(),
+        database,
+        // No build loads a model yet: the engine lands in the `models` crate with its own issue.
+        model: ModelStatus { loaded: false, state: state.model.describe(), device: state.model.device_label() },
+    };
+    let status = if readiness.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(readiness))
+}

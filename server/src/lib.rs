@@ -1,0 +1,11 @@
+//! The MedGemma-X server. `main.rs` only parses the command line; everything it runs lives here.
+
+pub mod config;
+pub mod data_dir;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod logging;
+pub mod model;
+pub mod serve;
+pub mod shutdown;

@@ -1,0 +1,38 @@
+//! `medgemma-x`: one binary for the server and its operations. Each subcommand is a thin call into
+//! the library (`server::…`) or the engine (`models::…`).
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "medgemma-x", version, about = "MedGemma-X 基层胸部影像智能辅助系统 / chest imaging assistant")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the web server (启动服务).
+    Serve(server::config::ServeArgs),
+    /// Print version, libtorch and compute device (版本信息).
+    Version,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => cli::serve::run(args),
+        Command::Version => cli::version::run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("medgemma-x: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

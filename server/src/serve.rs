@@ -1,0 +1,108 @@
+//! `medgemma-x serve`: resolve the configuration, open storage, and serve until told to stop.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use leptos::prelude::LeptosOptions;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ServeArgs, ServeConfig};
+use crate::http::{self, AppState};
+use crate::model::ModelSetup;
+use crate::shutdown::{self, Drain};
+use crate::{db, logging};
+
+/// Name cargo-leptos gives the wasm, js and css bundles (`name` in the workspace metadata, passed to
+/// every build through .cargo/config.toml).
+pub const SITE_OUTPUT_NAME: &str = env!("LEPTOS_OUTPUT_NAME");
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let config = ServeConfig::resolve(args)?;
+    let _log_guard = logging::init(config.log_format, &config.log, &config.data_dir.logs())?;
+    for (name, value) in config.describe() {
+        tracing::info!(setting = name, value = %value, "configuration");
+    }
+
+    let pool = db::connect(&config.database).await?;
+    db::record_start(&pool, &now_rfc3339()).await.context("cannot write to the database")?;
+
+    let model = ModelSetup::inspect(config.model_dir.as_deref());
+    tracing::info!(model = %model.describe(), "model");
+    detect_device_in_background(&model);
+
+    check_site_assets(&config.site_root);
+    let leptos_options = LeptosOptions::builder()
+        .output_name(SITE_OUTPUT_NAME)
+        .site_root(config.site_root.to_string_lossy().as_ref())
+        .site_pkg_dir("pkg")
+        .site_addr(config.bind)
+        .build();
+
+    let shutdown_token = CancellationToken::new();
+    let state = AppState {
+        leptos_options,
+        db: pool.clone(),
+        db_backend: db::backend_name(&config.database),
+        model,
+        started,
+        shutdown: shutdown_token.clone(),
+    };
+
+    let signals = shutdown::Signals::install().context("cannot install signal handlers")?;
+    let listener = TcpListener::bind(config.bind).await.with_context(|| {
+        format!("无法监听 {0}（端口可能已被占用） / cannot listen on {0} (port in use?)", config.bind)
+    })?;
+    let addr = listener.local_addr()?;
+    tracing::info!(addr = %addr, startup_ms = started.elapsed().as_millis() as u64, "listening");
+    tracing::info!("服务已启动，请在浏览器打开 http://<服务器IP>:{} / server started", addr.port());
+
+    tokio::spawn({
+        let token = shutdown_token.clone();
+        async move {
+            signals.recv().await;
+            token.cancel();
+        }
+    });
+    match shutdown::serve_until(listener, http::app(state), shutdown_token, config.shutdown_grace).await? {
+        Drain::Complete => tracing::info!("all requests finished; exiting"),
+        Drain::GraceExpired => tracing::warn!(
+            grace_secs = config.shutdown_grace.as_secs(),
+            "grace period over; cutting remaining connections"
+        ),
+    }
+    pool.close().await;
+    Ok(())
+}
+
+/// CUDA detection can take a second on a GPU machine; /healthz must not wait for it.
+fn detect_device_in_background(model: &ModelSetup) {
+    let slot = Arc::clone(&model.device);
+    tokio::task::spawn_blocking(move || {
+        let device = models::device::ComputeDevice::detect();
+        tracing::info!(
+            device = %device.label(),
+            cuda_devices = device.cuda_devices,
+            cuda_runtime_linked = device.cuda_runtime_linked,
+            "compute device"
+        );
+        let _ = slot.set(device);
+    });
+}
+
+/// The pages still render without the wasm bundle, but nothing on them responds; say so at start.
+fn check_site_assets(site_root: &std::path::Path) {
+    let js = site_root.join("pkg").join(format!("{SITE_OUTPUT_NAME}.js"));
+    if !js.is_file() {
+        tracing::warn!(
+            expected = %js.display(),
+            "网页资源缺失，页面将无法交互；请先运行 cargo leptos build / web assets missing: run `cargo leptos build` or pass --site-root"
+        );
+    }
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}

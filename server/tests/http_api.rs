@@ -1,0 +1,60 @@
+//! The router in process (no sockets): API error shape and readiness when the database is gone.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use server::config::DatabaseLocation;
+use server::http::{AppState, app};
+use server::model::ModelSetup;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+async fn state(tmp: &tempfile::TempDir) -> AppState {
+    let location = DatabaseLocation::SqliteFile(tmp.path().join("t.sqlite3"));
+    AppState {
+        leptos_options: leptos::prelude::LeptosOptions::builder().output_name("medgemma-x").build(),
+        db: server::db::connect(&location).await.unwrap(),
+        db_backend: server::db::backend_name(&location),
+        model: ModelSetup::inspect(None),
+        started: Instant::now(),
+        shutdown: CancellationToken::new(),
+    }
+}
+
+async fn get(state: &AppState, uri: &str) -> (StatusCode, serde_json::Value) {
+    let response = app(state.clone()).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn unknown_api_paths_answer_bilingual_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (status, body) = get(&state(&tmp).await, "/api/v1/studies/123/nothing").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+    assert_eq!(body["error"]["message_zh"], "没有这个接口");
+    assert_eq!(body["error"]["message_en"], "No such API endpoint");
+}
+
+#[tokio::test]
+async fn readiness_fails_when_the_database_is_gone_but_liveness_holds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = state(&tmp).await;
+    let (status, body) = get(&state, "/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    state.db.close().await;
+    let (status, body) = get(&state, "/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["ready"], false);
+    assert_eq!(body["database"]["ok"], false);
+    assert!(body["database"]["error"].as_str().unwrap().contains("database"), "{body}");
+
+    let (status, body) = get(&state, "/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ok");
+}

@@ -1,0 +1,217 @@
+//! The `medgemma-x` binary as an operator runs it: fresh data dir, port 0, real SQLite, real signals.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_medgemma-x");
+
+/// A running `medgemma-x serve`, killed on drop if a test fails half-way.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    _stdout_lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// Starts `medgemma-x serve --bind 127.0.0.1:0 --log-format json ARGS` and waits for its
+    /// "listening" log line, which carries the port the OS picked.
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json"])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn medgemma-x");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("no 'listening' line within 30 s; exit: {:?}", child.try_wait()));
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            if event["fields"]["message"] == "listening" {
+                let addr = event["fields"]["addr"].as_str().unwrap().parse().unwrap();
+                return Server { child, addr, _stdout_lines: rx };
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn terminate(mut self) -> (ExitStatus, Duration) {
+        let sent = Instant::now();
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let deadline = sent + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, sent.elapsed());
+            }
+            assert!(Instant::now() < deadline, "server still running 15 s after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking GET, so these tests read top to bottom.
+fn get(url: &str) -> (u16, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let response = reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        (response.status().as_u16(), response.text().await.unwrap())
+    })
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+fn log_files(data_dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(data_dir.join("logs")).unwrap().map(|e| e.unwrap().path()).collect()
+}
+
+#[test]
+fn a_fresh_data_dir_is_laid_out_served_and_shut_down_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    let server = Server::start(&["--data-dir", data_dir.to_str().unwrap()], &[]);
+
+    for sub in ["db", "objects", "reports", "logs"] {
+        assert!(data_dir.join(sub).is_dir(), "{sub}/ not created");
+    }
+    assert!(data_dir.join("db/medgemma-x.sqlite3").is_file());
+
+    let (status, body) = get(&server.url("/healthz"));
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["status"], "ok");
+
+    let (status, body) = get(&server.url("/readyz"));
+    assert_eq!(status, 200, "{body}");
+    let readiness = json(&body);
+    assert_eq!(readiness["ready"], true);
+    assert_eq!(readiness["database"]["ok"], true);
+    assert_eq!(readiness["database"]["backend"], "sqlite");
+    assert_eq!(readiness["model"]["loaded"], false);
+    assert!(readiness["model"]["state"].as_str().unwrap().contains("未配置模型"), "{readiness}");
+
+    // The page is rendered on the server, with the script that hydrates it.
+    let (status, html) = get(&server.url("/"));
+    assert_eq!(status, 200);
+    assert!(html.contains("<h1>MedGemma-X</h1>"), "{html}");
+    assert!(html.contains("【AI辅助分析】结论仅供参考，须由执业医师复核确认"));
+    assert!(html.contains("/pkg/medgemma-x.js"), "no hydration script: {html}");
+    // cargo-leptos writes pkg/medgemma-x.wasm; a binary built without LEPTOS_OUTPUT_NAME asks for
+    // medgemma-x_bg.wasm instead and the page never hydrates.
+    assert!(html.contains("/pkg/medgemma-x.wasm"), "page asks for another wasm file: {html}");
+
+    let (status, body) = get(&server.url("/api/v1/no-such-thing"));
+    assert_eq!(status, 404);
+    assert_eq!(json(&body)["error"]["code"], "not_found");
+
+    let (exit, took) = server.terminate();
+    assert_eq!(exit.code(), Some(0), "exit after SIGTERM: {exit:?}");
+    assert!(took < Duration::from_secs(10), "took {took:?} to exit");
+
+    // The rolling log file holds JSON lines, including the start-up configuration.
+    let files = log_files(&data_dir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let log = std::fs::read_to_string(&files[0]).unwrap();
+    let events: Vec<serde_json::Value> = log.lines().map(json).collect();
+    assert!(events.iter().any(|e| e["fields"]["message"] == "listening"));
+    assert!(events.iter().any(|e| e["fields"]["setting"] == "data_dir"));
+    assert!(events.iter().any(|e| e["fields"]["message"] == "all requests finished; exiting"));
+}
+
+#[test]
+fn flags_beat_environment_and_environment_beats_defaults() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env_data_dir = tmp.path().join("from-env");
+    // The env var's bind address is unparsable: the server only starts if the flag wins.
+    let server = Server::start(
+        &[],
+        &[("MEDGEMMA_X_DATA_DIR", env_data_dir.to_str().unwrap()), ("MEDGEMMA_X_BIND", "not-an-address")],
+    );
+    assert!(env_data_dir.join("db/medgemma-x.sqlite3").is_file(), "MEDGEMMA_X_DATA_DIR was not used");
+    let (exit, _) = server.terminate();
+    assert_eq!(exit.code(), Some(0));
+}
+
+#[test]
+fn an_unusable_model_dir_is_reported_and_the_server_still_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("no-such-model");
+    let server = Server::start(
+        &["--data-dir", tmp.path().join("data").to_str().unwrap(), "--model-dir", missing.to_str().unwrap()],
+        &[],
+    );
+    let (status, body) = get(&server.url("/readyz"));
+    assert_eq!(status, 200);
+    let state = json(&body)["model"]["state"].as_str().unwrap().to_string();
+    assert!(state.contains("模型目录不可用") && state.contains("running without a model"), "{state}");
+}
+
+#[test]
+fn a_busy_port_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let output = Command::new(BIN)
+        .args(["serve", "--data-dir", tmp.path().to_str().unwrap(), "--bind"])
+        .arg(taken.local_addr().unwrap().to_string())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("端口可能已被占用") && stderr.contains("port in use"), "{stderr}");
+}
+
+#[test]
+fn an_unsupported_database_fails_start_without_printing_its_password() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .args(["serve", "--log-format", "json", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path())
+        .args(["--database-url", "postgres://pacs:TopSecret42@db.example/mgx"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unsupported database postgres"), "{stderr}");
+    assert!(stdout.contains("postgres://pacs:***@db.example/mgx"), "configuration not logged masked: {stdout}");
+    for text in [&stdout, &stderr] {
+        assert!(!text.contains("TopSecret42"), "password printed: {text}");
+    }
+}
+
+#[test]
+fn version_names_the_libtorch_it_links() {
+    let output = Command::new(BIN).arg("version").output().unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.starts_with(&format!("medgemma-x {}", env!("CARGO_PKG_VERSION"))), "{stdout}");
+    assert!(stdout.contains("torch/lib"), "{stdout}");
+    assert!(stdout.contains("inference device: "), "{stdout}");
+}
