@@ -4,7 +4,7 @@
 FROM rust:1-bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      python3-venv binaryen pkg-config \
+      python3-venv pkg-config nodejs npm \
  && rm -rf /var/lib/apt/lists/*
 # torch at a fixed path: the binary's rpath points into it, and the runtime stage copies the same path.
 RUN python3 -m venv /opt/torch && /opt/torch/bin/pip install --no-cache-dir torch==2.11.0
@@ -15,6 +15,10 @@ RUN rustup show active-toolchain || rustup toolchain install
 RUN cargo install cargo-leptos --version 0.3.11 --locked
 COPY Cargo.toml Cargo.lock ./
 RUN cargo install wasm-bindgen-cli --version "$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock)"
+# wasm-opt from npm: Debian's binaryen is too old for wasm-bindgen's output.
+COPY build-support/package.json build-support/package-lock.json build-support/
+RUN cd build-support && npm ci --no-audit --no-fund
+ENV PATH=/src/build-support/node_modules/.bin:$PATH
 COPY . .
 RUN cargo leptos build --release
 

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 
 // scripts/test.sh picks a free port and points at the debug binary; these defaults serve a manual run.
 const port = Number(process.env.MEDGEMMA_X_E2E_PORT ?? 17860);
-const bin = process.env.MEDGEMMA_X_BIN ?? resolve(__dirname, '../target/debug/medgemma-x');
+const bin = process.env.MEDGEMMA_X_BIN ?? resolve(__dirname, '../target/release/medgemma-x');
 // A fresh data dir per run, shared with the worker processes through the environment.
 process.env.MEDGEMMA_X_E2E_DATA_DIR ??= mkdtempSync(join(tmpdir(), 'medgemma-x-e2e-'));
 const dataDir = process.env.MEDGEMMA_X_E2E_DATA_DIR;

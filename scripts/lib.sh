@@ -14,7 +14,8 @@ TORCH_VERSION="2.11.0"
 # same machine links to it instead of installing again; .venv in the repo points at it.
 VENV_CACHE="${MEDGEMMA_X_CACHE:-$HOME/.cache/medgemma-x}/venv-py311-torch-$TORCH_VERSION"
 
-export PATH="$HOME/.cargo/bin:$PATH"
+# wasm-opt comes from npm (build-support/), ahead of any older one on the system.
+export PATH="$REPO_ROOT/build-support/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 # tch finds libtorch through the venv's python (build.rs sets the rpath, so the binary needs no env).
 export LIBTORCH_USE_PYTORCH=1
 
@@ -66,8 +67,8 @@ ensure_rust_toolchain() {
 }
 
 # cargo-leptos downloads wasm-bindgen, wasm-opt and sass unless they are on PATH; downloads fail on
-# hospital networks and here. So: wasm-bindgen-cli at the lockfile's version, wasm-opt from Debian's
-# binaryen, plain CSS.
+# hospital networks and here. So: wasm-bindgen-cli at the lockfile's version, wasm-opt from the npm
+# package binaryen (Debian's binaryen 108 corrupts wasm-bindgen's externref table), plain CSS.
 ensure_cargo_tools() {
   if ! cargo leptos --version 2>/dev/null | grep -q "$CARGO_LEPTOS_VERSION"; then
     cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
@@ -78,6 +79,16 @@ ensure_cargo_tools() {
     # Without --locked: its lockfile names a crate version the registry no longer has.
     cargo install wasm-bindgen-cli --version "$wbg" --force
   fi
+}
+
+# Node.js runs wasm-opt (npm binaryen) and the end-to-end tests. Debian's when the machine has none.
+ensure_node() {
+  command -v npm >/dev/null 2>&1 || ensure_debian_packages nodejs npm
+}
+
+# npm packages of one folder, exactly as its package-lock.json says (about a second when cached).
+ensure_npm_packages() {
+  (cd "$1" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 }
 
 ensure_venv() {
@@ -101,8 +112,10 @@ ensure_venv() {
 
 # What building the server and the site needs.
 setup_build() {
-  phase "Debian build packages" ensure_debian_packages pkg-config binaryen
+  phase "Debian build packages" ensure_debian_packages pkg-config
+  phase "Node.js" ensure_node
   phase "Rust toolchain $RUST_TOOLCHAIN" ensure_rust_toolchain
   phase "cargo-leptos, wasm-bindgen-cli" ensure_cargo_tools
+  phase "wasm-opt (npm binaryen)" ensure_npm_packages build-support
   phase "venv with torch==$TORCH_VERSION" ensure_venv
 }
