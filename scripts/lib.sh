@@ -110,6 +110,23 @@ ensure_venv() {
   export PATH="$REPO_ROOT/.venv/bin:$PATH"
 }
 
+# Python packages for tests and fixture generation (never needed at run time); pip skips what is there.
+ensure_test_python() {
+  .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
+}
+
+# Tiny random Gemma 3 checkpoints and golden outputs from transformers, regenerated only when the
+# script or the Python packages change.
+ensure_fixtures() {
+  local out=target/fixtures stamp
+  stamp=$(cat models/tests/fixtures/make_tiny_gemma3.py scripts/requirements-test.txt | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$out/.stamp" 2>/dev/null)" != "$stamp" ]; then
+    rm -rf "$out"
+    .venv/bin/python -W ignore models/tests/fixtures/make_tiny_gemma3.py "$out"
+    echo "$stamp" > "$out/.stamp"
+  fi
+}
+
 # What building the server and the site needs.
 setup_build() {
   phase "Debian build packages" ensure_debian_packages pkg-config

@@ -8,6 +8,8 @@ setup_build
 # fonts: Chinese text in screenshots (and, later, PDFs) must not render as boxes.
 phase "Debian test packages" ensure_debian_packages chromium fonts-wqy-microhei
 phase "end2end npm packages" ensure_npm_packages end2end
+phase "Python test packages (transformers)" ensure_test_python
+phase "golden fixtures (tiny Gemma 3)" ensure_fixtures
 
 phase "rustfmt check" cargo fmt --all -- --check
 phase "build server and web app (release)" cargo leptos build --release

@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     /// Start the web server (启动服务).
     Serve(server::config::ServeArgs),
+    /// Generate one answer from a checkpoint folder (单次推理，用于集成检查与基准测试).
+    Generate(cli::generate::GenerateArgs),
     /// Print version, libtorch and compute device (版本信息).
     Version,
 }
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => cli::serve::run(args),
+        Command::Generate(args) => cli::generate::run(args),
         Command::Version => cli::version::run(),
     };
     match result {

@@ -1,0 +1,169 @@
+//! A loaded MedGemma checkpoint: tokenizer, vision tower, projector and decoder, ready to generate.
+
+use std::path::{Path, PathBuf};
+
+use tch::{Device, Kind, Tensor};
+use tokenizers::Tokenizer;
+
+use crate::config::{GenerationConfig, ModelConfig, PreprocessorConfig};
+use crate::error::{EngineError, Result};
+use crate::prompt::{self, TemplateTokens, Turn};
+use crate::text::{AttentionMask, KvCache, TextModel};
+use crate::vision::{Projector, VisionTower};
+use crate::weights::Weights;
+
+pub struct Engine {
+    pub config: ModelConfig,
+    pub preprocessor: PreprocessorConfig,
+    /// Ids that end an answer: config.json's and generation_config.json's eos ids together.
+    pub eos_token_ids: Vec<i64>,
+    pub template: TemplateTokens,
+    pub tokenizer: Tokenizer,
+    pub text: TextModel,
+    vision: VisionTower,
+    projector: Projector,
+    pub device: Device,
+    pub kind: Kind,
+    pub dir: PathBuf,
+}
+
+/// State after a prompt: its cache and mask, ready for decode steps.
+pub struct Sequence {
+    pub cache: KvCache,
+    pub mask: AttentionMask,
+}
+
+impl Engine {
+    pub fn load(dir: &Path, device: Device, kind: Kind) -> Result<Self> {
+        let _guard = tch::no_grad_guard();
+        let config = ModelConfig::load(&dir.join("config.json"))?;
+        let generation = GenerationConfig::load(&dir.join("generation_config.json"))?;
+        let preprocessor = PreprocessorConfig::load(&dir.join("preprocessor_config.json"), &config.vision)?;
+        let tokenizer_path = dir.join("tokenizer.json");
+        let tokenizer = Tokenizer::from_file(&tokenizer_path)
+            .map_err(|e| EngineError::checkpoint(&tokenizer_path, format!("cannot load tokenizer: {e}")))?;
+
+        let token = |id: i64, what: &str| {
+            tokenizer.id_to_token(id as u32).ok_or_else(|| {
+                EngineError::checkpoint(
+                    &tokenizer_path,
+                    format!("{what} id {id} from config.json is not in the vocabulary"),
+                )
+            })
+        };
+        let bos_id = generation.bos_token_id.or(config.text.bos_token_id).ok_or_else(|| {
+            EngineError::checkpoint(dir.join("generation_config.json"), "no bos_token_id here or in config.json")
+        })?;
+        for marker in [prompt::START_OF_TURN, prompt::END_OF_TURN] {
+            if tokenizer.token_to_id(marker).is_none() {
+                return Err(EngineError::checkpoint(
+                    &tokenizer_path,
+                    format!("no {marker} token: not a Gemma 3 chat tokenizer"),
+                ));
+            }
+        }
+        let template = TemplateTokens {
+            bos: token(bos_id, "bos")?,
+            start_of_image: token(config.boi_token_id, "boi_token_index")?,
+            image: token(config.image_token_id, "image_token_index")?,
+            end_of_image: token(config.eoi_token_id, "eoi_token_index")?,
+            image_tokens: config.mm_tokens_per_image as usize,
+        };
+        let mut eos_token_ids = config.eos_token_ids.clone();
+        eos_token_ids.extend(&generation.eos_token_ids);
+        eos_token_ids.sort_unstable();
+        eos_token_ids.dedup();
+
+        let weights = Weights::open(dir, kind, device)?;
+        let text = TextModel::load(&weights, &config.text)?;
+        let vision = VisionTower::load(&weights, &config.vision)?;
+        let projector = Projector::load(&weights, &config)?;
+        Ok(Self {
+            config,
+            preprocessor,
+            eos_token_ids,
+            template,
+            tokenizer,
+            text,
+            vision,
+            projector,
+            device,
+            kind,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Token ids of a conversation, rendered with the chat template and ready for the answer.
+    pub fn encode_chat(&self, system: Option<&str>, turns: &[Turn]) -> Result<Vec<i64>> {
+        let text = prompt::render(system, turns, &self.template);
+        let encoding = self.tokenizer.encode(text, false).map_err(|e| EngineError::Input(format!("tokenizer: {e}")))?;
+        Ok(encoding.get_ids().iter().map(|&id| i64::from(id)).collect())
+    }
+
+    /// Runs the prompt: `pixel_values` holds one [3, H, W] tensor per image, in prompt order.
+    /// Returns the logits of every prompt position ([seq, vocab], f32) and the sequence state.
+    pub fn prefill(&self, ids: &[i64], pixel_values: &[Tensor]) -> Result<(Tensor, Sequence)> {
+        let _guard = tch::no_grad_guard();
+        let image_id = self.config.image_token_id;
+        let image_positions = ids.iter().filter(|&&id| id == image_id).count() as i64;
+        let expected = pixel_values.len() as i64 * self.config.mm_tokens_per_image;
+        if image_positions != expected {
+            return Err(EngineError::Input(format!(
+                "{image_positions} image tokens in the prompt for {} image(s) of {} tokens each",
+                pixel_values.len(),
+                self.config.mm_tokens_per_image
+            )));
+        }
+        let ids_tensor = Tensor::from_slice(ids).to_device(self.device).unsqueeze(0);
+        let mut embeds = self.text.embed(&ids_tensor);
+        if !pixel_values.is_empty() {
+            let pixels = Tensor::stack(pixel_values, 0).to_device(self.device);
+            let features = self.projector.forward(&self.vision.forward(&pixels)).to_kind(embeds.kind());
+            let mask = ids_tensor.eq(image_id).unsqueeze(-1);
+            embeds = embeds.f_masked_scatter(&mask, &features.reshape([-1, self.config.text.hidden_size]))?;
+        }
+        let mask = AttentionMask::new(image_block_ids(ids, image_id));
+        let mut cache = KvCache::new(self.config.text.num_hidden_layers);
+        let logits = self.text.forward(&embeds, &mut cache, &mask);
+        Ok((logits.squeeze_dim(0).to_kind(Kind::Float), Sequence { cache, mask }))
+    }
+
+    /// One decode step: the logits ([vocab], f32) after `token`.
+    pub fn decode_step(&self, token: i64, seq: &mut Sequence) -> Tensor {
+        let _guard = tch::no_grad_guard();
+        let ids = Tensor::from_slice(&[token]).to_device(self.device).unsqueeze(0);
+        let embeds = self.text.embed(&ids);
+        self.text.forward(&embeds, &mut seq.cache, &seq.mask).squeeze_dim(0).squeeze_dim(0).to_kind(Kind::Float)
+    }
+
+    /// Preprocesses one image file into pixel values on the engine's device.
+    pub fn load_image(&self, path: &Path) -> Result<Tensor> {
+        let img = crate::image::load(path)?;
+        Ok(crate::image::preprocess(&img, &self.preprocessor, self.device))
+    }
+}
+
+/// For each position, the index of the image whose soft tokens it belongs to, or -1. Soft tokens of one
+/// image attend to each other in both directions.
+pub fn image_block_ids(ids: &[i64], image_id: i64) -> Vec<i64> {
+    let mut block = -1;
+    let mut previous_was_image = false;
+    ids.iter()
+        .map(|&id| {
+            let is_image = id == image_id;
+            if is_image && !previous_was_image {
+                block += 1;
+            }
+            previous_was_image = is_image;
+            if is_image { block } else { -1 }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn image_blocks_are_numbered_per_run_of_soft_tokens() {
+        assert_eq!(super::image_block_ids(&[1, 9, 9, 2, 9, 9, 3], 9), vec![-1, 0, 0, -1, 1, 1, -1]);
+    }
+}

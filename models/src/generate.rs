@@ -1,0 +1,195 @@
+//! Token generation: greedy or sampled, stopping on any eos id, streaming text pieces as they form.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use serde::Serialize;
+use tch::{Kind, Tensor};
+
+use crate::engine::Engine;
+use crate::error::{EngineError, Result};
+
+#[derive(Clone, Debug)]
+pub struct SamplingOptions {
+    pub max_new_tokens: usize,
+    /// 0 means greedy.
+    pub temperature: f64,
+    /// Nucleus sampling: keep the smallest set of tokens whose probability reaches top_p (1 = off).
+    pub top_p: f64,
+    /// Keep the k most likely tokens (0 = off).
+    pub top_k: usize,
+    /// transformers' definition: logits of tokens already in the sequence divided (if > 0) or
+    /// multiplied (if < 0) by this (1 = off).
+    pub repetition_penalty: f64,
+    pub seed: u64,
+}
+
+impl Default for SamplingOptions {
+    fn default() -> Self {
+        Self { max_new_tokens: 256, temperature: 0.0, top_p: 1.0, top_k: 0, repetition_penalty: 1.0, seed: 0 }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    Eos,
+    MaxTokens,
+    Cancelled,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Timings {
+    pub prefill_ms: f64,
+    pub decode_ms: f64,
+    /// Generated tokens per second of decode time (the first token comes from the prefill).
+    pub decode_tokens_per_s: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Generation {
+    pub prompt_token_ids: Vec<i64>,
+    /// Generated ids, excluding the prompt; includes the eos id that stopped generation, if any.
+    pub token_ids: Vec<i64>,
+    /// log-softmax of the model's logits at each chosen token (before temperature or penalties).
+    pub logprobs: Vec<f64>,
+    /// The answer text, without the stopping eos token.
+    pub text: String,
+    pub stop: StopReason,
+    pub timings: Timings,
+}
+
+impl Engine {
+    /// Generates after `prompt_ids` (with `pixel_values`, one per image). `on_text` receives each new
+    /// piece of text as soon as it is complete UTF-8; `cancel` stops generation between tokens.
+    pub fn generate(
+        &self,
+        prompt_ids: &[i64],
+        pixel_values: &[Tensor],
+        options: &SamplingOptions,
+        cancel: &AtomicBool,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Generation> {
+        let started = Instant::now();
+        let (logits, mut seq) = self.prefill(prompt_ids, pixel_values)?;
+        let mut next_logits = logits.get(logits.size()[0] - 1);
+        let prefill_ms = ms(started);
+
+        let decode_started = Instant::now();
+        let mut rng = SplitMix64(options.seed);
+        let mut context: Vec<i64> = prompt_ids.to_vec();
+        let (mut token_ids, mut logprobs) = (Vec::new(), Vec::new());
+        let mut emitted = 0; // bytes of text already handed to on_text
+        let mut stop = StopReason::MaxTokens;
+        while token_ids.len() < options.max_new_tokens {
+            if cancel.load(Ordering::Relaxed) {
+                stop = StopReason::Cancelled;
+                break;
+            }
+            let token = choose(&next_logits, &context, options, &mut rng)?;
+            logprobs.push(next_logits.log_softmax(-1, Kind::Float).double_value(&[token]));
+            token_ids.push(token);
+            context.push(token);
+            if self.eos_token_ids.contains(&token) {
+                stop = StopReason::Eos;
+                break;
+            }
+            let text = self.decode(&token_ids)?;
+            // A multi-byte character split over byte tokens decodes to U+FFFD until it is complete.
+            if !text.ends_with('\u{FFFD}') && text.len() > emitted {
+                on_text(&text[emitted..]);
+                emitted = text.len();
+            }
+            if token_ids.len() < options.max_new_tokens {
+                next_logits = self.decode_step(token, &mut seq);
+            }
+        }
+        let answer_ids: Vec<i64> = token_ids.iter().copied().filter(|id| !self.eos_token_ids.contains(id)).collect();
+        let text = self.decode(&answer_ids)?;
+        if text.len() > emitted && text.is_char_boundary(emitted) {
+            on_text(&text[emitted..]);
+        }
+        let decode_ms = ms(decode_started);
+        let decoded = token_ids.len().saturating_sub(1) as f64;
+        Ok(Generation {
+            prompt_token_ids: prompt_ids.to_vec(),
+            token_ids,
+            logprobs,
+            text,
+            stop,
+            timings: Timings {
+                prefill_ms,
+                decode_ms,
+                decode_tokens_per_s: if decode_ms > 0.0 { decoded / (decode_ms / 1000.0) } else { 0.0 },
+            },
+        })
+    }
+
+    pub fn decode(&self, ids: &[i64]) -> Result<String> {
+        let ids: Vec<u32> = ids.iter().map(|&id| id as u32).collect();
+        self.tokenizer.decode(&ids, true).map_err(|e| EngineError::Input(format!("tokenizer: {e}")))
+    }
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Picks the next token from raw logits [vocab].
+fn choose(logits: &Tensor, context: &[i64], o: &SamplingOptions, rng: &mut SplitMix64) -> Result<i64> {
+    let mut logits = logits.shallow_clone();
+    if o.repetition_penalty != 1.0 && !context.is_empty() {
+        let index = Tensor::from_slice(context).to_device(logits.device());
+        let seen = logits.gather(0, &index, false);
+        let penalised = (&seen * o.repetition_penalty).where_self(&seen.lt(0.0), &(&seen / o.repetition_penalty));
+        logits = logits.scatter(0, &index, &penalised);
+    }
+    if o.temperature <= 0.0 {
+        return Ok(logits.argmax(0, false).int64_value(&[]));
+    }
+    let mut probs: Vec<f32> =
+        Vec::<f32>::try_from((logits / o.temperature).softmax(-1, Kind::Float).to_device(tch::Device::Cpu))?;
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_unstable_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+    let mut keep = if o.top_k > 0 { o.top_k.min(order.len()) } else { order.len() };
+    if o.top_p < 1.0 {
+        let mut total = 0.0f64;
+        for (rank, &i) in order.iter().enumerate().take(keep) {
+            total += f64::from(probs[i]);
+            if total >= o.top_p {
+                keep = rank + 1;
+                break;
+            }
+        }
+    }
+    for &i in &order[keep..] {
+        probs[i] = 0.0;
+    }
+    let total: f64 = order[..keep].iter().map(|&i| f64::from(probs[i])).sum();
+    let mut target = rng.next_f64() * total;
+    for &i in &order[..keep] {
+        target -= f64::from(probs[i]);
+        if target <= 0.0 {
+            return Ok(i as i64);
+        }
+    }
+    Ok(order[keep - 1] as i64)
+}
+
+/// A small seeded generator (SplitMix64): the same seed gives the same answer on every machine.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}

@@ -1,0 +1,318 @@
+//! The Gemma 3 decoder (transformers' Gemma3TextModel + lm_head), with a KV cache.
+
+use tch::{Device, Kind, Tensor};
+
+use crate::config::{LayerType, Rope, TextConfig};
+use crate::error::Result;
+use crate::layers::{Linear, RmsNorm, gelu_tanh};
+use crate::weights::Weights;
+
+/// Keys and values of one layer for the tokens seen so far. Sliding layers keep only their window.
+pub struct LayerCache {
+    /// [batch, kv_heads, len, head_dim]
+    k: Option<Tensor>,
+    v: Option<Tensor>,
+    /// Absolute position of the first cached entry.
+    start: i64,
+}
+
+/// The cache of a whole sequence.
+pub struct KvCache {
+    layers: Vec<LayerCache>,
+    /// Tokens processed so far (the absolute position of the next one).
+    pub len: i64,
+}
+
+impl KvCache {
+    pub fn new(num_layers: usize) -> Self {
+        Self { layers: (0..num_layers).map(|_| LayerCache { k: None, v: None, start: 0 }).collect(), len: 0 }
+    }
+}
+
+/// Which keys each query may see, as absolute positions: causal, bidirectional inside one image's soft
+/// tokens, and for sliding layers only keys newer than `q - window`.
+pub struct AttentionMask {
+    /// Image index of each absolute position of the sequence so far (-1 for text).
+    block_ids: Vec<i64>,
+}
+
+impl AttentionMask {
+    pub fn new(block_ids: Vec<i64>) -> Self {
+        Self { block_ids }
+    }
+
+    fn block(&self, pos: i64) -> i64 {
+        self.block_ids.get(pos as usize).copied().unwrap_or(-1)
+    }
+
+    /// Boolean [q_len, kv_len] mask (true = attend) for queries `q_start..q_start+q_len` over keys
+    /// `kv_start..kv_start+kv_len`.
+    fn build(
+        &self,
+        q_start: i64,
+        q_len: i64,
+        kv_start: i64,
+        kv_len: i64,
+        window: Option<i64>,
+        device: Device,
+    ) -> Tensor {
+        let mut allowed = Vec::with_capacity((q_len * kv_len) as usize);
+        for q in q_start..q_start + q_len {
+            let q_block = self.block(q);
+            for kv in kv_start..kv_start + kv_len {
+                let visible = kv <= q || (q_block >= 0 && self.block(kv) == q_block);
+                let in_window = window.is_none_or(|w| kv > q - w);
+                allowed.push(visible && in_window);
+            }
+        }
+        Tensor::from_slice(&allowed).view([q_len, kv_len]).to_device(device)
+    }
+}
+
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    q_norm: RmsNorm,
+    k_norm: RmsNorm,
+    num_heads: i64,
+    num_kv_heads: i64,
+    head_dim: i64,
+    scale: f64,
+    layer_type: LayerType,
+}
+
+struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+struct DecoderLayer {
+    self_attn: Attention,
+    mlp: Mlp,
+    input_layernorm: RmsNorm,
+    post_attention_layernorm: RmsNorm,
+    pre_feedforward_layernorm: RmsNorm,
+    post_feedforward_layernorm: RmsNorm,
+}
+
+pub struct TextModel {
+    embed_tokens: Tensor,
+    /// sqrt(hidden_size) rounded to the weight dtype (55.4256 becomes 55.5 in bf16), as a 0-d tensor.
+    embed_scale: Tensor,
+    layers: Vec<DecoderLayer>,
+    norm: RmsNorm,
+    /// None when tied to embed_tokens (Gemma 3 ties them).
+    lm_head: Option<Tensor>,
+    inv_freq_full: Tensor,
+    inv_freq_sliding: Tensor,
+    pub config: TextConfig,
+}
+
+fn inv_freq(rope: Rope, head_dim: i64, device: Device) -> Tensor {
+    // As transformers computes it, in f32: 1 / theta^(arange(0, d, 2) / d), then / factor for linear.
+    let exponent = Tensor::arange_start_step(0, head_dim, 2, (Kind::Float, device)) / (head_dim as f64);
+    (Tensor::pow_scalar(rope.theta, &exponent).reciprocal() / rope.linear_factor).to_kind(Kind::Float)
+}
+
+/// cos, sin of shape [len, head_dim] for absolute positions start..start+len, in `kind`.
+fn rope_tables(inv_freq: &Tensor, start: i64, len: i64, kind: Kind) -> (Tensor, Tensor) {
+    let positions = Tensor::arange_start(start, start + len, (Kind::Float, inv_freq.device()));
+    let freqs = positions.unsqueeze(-1) * inv_freq.unsqueeze(0);
+    let emb = Tensor::cat(&[&freqs, &freqs], -1);
+    (emb.cos().to_kind(kind), emb.sin().to_kind(kind))
+}
+
+fn rotate_half(x: &Tensor) -> Tensor {
+    let half = x.size().last().copied().unwrap_or(0) / 2;
+    let x1 = x.narrow(-1, 0, half);
+    let x2 = x.narrow(-1, half, half);
+    Tensor::cat(&[&x2.neg(), &x1], -1)
+}
+
+impl Attention {
+    fn forward(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        cache: &mut LayerCache,
+        mask: &AttentionMask,
+        q_start: i64,
+        window: i64,
+    ) -> Tensor {
+        let (b, s, _) = x.size3().expect("hidden states are [batch, seq, hidden]");
+        let shape = |t: Tensor, heads: i64| t.view([b, s, heads, self.head_dim]).transpose(1, 2);
+        let q = self.q_norm.forward(&shape(self.q_proj.forward(x), self.num_heads));
+        let k = self.k_norm.forward(&shape(self.k_proj.forward(x), self.num_kv_heads));
+        let v = shape(self.v_proj.forward(x), self.num_kv_heads);
+        let q = &q * cos + rotate_half(&q) * sin;
+        let k = &k * cos + rotate_half(&k) * sin;
+
+        let (k, v) = match (&cache.k, &cache.v) {
+            (Some(pk), Some(pv)) => (Tensor::cat(&[pk, &k], 2), Tensor::cat(&[pv, &v], 2)),
+            _ => {
+                cache.start = q_start;
+                (k, v)
+            }
+        };
+        let kv_len = k.size()[2];
+        let window = (self.layer_type == LayerType::Sliding).then_some(window);
+        let attend = mask.build(q_start, s, cache.start, kv_len, window, x.device());
+
+        let n_rep = self.num_heads / self.num_kv_heads;
+        let (k_all, v_all) = if n_rep > 1 {
+            (k.repeat_interleave_self_int(n_rep, 1, None), v.repeat_interleave_self_int(n_rep, 1, None))
+        } else {
+            (k.shallow_clone(), v.shallow_clone())
+        };
+        let out =
+            Tensor::scaled_dot_product_attention(&q, &k_all, &v_all, Some(&attend), 0.0, false, self.scale, false);
+
+        // Sliding layers never look further back than the window: keep the newest `window` entries.
+        if let Some(w) = window
+            && kv_len > w
+        {
+            cache.start += kv_len - w;
+            cache.k = Some(k.narrow(2, kv_len - w, w));
+            cache.v = Some(v.narrow(2, kv_len - w, w));
+        } else {
+            cache.k = Some(k);
+            cache.v = Some(v);
+        }
+        self.o_proj.forward(&out.transpose(1, 2).reshape([b, s, self.num_heads * self.head_dim]))
+    }
+}
+
+impl TextModel {
+    pub fn load(w: &Weights, config: &TextConfig) -> Result<Self> {
+        let c = config;
+        let (h, i, hd) = (c.hidden_size, c.intermediate_size, c.head_dim);
+        let eps = c.rms_norm_eps;
+        let layers = (0..c.num_hidden_layers)
+            .map(|l| {
+                let p = format!("text.layers.{l}");
+                Ok(DecoderLayer {
+                    self_attn: Attention {
+                        q_proj: Linear::load(
+                            w,
+                            &format!("{p}.self_attn.q_proj"),
+                            h,
+                            c.num_attention_heads * hd,
+                            false,
+                        )?,
+                        k_proj: Linear::load(
+                            w,
+                            &format!("{p}.self_attn.k_proj"),
+                            h,
+                            c.num_key_value_heads * hd,
+                            false,
+                        )?,
+                        v_proj: Linear::load(
+                            w,
+                            &format!("{p}.self_attn.v_proj"),
+                            h,
+                            c.num_key_value_heads * hd,
+                            false,
+                        )?,
+                        o_proj: Linear::load(
+                            w,
+                            &format!("{p}.self_attn.o_proj"),
+                            c.num_attention_heads * hd,
+                            h,
+                            false,
+                        )?,
+                        q_norm: RmsNorm::load(w, &format!("{p}.self_attn.q_norm.weight"), hd, eps)?,
+                        k_norm: RmsNorm::load(w, &format!("{p}.self_attn.k_norm.weight"), hd, eps)?,
+                        num_heads: c.num_attention_heads,
+                        num_kv_heads: c.num_key_value_heads,
+                        head_dim: hd,
+                        scale: c.query_pre_attn_scalar.powf(-0.5),
+                        layer_type: c.layer_types[l],
+                    },
+                    mlp: Mlp {
+                        gate_proj: Linear::load(w, &format!("{p}.mlp.gate_proj"), h, i, false)?,
+                        up_proj: Linear::load(w, &format!("{p}.mlp.up_proj"), h, i, false)?,
+                        down_proj: Linear::load(w, &format!("{p}.mlp.down_proj"), i, h, false)?,
+                    },
+                    input_layernorm: RmsNorm::load(w, &format!("{p}.input_layernorm.weight"), h, eps)?,
+                    post_attention_layernorm: RmsNorm::load(
+                        w,
+                        &format!("{p}.post_attention_layernorm.weight"),
+                        h,
+                        eps,
+                    )?,
+                    pre_feedforward_layernorm: RmsNorm::load(
+                        w,
+                        &format!("{p}.pre_feedforward_layernorm.weight"),
+                        h,
+                        eps,
+                    )?,
+                    post_feedforward_layernorm: RmsNorm::load(
+                        w,
+                        &format!("{p}.post_feedforward_layernorm.weight"),
+                        h,
+                        eps,
+                    )?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let embed_tokens = w.get("text.embed_tokens.weight", &[c.vocab_size, h])?;
+        let lm_head =
+            if w.contains("lm_head.weight") { Some(w.get("lm_head.weight", &[c.vocab_size, h])?) } else { None };
+        let embed_scale = Tensor::from((h as f64).sqrt() as f32).to_kind(w.kind).to_device(w.device);
+        Ok(Self {
+            embed_tokens,
+            embed_scale,
+            layers,
+            norm: RmsNorm::load(w, "text.norm.weight", h, eps)?,
+            lm_head,
+            inv_freq_full: inv_freq(c.rope_full, hd, w.device),
+            inv_freq_sliding: inv_freq(c.rope_sliding, hd, w.device),
+            config: c.clone(),
+        })
+    }
+
+    /// Scaled token embeddings, [batch, seq, hidden]. Ids past the vocabulary (image placeholders in
+    /// some checkpoints) embed as id 0; their rows are replaced by image features anyway.
+    pub fn embed(&self, ids: &Tensor) -> Tensor {
+        let ids = ids.where_scalarother(&ids.lt(self.config.vocab_size), 0);
+        Tensor::embedding(&self.embed_tokens, &ids, -1, false, false) * &self.embed_scale
+    }
+
+    /// Runs `embeds` ([batch, seq, hidden]) after what `cache` holds; returns logits [batch, seq, vocab].
+    pub fn forward(&self, embeds: &Tensor, cache: &mut KvCache, mask: &AttentionMask) -> Tensor {
+        let seq = embeds.size()[1];
+        let kind = embeds.kind();
+        let start = cache.len;
+        let (cos_full, sin_full) = rope_tables(&self.inv_freq_full, start, seq, kind);
+        let (cos_sliding, sin_sliding) = rope_tables(&self.inv_freq_sliding, start, seq, kind);
+        let mut x = embeds.shallow_clone();
+        for (layer, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            let (cos, sin) = match layer.self_attn.layer_type {
+                LayerType::Full => (&cos_full, &sin_full),
+                LayerType::Sliding => (&cos_sliding, &sin_sliding),
+            };
+            let residual = x.shallow_clone();
+            let h = layer.input_layernorm.forward(&x);
+            let h = layer.self_attn.forward(&h, cos, sin, layer_cache, mask, start, self.config.sliding_window);
+            x = residual + layer.post_attention_layernorm.forward(&h);
+            let residual = x.shallow_clone();
+            let h = layer.pre_feedforward_layernorm.forward(&x);
+            let h = layer
+                .mlp
+                .down_proj
+                .forward(&(gelu_tanh(&layer.mlp.gate_proj.forward(&h)) * layer.mlp.up_proj.forward(&h)));
+            x = residual + layer.post_feedforward_layernorm.forward(&h);
+        }
+        cache.len += seq;
+        let x = self.norm.forward(&x);
+        let logits = x.linear(self.lm_head.as_ref().unwrap_or(&self.embed_tokens), None::<&Tensor>);
+        match self.config.final_logit_softcapping {
+            Some(cap) => (logits / cap).tanh() * cap,
+            None => logits,
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! `medgemma-x generate`: one answer from a checkpoint folder, for integrators' checks and benchmarks.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::Context;
+use models::Engine;
+use models::device::ComputeDevice;
+use models::generate::SamplingOptions;
+use models::prompt::{Role, Turn};
+use tch::{Device, Kind};
+
+#[derive(clap::Args, Debug)]
+pub struct GenerateArgs {
+    /// Hugging Face checkpoint folder (config.json, tokenizer.json, *.safetensors, …).
+    #[arg(long, env = "MEDGEMMA_X_MODEL_DIR")]
+    model_dir: PathBuf,
+    /// The user's question.
+    #[arg(long)]
+    prompt: String,
+    /// System text, put before the question.
+    #[arg(long)]
+    system: Option<String>,
+    /// Image files (PNG or JPEG), in order; repeat the flag for several.
+    #[arg(long = "image")]
+    images: Vec<PathBuf>,
+    #[arg(long, default_value_t = 256)]
+    max_new_tokens: usize,
+    /// 0 means greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f64,
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f64,
+    /// 0 means no top-k cut.
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    #[arg(long, default_value_t = 1.0)]
+    repetition_penalty: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+    /// Default: bf16 on a GPU, f32 on the CPU.
+    #[arg(long, value_enum)]
+    dtype: Option<DtypeChoice>,
+    /// After the streamed text, print one JSON line with ids, log-probabilities and timings.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum DeviceChoice {
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum DtypeChoice {
+    F32,
+    Bf16,
+}
+
+pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
+    let found = ComputeDevice::detect();
+    let device = match args.device {
+        DeviceChoice::Cpu => Device::Cpu,
+        DeviceChoice::Auto => found.preferred(),
+        DeviceChoice::Cuda if found.cuda_devices > 0 => Device::Cuda(0),
+        DeviceChoice::Cuda => anyhow::bail!("--device cuda: no CUDA device found (libtorch sees {})", found.label()),
+    };
+    let kind = match (args.dtype, device) {
+        (Some(DtypeChoice::F32), _) | (None, Device::Cpu) => Kind::Float,
+        (Some(DtypeChoice::Bf16), _) | (None, _) => Kind::BFloat16,
+    };
+
+    let load_started = Instant::now();
+    let engine = Engine::load(&args.model_dir, device, kind)?;
+    let load_ms = load_started.elapsed().as_secs_f64() * 1000.0;
+    let pixels = args.images.iter().map(|p| engine.load_image(p)).collect::<Result<Vec<_>, _>>()?;
+    let turns = [Turn { role: Role::User, text: args.prompt.clone(), images: args.images.len() }];
+    let ids = engine.encode_chat(args.system.as_deref(), &turns)?;
+    let options = SamplingOptions {
+        max_new_tokens: args.max_new_tokens,
+        temperature: args.temperature,
+        top_p: args.top_p,
+        top_k: args.top_k,
+        repetition_penalty: args.repetition_penalty,
+        seed: args.seed,
+    };
+
+    let mut stdout = std::io::stdout().lock();
+    let generation = engine.generate(&ids, &pixels, &options, &AtomicBool::new(false), &mut |piece| {
+        let _ = stdout.write_all(piece.as_bytes());
+        let _ = stdout.flush();
+    })?;
+    writeln!(stdout)?;
+    if args.json {
+        let mut json = serde_json::to_value(&generation).context("serialize")?;
+        json["timings"]["load_ms"] = load_ms.into();
+        json["device"] = format!("{device:?}").into();
+        json["dtype"] = format!("{kind:?}").into();
+        writeln!(stdout, "{json}")?;
+    }
+    Ok(())
+}
