@@ -33,14 +33,14 @@ phase() {
   "$@"
   end=$(date +%s.%N)
   secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
-  PHASE_REPORT+=$(printf '  %-34s %8s s' "$name" "$secs")$'\n'
+  PHASE_REPORT+=$(printf '  %-46s %8s s' "$name" "$secs")$'\n'
   log "✔ $name (${secs} s)"
 }
 
 print_phase_report() {
   local total
   total=$(awk -v a="$SCRIPT_STARTED" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-  printf '\n[medgemma-x] phase times:\n%s  %-34s %8s s\n' "$PHASE_REPORT" "total" "$total" >&2
+  printf '\n[medgemma-x] phase times:\n%s  %-46s %8s s\n' "$PHASE_REPORT" "total" "$total" >&2
 }
 
 # Debian packages: installed only when missing. apt-get update runs once, and only if needed.

@@ -1,5 +1,6 @@
 //! A loaded MedGemma checkpoint: tokenizer, vision tower, projector and decoder, ready to generate.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use tch::{Device, Kind, Tensor};
@@ -8,7 +9,7 @@ use tokenizers::Tokenizer;
 use crate::config::{GenerationConfig, ModelConfig, PreprocessorConfig};
 use crate::error::{EngineError, Result};
 use crate::prompt::{self, TemplateTokens, Turn};
-use crate::text::{AttentionMask, KvCache, TextModel};
+use crate::text::{AttentionMask, KvCache, Logits, PromptAttention, TextModel};
 use crate::vision::{Projector, VisionTower};
 use crate::weights::Weights;
 
@@ -19,6 +20,9 @@ pub struct Engine {
     pub eos_token_ids: Vec<i64>,
     pub template: TemplateTokens,
     pub tokenizer: Tokenizer,
+    /// Byte-fallback tokens (`<0xE4>` …): a character split over them is only final once a token of
+    /// another kind follows.
+    pub byte_token_ids: HashSet<i64>,
     pub text: TextModel,
     vision: VisionTower,
     projector: Projector,
@@ -74,6 +78,13 @@ impl Engine {
         eos_token_ids.sort_unstable();
         eos_token_ids.dedup();
 
+        let byte_token_ids = tokenizer
+            .get_vocab(true)
+            .into_iter()
+            .filter(|(token, _)| token.len() == 6 && token.starts_with("<0x") && token.ends_with('>'))
+            .map(|(_, id)| i64::from(id))
+            .collect();
+
         let weights = Weights::open(dir, kind, device)?;
         let text = TextModel::load(&weights, &config.text)?;
         let vision = VisionTower::load(&weights, &config.vision)?;
@@ -84,6 +95,7 @@ impl Engine {
             eos_token_ids,
             template,
             tokenizer,
+            byte_token_ids,
             text,
             vision,
             projector,
@@ -101,8 +113,16 @@ impl Engine {
     }
 
     /// Runs the prompt: `pixel_values` holds one [3, H, W] tensor per image, in prompt order.
-    /// Returns the logits of every prompt position ([seq, vocab], f32) and the sequence state.
-    pub fn prefill(&self, ids: &[i64], pixel_values: &[Tensor]) -> Result<(Tensor, Sequence)> {
+    /// Returns logits ([positions, vocab], f32: every prompt position or only the last, as `logits` says)
+    /// and the sequence state. `capture_attention` sums, from here on, the attention each step pays to
+    /// the prompt (heatmaps).
+    pub fn prefill(
+        &self,
+        ids: &[i64],
+        pixel_values: &[Tensor],
+        capture_attention: bool,
+        logits: Logits,
+    ) -> Result<(Tensor, Sequence)> {
         let _guard = tch::no_grad_guard();
         let image_id = self.config.image_token_id;
         let image_positions = ids.iter().filter(|&&id| id == image_id).count() as i64;
@@ -124,7 +144,10 @@ impl Engine {
         }
         let mask = AttentionMask::new(image_block_ids(ids, image_id));
         let mut cache = KvCache::new(self.config.text.num_hidden_layers);
-        let logits = self.text.forward(&embeds, &mut cache, &mask);
+        if capture_attention {
+            cache.prompt_attention = Some(PromptAttention::new(ids.len() as i64, self.device));
+        }
+        let logits = self.text.forward(&embeds, &mut cache, &mask, logits);
         Ok((logits.squeeze_dim(0).to_kind(Kind::Float), Sequence { cache, mask }))
     }
 
@@ -133,7 +156,11 @@ impl Engine {
         let _guard = tch::no_grad_guard();
         let ids = Tensor::from_slice(&[token]).to_device(self.device).unsqueeze(0);
         let embeds = self.text.embed(&ids);
-        self.text.forward(&embeds, &mut seq.cache, &seq.mask).squeeze_dim(0).squeeze_dim(0).to_kind(Kind::Float)
+        self.text
+            .forward(&embeds, &mut seq.cache, &seq.mask, Logits::Last)
+            .squeeze_dim(0)
+            .squeeze_dim(0)
+            .to_kind(Kind::Float)
     }
 
     /// Preprocesses one image file into pixel values on the engine's device.

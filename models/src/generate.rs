@@ -6,11 +6,12 @@ use std::time::Instant;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
-use crate::engine::Engine;
+use crate::engine::{Engine, image_block_ids};
 use crate::error::{EngineError, Result};
+use crate::text::{Logits, PromptAttention};
 
 #[derive(Clone, Debug)]
-pub struct SamplingOptions {
+pub struct GenerateOptions {
     pub max_new_tokens: usize,
     /// 0 means greedy.
     pub temperature: f64,
@@ -22,12 +23,35 @@ pub struct SamplingOptions {
     /// multiplied (if < 0) by this (1 = off).
     pub repetition_penalty: f64,
     pub seed: u64,
+    /// Also return where the answer looked in each image (for heatmaps).
+    pub image_attention: bool,
 }
 
-impl Default for SamplingOptions {
+impl Default for GenerateOptions {
     fn default() -> Self {
-        Self { max_new_tokens: 256, temperature: 0.0, top_p: 1.0, top_k: 0, repetition_penalty: 1.0, seed: 0 }
+        Self {
+            max_new_tokens: 256,
+            temperature: 0.0,
+            top_p: 1.0,
+            top_k: 0,
+            repetition_penalty: 1.0,
+            seed: 0,
+            image_attention: false,
+        }
     }
+}
+
+/// Where the answer looked in one image: attention from the queries that chose the answer's tokens,
+/// averaged over heads and full-attention layers, on each of the image's soft tokens.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImageAttention {
+    /// Soft tokens per side: the grid is `side` × `side`, row by row from the top left, over the image
+    /// as the model saw it (resized to the preprocessor's size).
+    pub side: i64,
+    /// side × side attention values.
+    pub grid: Vec<f32>,
+    /// Share of all the answer's attention that went to this image (0–1).
+    pub share: f32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -57,6 +81,8 @@ pub struct Generation {
     pub text: String,
     pub stop: StopReason,
     pub timings: Timings,
+    /// One per image, when asked for ([`GenerateOptions::image_attention`]).
+    pub image_attention: Vec<ImageAttention>,
 }
 
 impl Engine {
@@ -66,13 +92,13 @@ impl Engine {
         &self,
         prompt_ids: &[i64],
         pixel_values: &[Tensor],
-        options: &SamplingOptions,
+        options: &GenerateOptions,
         cancel: &AtomicBool,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Generation> {
         let started = Instant::now();
-        let (logits, mut seq) = self.prefill(prompt_ids, pixel_values)?;
-        let mut next_logits = logits.get(logits.size()[0] - 1);
+        let (logits, mut seq) = self.prefill(prompt_ids, pixel_values, options.image_attention, Logits::Last)?;
+        let mut next_logits = logits.get(0);
         let prefill_ms = ms(started);
 
         let decode_started = Instant::now();
@@ -94,9 +120,11 @@ impl Engine {
                 stop = StopReason::Eos;
                 break;
             }
-            let text = self.decode(&token_ids)?;
-            // A multi-byte character split over byte tokens decodes to U+FFFD until it is complete.
-            if !text.ends_with('\u{FFFD}') && text.len() > emitted {
+            // Stream only text that can no longer change: a run of byte-fallback tokens (a character
+            // split into bytes) decodes differently until the next ordinary token closes it.
+            let settled = token_ids.iter().rposition(|t| !self.byte_token_ids.contains(t)).map_or(0, |i| i + 1);
+            let text = self.decode(&token_ids[..settled])?;
+            if text.len() > emitted && text.is_char_boundary(emitted) {
                 on_text(&text[emitted..]);
                 emitted = text.len();
             }
@@ -110,6 +138,10 @@ impl Engine {
             on_text(&text[emitted..]);
         }
         let decode_ms = ms(decode_started);
+        let image_attention = match &seq.cache.prompt_attention {
+            Some(attention) => self.image_attention(prompt_ids, attention)?,
+            None => Vec::new(),
+        };
         let decoded = token_ids.len().saturating_sub(1) as f64;
         Ok(Generation {
             prompt_token_ids: prompt_ids.to_vec(),
@@ -122,7 +154,23 @@ impl Engine {
                 decode_ms,
                 decode_tokens_per_s: if decode_ms > 0.0 { decoded / (decode_ms / 1000.0) } else { 0.0 },
             },
+            image_attention,
         })
+    }
+
+    /// Splits the captured prompt attention into one grid per image.
+    fn image_attention(&self, prompt_ids: &[i64], attention: &PromptAttention) -> Result<Vec<ImageAttention>> {
+        let mean = Vec::<f32>::try_from(attention.mean().to_device(tch::Device::Cpu))?;
+        let total: f32 = mean.iter().sum();
+        let blocks = image_block_ids(prompt_ids, self.config.image_token_id);
+        let images = blocks.iter().copied().max().map_or(0, |b| b + 1);
+        Ok((0..images)
+            .map(|image| {
+                let grid: Vec<f32> = blocks.iter().zip(&mean).filter(|(b, _)| **b == image).map(|(_, v)| *v).collect();
+                let share = if total > 0.0 { grid.iter().sum::<f32>() / total } else { 0.0 };
+                ImageAttention { side: self.config.tokens_per_side(), grid, share }
+            })
+            .collect())
     }
 
     pub fn decode(&self, ids: &[i64]) -> Result<String> {
@@ -136,7 +184,7 @@ fn ms(since: Instant) -> f64 {
 }
 
 /// Picks the next token from raw logits [vocab].
-fn choose(logits: &Tensor, context: &[i64], o: &SamplingOptions, rng: &mut SplitMix64) -> Result<i64> {
+fn choose(logits: &Tensor, context: &[i64], o: &GenerateOptions, rng: &mut SplitMix64) -> Result<i64> {
     let mut logits = logits.shallow_clone();
     if o.repetition_penalty != 1.0 && !context.is_empty() {
         let index = Tensor::from_slice(context).to_device(logits.device());

@@ -7,6 +7,13 @@ use crate::error::Result;
 use crate::layers::{Linear, RmsNorm, gelu_tanh};
 use crate::weights::Weights;
 
+/// Which positions of a forward pass get logits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logits {
+    All,
+    Last,
+}
+
 /// Keys and values of one layer for the tokens seen so far. Sliding layers keep only their window.
 pub struct LayerCache {
     /// [batch, kv_heads, len, head_dim]
@@ -21,11 +28,38 @@ pub struct KvCache {
     layers: Vec<LayerCache>,
     /// Tokens processed so far (the absolute position of the next one).
     pub len: i64,
+    /// When set, attention of each forward's last query onto the prompt is summed here (for heatmaps).
+    pub prompt_attention: Option<PromptAttention>,
 }
 
 impl KvCache {
     pub fn new(num_layers: usize) -> Self {
-        Self { layers: (0..num_layers).map(|_| LayerCache { k: None, v: None, start: 0 }).collect(), len: 0 }
+        Self {
+            layers: (0..num_layers).map(|_| LayerCache { k: None, v: None, start: 0 }).collect(),
+            len: 0,
+            prompt_attention: None,
+        }
+    }
+}
+
+/// Attention paid to each prompt position by the query that chose each generated token, averaged over
+/// heads and summed over full-attention layers (sliding layers cannot see most of a long prompt).
+pub struct PromptAttention {
+    /// [prompt_len] f32 sum of head-averaged attention rows.
+    pub sum: Tensor,
+    /// Rows summed (layers × tokens).
+    pub rows: i64,
+    pub prompt_len: i64,
+}
+
+impl PromptAttention {
+    pub fn new(prompt_len: i64, device: Device) -> Self {
+        Self { sum: Tensor::zeros([prompt_len], (Kind::Float, device)), rows: 0, prompt_len }
+    }
+
+    /// Mean attention per prompt position over every summed row.
+    pub fn mean(&self) -> Tensor {
+        &self.sum / self.rows.max(1) as f64
     }
 }
 
@@ -47,7 +81,7 @@ impl AttentionMask {
 
     /// Boolean [q_len, kv_len] mask (true = attend) for queries `q_start..q_start+q_len` over keys
     /// `kv_start..kv_start+kv_len`.
-    fn build(
+    pub fn build(
         &self,
         q_start: i64,
         q_len: i64,
@@ -139,9 +173,9 @@ impl Attention {
         cos: &Tensor,
         sin: &Tensor,
         cache: &mut LayerCache,
-        mask: &AttentionMask,
-        q_start: i64,
+        attend: &Tensor,
         window: i64,
+        capture: Option<&mut PromptAttention>,
     ) -> Tensor {
         let (b, s, _) = x.size3().expect("hidden states are [batch, seq, hidden]");
         let shape = |t: Tensor, heads: i64| t.view([b, s, heads, self.head_dim]).transpose(1, 2);
@@ -153,23 +187,24 @@ impl Attention {
 
         let (k, v) = match (&cache.k, &cache.v) {
             (Some(pk), Some(pv)) => (Tensor::cat(&[pk, &k], 2), Tensor::cat(&[pv, &v], 2)),
-            _ => {
-                cache.start = q_start;
-                (k, v)
-            }
+            _ => (k, v),
         };
         let kv_len = k.size()[2];
         let window = (self.layer_type == LayerType::Sliding).then_some(window);
-        let attend = mask.build(q_start, s, cache.start, kv_len, window, x.device());
 
-        let n_rep = self.num_heads / self.num_kv_heads;
-        let (k_all, v_all) = if n_rep > 1 {
-            (k.repeat_interleave_self_int(n_rep, 1, None), v.repeat_interleave_self_int(n_rep, 1, None))
-        } else {
-            (k.shallow_clone(), v.shallow_clone())
-        };
-        let out =
-            Tensor::scaled_dot_product_attention(&q, &k_all, &v_all, Some(&attend), 0.0, false, self.scale, false);
+        // Grouped-query attention inside SDPA (enable_gqa): no copy of the keys and values per query head.
+        let out = Tensor::scaled_dot_product_attention(&q, &k, &v, Some(attend), 0.0, false, self.scale, true);
+        if let Some(capture) = capture {
+            // The last query is text after every cached key (positions ≤ it), so no mask applies; a
+            // full-attention layer never trims its cache, so key i is position i.
+            let last = q.narrow(2, s - 1, 1).to_kind(Kind::Float);
+            let n_rep = self.num_heads / self.num_kv_heads;
+            let k_all = k.repeat_interleave_self_int(n_rep, 1, None).to_kind(Kind::Float);
+            let scores = last.matmul(&k_all.transpose(-2, -1)) * self.scale;
+            let row = scores.softmax(-1, Kind::Float).mean_dim(1, false, Kind::Float).view([kv_len]);
+            capture.sum += row.narrow(0, 0, capture.prompt_len);
+            capture.rows += 1;
+        }
 
         // Sliding layers never look further back than the window: keep the newest `window` entries.
         if let Some(w) = window
@@ -282,22 +317,40 @@ impl TextModel {
         Tensor::embedding(&self.embed_tokens, &ids, -1, false, false) * &self.embed_scale
     }
 
-    /// Runs `embeds` ([batch, seq, hidden]) after what `cache` holds; returns logits [batch, seq, vocab].
-    pub fn forward(&self, embeds: &Tensor, cache: &mut KvCache, mask: &AttentionMask) -> Tensor {
+    /// Runs `embeds` ([batch, seq, hidden]) after what `cache` holds; returns logits [batch, n, vocab] for
+    /// the positions `logits` asks for.
+    pub fn forward(&self, embeds: &Tensor, cache: &mut KvCache, mask: &AttentionMask, logits: Logits) -> Tensor {
         let seq = embeds.size()[1];
         let kind = embeds.kind();
         let start = cache.len;
         let (cos_full, sin_full) = rope_tables(&self.inv_freq_full, start, seq, kind);
         let (cos_sliding, sin_sliding) = rope_tables(&self.inv_freq_sliding, start, seq, kind);
+        let window = self.config.sliding_window;
+        // Layers of one type share their mask: build each distinct one once per call.
+        let mut masks: Vec<((i64, i64, Option<i64>), Tensor)> = Vec::new();
         let mut x = embeds.shallow_clone();
         for (layer, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            let (cos, sin) = match layer.self_attn.layer_type {
+            let layer_type = layer.self_attn.layer_type;
+            let (cos, sin) = match layer_type {
                 LayerType::Full => (&cos_full, &sin_full),
                 LayerType::Sliding => (&cos_sliding, &sin_sliding),
             };
+            if layer_cache.k.is_none() {
+                layer_cache.start = start;
+            }
+            let cached = layer_cache.k.as_ref().map_or(0, |k| k.size()[2]);
+            let key = (layer_cache.start, cached + seq, (layer_type == LayerType::Sliding).then_some(window));
+            let index = match masks.iter().position(|(k, _)| *k == key) {
+                Some(i) => i,
+                None => {
+                    masks.push((key, mask.build(start, seq, key.0, key.1, key.2, embeds.device())));
+                    masks.len() - 1
+                }
+            };
+            let capture = if layer_type == LayerType::Full { cache.prompt_attention.as_mut() } else { None };
             let residual = x.shallow_clone();
             let h = layer.input_layernorm.forward(&x);
-            let h = layer.self_attn.forward(&h, cos, sin, layer_cache, mask, start, self.config.sliding_window);
+            let h = layer.self_attn.forward(&h, cos, sin, layer_cache, &masks[index].1, window, capture);
             x = residual + layer.post_attention_layernorm.forward(&h);
             let residual = x.shallow_clone();
             let h = layer.pre_feedforward_layernorm.forward(&x);
@@ -308,6 +361,12 @@ impl TextModel {
             x = residual + layer.post_feedforward_layernorm.forward(&h);
         }
         cache.len += seq;
+        // Generation needs only the last position; the vocabulary projection is the largest matmul of a
+        // prefill, so skip it for the rest.
+        let x = match logits {
+            Logits::All => x,
+            Logits::Last => x.narrow(1, seq - 1, 1),
+        };
         let x = self.norm.forward(&x);
         let logits = x.linear(self.lm_head.as_ref().unwrap_or(&self.embed_tokens), None::<&Tensor>);
         match self.config.final_logit_softcapping {

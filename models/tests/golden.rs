@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use models::Engine;
-use models::generate::SamplingOptions;
+use models::generate::GenerateOptions;
 use models::prompt::{Role, Turn};
+use models::text::Logits;
 use serde_json::Value;
 use tch::{Device, Kind, Tensor};
 
@@ -83,7 +84,7 @@ fn check_checkpoint(name: &str) {
             assert!(diff < 1e-6, "{name}/{case_name}: pixel values differ by {diff}");
         }
 
-        let (logits, _) = engine.prefill(&ids, &pixels).unwrap();
+        let (logits, _) = engine.prefill(&ids, &pixels, false, Logits::All).unwrap();
         let diff = max_abs_diff(&logits, &tensors[&format!("{case_name}.logits")]);
         println!("{name}/{case_name}: {} prompt tokens, max |Δlogit| = {diff:.2e}", ids.len());
         assert!(diff < LOGITS_TOLERANCE, "{name}/{case_name}: logits differ by {diff}");
@@ -97,11 +98,29 @@ fn check_checkpoint(name: &str) {
             .iter()
             .position(|t| engine.eos_token_ids.contains(t))
             .map_or(expected_tokens.len(), |i| i + 1);
-        let options = SamplingOptions { max_new_tokens: expected_tokens.len(), ..SamplingOptions::default() };
+        let options = GenerateOptions {
+            max_new_tokens: expected_tokens.len(),
+            image_attention: true,
+            ..GenerateOptions::default()
+        };
         let generation = engine.generate(&ids, &pixels, &options, &AtomicBool::new(false), &mut |_| {}).unwrap();
         assert_eq!(generation.token_ids, expected_tokens[..stop_at], "{name}/{case_name}: greedy tokens differ");
         for (i, (got, want)) in generation.logprobs.iter().zip(&expected_logprobs).enumerate() {
             assert!((got - want).abs() < LOGITS_TOLERANCE, "{name}/{case_name}: logprob {i} is {got}, expected {want}");
+        }
+
+        // Heatmap attention, when the golden run did not stop early (it never stops; we stop at eos).
+        let expected_attention = case["image_attention"].as_array().unwrap();
+        assert_eq!(generation.image_attention.len(), expected_attention.len(), "{name}/{case_name}: images");
+        if stop_at == expected_tokens.len() {
+            for (got, want) in generation.image_attention.iter().zip(expected_attention) {
+                let want: Vec<f64> = want.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+                assert_eq!(got.grid.len() as i64, got.side * got.side);
+                assert_eq!(got.grid.len(), want.len());
+                for (g, w) in got.grid.iter().zip(&want) {
+                    assert!((f64::from(*g) - w).abs() < 1e-6, "{name}/{case_name}: attention {g} vs {w}");
+                }
+            }
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use models::Engine;
 use models::device::ComputeDevice;
-use models::generate::SamplingOptions;
+use models::generate::GenerateOptions;
 use models::prompt::{Role, Turn};
 use tch::{Device, Kind};
 
@@ -82,13 +82,14 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let pixels = args.images.iter().map(|p| engine.load_image(p)).collect::<Result<Vec<_>, _>>()?;
     let turns = [Turn { role: Role::User, text: args.prompt.clone(), images: args.images.len() }];
     let ids = engine.encode_chat(args.system.as_deref(), &turns)?;
-    let options = SamplingOptions {
+    let options = GenerateOptions {
         max_new_tokens: args.max_new_tokens,
         temperature: args.temperature,
         top_p: args.top_p,
         top_k: args.top_k,
         repetition_penalty: args.repetition_penalty,
         seed: args.seed,
+        image_attention: !args.images.is_empty(),
     };
 
     let mut stdout = std::io::stdout().lock();
