@@ -6,6 +6,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
+use safetensors::tensor::Metadata;
 use safetensors::{Dtype, SafeTensors};
 use tch::{Device, Kind, Tensor};
 
@@ -18,8 +19,17 @@ struct Entry {
     stored_name: String,
 }
 
+/// One mapped safetensors file and its parsed header.
+struct MappedFile {
+    path: PathBuf,
+    mmap: Mmap,
+    metadata: Metadata,
+    /// Where the tensor data starts: after the 8-byte length and the JSON header.
+    data_start: usize,
+}
+
 pub struct Weights {
-    files: Vec<(PathBuf, Mmap)>,
+    files: Vec<MappedFile>,
     /// Canonical name ("text.layers.0.mlp.up_proj.weight", "vision.…", "projector.…", "lm_head.weight").
     entries: HashMap<String, Entry>,
     pub kind: Kind,
@@ -81,13 +91,16 @@ impl Weights {
             // is the same failure as reading it, and the server never writes model folders.
             let mmap =
                 unsafe { Mmap::map(&file) }.map_err(|e| EngineError::checkpoint(&path, format!("cannot map: {e}")))?;
-            let tensors = SafeTensors::deserialize(&mmap)
-                .map_err(|e| EngineError::checkpoint(&path, format!("not a valid safetensors file: {e}")))?;
-            for stored_name in tensors.names() {
-                entries.insert(canonical(stored_name), Entry { file: i, stored_name: stored_name.to_string() });
+            let invalid = |e: safetensors::SafeTensorError| {
+                EngineError::checkpoint(&path, format!("not a valid safetensors file: {e}"))
+            };
+            // deserialize checks the whole layout (offsets, file length); the header is then kept parsed.
+            SafeTensors::deserialize(&mmap).map_err(invalid)?;
+            let (header_len, metadata) = SafeTensors::read_metadata(&mmap).map_err(invalid)?;
+            for stored_name in metadata.tensors().into_keys() {
+                entries.insert(canonical(&stored_name), Entry { file: i, stored_name });
             }
-            drop(tensors);
-            files.push((path, mmap));
+            files.push(MappedFile { path, mmap, metadata, data_start: 8 + header_len });
         }
         Ok(Self { files, entries, kind, device })
     }
@@ -99,24 +112,25 @@ impl Weights {
     /// The tensor `name` (canonical), checked against `shape`, in the engine's dtype and device.
     pub fn get(&self, name: &str, shape: &[i64]) -> Result<Tensor> {
         let entry = self.entries.get(name).ok_or_else(|| {
-            let dir = self.files.first().and_then(|(p, _)| p.parent()).unwrap_or(Path::new("."));
+            let dir = self.files.first().and_then(|f| f.path.parent()).unwrap_or(Path::new("."));
             EngineError::checkpoint(dir, format!("tensor {name} is missing from the checkpoint"))
         })?;
-        let (path, mmap) = &self.files[entry.file];
-        let err = |m: String| EngineError::checkpoint(path, format!("tensor {}: {m}", entry.stored_name));
-        let tensors = SafeTensors::deserialize(mmap).map_err(|e| err(e.to_string()))?;
-        let view = tensors.tensor(&entry.stored_name).map_err(|e| err(e.to_string()))?;
-        let stored_shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        let file = &self.files[entry.file];
+        let err = |m: String| EngineError::checkpoint(&file.path, format!("tensor {}: {m}", entry.stored_name));
+        let info = file.metadata.info(&entry.stored_name).ok_or_else(|| err("not in the header".into()))?;
+        let stored_shape: Vec<i64> = info.shape.iter().map(|&d| d as i64).collect();
         if stored_shape != shape {
             return Err(err(format!("shape {stored_shape:?}, expected {shape:?}")));
         }
-        let kind = match view.dtype() {
+        let kind = match info.dtype {
             Dtype::F32 => Kind::Float,
             Dtype::F16 => Kind::Half,
             Dtype::BF16 => Kind::BFloat16,
             other => return Err(err(format!("dtype {other:?} is not supported (f32, f16, bf16 are)"))),
         };
-        let tensor = Tensor::f_from_data_size(view.data(), &stored_shape, kind)?;
+        let (begin, end) = info.data_offsets;
+        let data = &file.mmap[file.data_start + begin..file.data_start + end];
+        let tensor = Tensor::f_from_data_size(data, &stored_shape, kind)?;
         Ok(tensor.f_to_device(self.device)?.f_to_kind(self.kind)?)
     }
 }

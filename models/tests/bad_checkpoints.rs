@@ -1,16 +1,14 @@
 //! Broken checkpoints fail with a message naming the file and tensor, never a panic.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use models::Engine;
 use tch::{Device, Kind};
 
 fn fixture_copy() -> (tempfile::TempDir, PathBuf) {
-    let src = std::env::var_os("MEDGEMMA_X_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures"))
-        .join("tiny-b");
-    assert!(src.join("config.json").is_file(), "no fixture at {}: run scripts/test.sh", src.display());
+    let src = common::fixture("tiny-b");
     let tmp = tempfile::tempdir().unwrap();
     let dst = tmp.path().join("ckpt");
     std::fs::create_dir(&dst).unwrap();

@@ -1,6 +1,8 @@
 //! Generation controls on the tiny checkpoint: seeds, top-k, eos, cancellation, streaming, max tokens,
 //! and image preprocessing of an image that needs resizing.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -11,12 +13,7 @@ use models::prompt::{Role, Turn};
 use tch::{Device, Kind, Tensor};
 
 fn fixture() -> PathBuf {
-    let dir = std::env::var_os("MEDGEMMA_X_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures"))
-        .join("tiny-a");
-    assert!(dir.join("golden.json").is_file(), "no fixture at {}: run scripts/test.sh", dir.display());
-    dir
+    common::fixture("tiny-a")
 }
 
 fn engine() -> Engine {

@@ -1,8 +1,9 @@
 //! Golden tests against transformers' Gemma3ForConditionalGeneration on tiny random checkpoints made by
 //! tests/fixtures/make_tiny_gemma3.py (scripts/test.sh generates them into target/fixtures).
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use models::Engine;
@@ -13,19 +14,6 @@ use serde_json::Value;
 use tch::{Device, Kind, Tensor};
 
 const LOGITS_TOLERANCE: f64 = 1e-4;
-
-fn fixtures() -> PathBuf {
-    let dir = std::env::var_os("MEDGEMMA_X_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures"));
-    assert!(
-        dir.join("tiny-a/golden.json").is_file(),
-        "no fixtures in {}: run scripts/test.sh, or .venv/bin/python models/tests/fixtures/make_tiny_gemma3.py {}",
-        dir.display(),
-        dir.display()
-    );
-    dir
-}
 
 /// The golden case's chat messages as (system, turns): text items first, then images, per turn.
 fn conversation(messages: &[Value]) -> (Option<String>, Vec<Turn>) {
@@ -59,7 +47,7 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 }
 
 fn check_checkpoint(name: &str) {
-    let dir = fixtures().join(name);
+    let dir = common::fixture(name);
     let engine = Engine::load(&dir, Device::Cpu, Kind::Float).unwrap();
     let golden: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap()).unwrap();
     let tensors: HashMap<String, Tensor> =

@@ -18,9 +18,10 @@ pub struct ModelSetup {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ModelState {
     NotConfigured,
-    /// The folder looks like a Hugging Face checkpoint, but this build has no engine to load it yet.
-    FoundNoEngine(PathBuf),
-    /// The folder is missing or lacks config.json; the server runs without a model.
+    /// The folder's config.json is a Gemma 3 (MedGemma) configuration the engine can run; the server
+    /// does not load it yet (chat comes with its own issue; `medgemma-x generate` runs it).
+    Checked(PathBuf),
+    /// The folder is missing or its config.json is not one the engine runs; the server runs without a model.
     Unreadable {
         dir: PathBuf,
         reason: String,
@@ -31,10 +32,9 @@ impl ModelSetup {
     pub fn inspect(model_dir: Option<&Path>) -> Self {
         let state = match model_dir {
             None => ModelState::NotConfigured,
-            Some(dir) => match std::fs::metadata(dir.join("config.json")) {
-                Ok(meta) if meta.is_file() => ModelState::FoundNoEngine(dir.to_path_buf()),
-                Ok(_) => ModelState::Unreadable { dir: dir.to_path_buf(), reason: "config.json is not a file".into() },
-                Err(err) => ModelState::Unreadable { dir: dir.to_path_buf(), reason: format!("config.json: {err}") },
+            Some(dir) => match models::config::ModelConfig::load(&dir.join("config.json")) {
+                Ok(_) => ModelState::Checked(dir.to_path_buf()),
+                Err(err) => ModelState::Unreadable { dir: dir.to_path_buf(), reason: err.to_string() },
             },
         };
         Self { state, device: Arc::new(OnceLock::new()) }
@@ -46,9 +46,9 @@ impl ModelSetup {
             ModelState::NotConfigured => "未配置模型：可阅片、测量和出报告，对话功能不可用 / \
                 No model configured: viewing, measuring and reporting work; chat is unavailable"
                 .into(),
-            ModelState::FoundNoEngine(dir) => format!(
-                "已找到模型目录 {}，但此版本尚未包含推理引擎 / \
-                 Model folder found, but this build has no inference engine yet",
+            ModelState::Checked(dir) => format!(
+                "模型目录 {} 配置有效，服务暂不加载模型（对话功能随后提供） / \
+                 Model folder configuration is valid; the server does not load models yet (chat comes later)",
                 dir.display()
             ),
             ModelState::Unreadable { dir, reason } => format!(

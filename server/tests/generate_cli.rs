@@ -1,24 +1,16 @@
 //! `medgemma-x generate` on the tiny golden checkpoint: the answer transformers gave, end to end.
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::Command;
 
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_medgemma-x");
 
-fn fixture(name: &str) -> PathBuf {
-    let dir = std::env::var_os("MEDGEMMA_X_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures"))
-        .join(name);
-    assert!(dir.join("golden.json").is_file(), "no fixture at {}: run scripts/test.sh", dir.display());
-    dir
-}
-
 #[test]
 fn generate_json_reproduces_the_transformers_greedy_answer_with_an_image() {
-    let dir = fixture("tiny-a");
+    let dir = common::fixture("tiny-a");
     let golden: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap()).unwrap();
     let case = golden.iter().find(|c| c["name"] == "one_image_zh").unwrap();
     let output = Command::new(BIN)

@@ -1,5 +1,7 @@
 //! The `medgemma-x` binary as an operator runs it: fresh data dir, port 0, real SQLite, real signals.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -171,6 +173,25 @@ fn an_unusable_model_dir_is_reported_and_the_server_still_runs() {
     assert_eq!(status, 200);
     let state = json(&body)["model"]["state"].as_str().unwrap().to_string();
     assert!(state.contains("模型目录不可用") && state.contains("running without a model"), "{state}");
+}
+
+#[test]
+fn a_model_dir_is_checked_at_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let model = common::fixture("tiny-a");
+    let server = Server::start(&["--data-dir", data.to_str().unwrap(), "--model-dir", model.to_str().unwrap()], &[]);
+    let state = json(&get(&server.url("/readyz")).1)["model"]["state"].as_str().unwrap().to_string();
+    assert!(state.contains("配置有效"), "{state}");
+    drop(server);
+
+    // A folder holding some other model's config.json: reported with the reason, server still up.
+    let other = tmp.path().join("llama");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("config.json"), r#"{"model_type": "llama"}"#).unwrap();
+    let server = Server::start(&["--data-dir", data.to_str().unwrap(), "--model-dir", other.to_str().unwrap()], &[]);
+    let state = json(&get(&server.url("/readyz")).1)["model"]["state"].as_str().unwrap().to_string();
+    assert!(state.contains("模型目录不可用") && state.contains("unknown model_type \"llama\""), "{state}");
 }
 
 #[test]
