@@ -20,6 +20,11 @@ enum Command {
     Serve(server::config::ServeArgs),
     /// Generate one answer from a checkpoint folder (单次推理，用于集成检查与基准测试).
     Generate(cli::generate::GenerateArgs),
+    /// Lung nodule guidelines: Lung-RADS v2022 or Fleischner 2017 for a case (肺结节指南分类).
+    Guideline {
+        #[command(subcommand)]
+        which: cli::guideline::GuidelineCommand,
+    },
     /// Print version, libtorch and compute device (版本信息).
     Version,
 }
@@ -29,6 +34,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => cli::serve::run(args),
         Command::Generate(args) => cli::generate::run(args),
+        Command::Guideline { which } => cli::guideline::run(which),
         Command::Version => cli::version::run(),
     };
     match result {

@@ -1,3 +1,4 @@
 pub mod generate;
+pub mod guideline;
 pub mod serve;
 pub mod version;
