@@ -13,7 +13,7 @@ pub mod lung_rads;
 use serde::{Deserialize, Serialize};
 
 /// Nodule attenuation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NoduleType {
     Solid,

@@ -25,6 +25,11 @@ enum Command {
         #[command(subcommand)]
         which: cli::guideline::GuidelineCommand,
     },
+    /// Structured reports: render as JSON, HL7 v2.5 or FHIR R4; print the JSON Schema (结构化报告导出).
+    Report {
+        #[command(subcommand)]
+        which: cli::report::ReportCommand,
+    },
     /// Print version, libtorch and compute device (版本信息).
     Version,
 }
@@ -35,6 +40,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cli::serve::run(args),
         Command::Generate(args) => cli::generate::run(args),
         Command::Guideline { which } => cli::guideline::run(which),
+        Command::Report { which } => cli::report::run(which),
         Command::Version => cli::version::run(),
     };
     match result {

@@ -1,4 +1,5 @@
 pub mod generate;
 pub mod guideline;
+pub mod report;
 pub mod serve;
 pub mod version;

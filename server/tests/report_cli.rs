@@ -1,0 +1,118 @@
+//! `medgemma-x report render`: HL7 v2.5 checked by hl7apy at STRICT level, FHIR R4 by fhir.resources
+//! (FHIR 4.0.1), both real parsers from the project venv (scripts/test.sh installs them).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_medgemma-x");
+
+/// A signed, AI-drafted report with Chinese text, every HL7 delimiter in a value, and a line break.
+const REPORT: &str = r#"{
+  "exam_id": "CZ20240511-087",
+  "report_summary": "右肺上叶尖段见一实性结节，大小约2.3×1.9cm，边缘呈分叶状伴毛刺。\n余肺未见异常。",
+  "findings": [{
+    "location": "右肺上叶尖段", "feature": "实性结节", "morphology": "分叶状",
+    "measurements": {"long_axis": 23.4, "short_axis": 19.1, "unit": "mm", "basis": "肺窗 WW=1500 WL=-600"},
+    "density": "软组织密度(CT值约42HU)", "boundary": "分叶状伴毛刺 | ^ & ~ \\ 测试",
+    "adjacent_structures": "邻近胸膜牵拉", "nodule_type": "solid"
+  }],
+  "recommendation": "建议增强CT进一步评估，3个月后复查低剂量CT",
+  "patient": {"id": "P000123", "name": "张三", "sex": "M", "birth_date": "1961-03-02"},
+  "study": {"accession_number": "A2024-0511-087", "modality": "CT", "study_date": "2024-05-11", "description": "胸部CT平扫"},
+  "guideline_results": [{"guideline": "Lung-RADS v2022", "category": "4X",
+    "management": "诊断性胸部CT", "basis": "实性结节，基线，平均直径21.3毫米；≥15毫米 → 4B，伴毛刺征 → 4X"}],
+  "status": "signed",
+  "signatures": [{"role": "radiologist", "name": "李医生", "signed_at": "2024-05-11T14:30:00+08:00"}],
+  "ai": {"model_name": "MedGemma", "model_version": "1.5-4b-it", "generated_at": "2024-05-11T14:22:03+08:00", "hardware": "NVIDIA RTX 4090"}
+}"#;
+
+fn python() -> PathBuf {
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    assert!(python.exists(), "no project venv at {}: run scripts/test.sh", python.display());
+    python
+}
+
+fn render(dir: &Path, format: &str) -> PathBuf {
+    let input = dir.join("report.json");
+    std::fs::write(&input, REPORT).unwrap();
+    let out = dir.join(format!("report.{format}"));
+    let status = Command::new(BIN)
+        .args(["report", "render", "--format", format, "--input"])
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    out
+}
+
+fn validate(script: &str, file: &Path) -> Value {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../report/tests").join(script);
+    let output = Command::new(python()).arg("-W").arg("ignore").arg(script).arg(file).output().unwrap();
+    assert!(
+        output.status.success(),
+        "validation failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        std::fs::read_to_string(file).unwrap().replace('\r', "\n")
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn hl7_oru_r01_passes_hl7apy_strict_and_carries_the_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = render(tmp.path(), "hl7");
+    let summary = validate("validate_hl7.py", &file);
+    assert_eq!(summary["message_type"], "ORU^R01^ORU_R01");
+    assert_eq!(summary["charset"], "UNICODE UTF-8");
+    let segments: Vec<&str> = summary["segments"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(&segments[..3], ["MSH", "PID", "OBR"]);
+    let obx = summary["obx"].as_array().unwrap();
+    let find = |code: &str| obx.iter().find(|o| o[1] == code).unwrap_or_else(|| panic!("no OBX {code}: {obx:?}"));
+    assert_eq!(find("LONG_AXIS"), &serde_json::json!(["NM", "LONG_AXIS", "1", "23.4", "mm^毫米^UCUM"]));
+    assert_eq!(find("SHORT_AXIS")[3], "19.1");
+    assert_eq!(find("AI_LABEL")[3], "【AI辅助分析】结论仅供参考，须由执业医师复核确认");
+    // Delimiters inside values are escaped, so the finding stays one field; line breaks become \.br\.
+    let finding = find("FINDING")[3].as_str().unwrap();
+    assert!(finding.contains(r"分叶状伴毛刺 \F\ \S\ \T\ \R\ \E\ 测试"), "{finding}");
+    assert!(find("SUMMARY")[3].as_str().unwrap().contains(r"毛刺。\.br\余肺"));
+    assert!(find("GUIDELINE")[3].as_str().unwrap().contains("▲ 依据："));
+}
+
+#[test]
+fn fhir_bundle_validates_as_r4_with_ucum_millimetres() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = render(tmp.path(), "fhir");
+    let summary = validate("validate_fhir.py", &file);
+    assert_eq!(summary["status"], "final");
+    assert!(summary["conclusion"].as_str().unwrap().starts_with("【AI辅助分析】结论仅供参考，须由执业医师复核确认"));
+    assert_eq!(summary["resource_types"][0], "Patient");
+    assert_eq!(summary["resource_types"][1], "DiagnosticReport");
+    assert_eq!(summary["results"].as_array().unwrap().len(), 3); // finding, guideline, recommendation
+    assert_eq!(summary["quantities"][0], serde_json::json!([23.4, "mm", "http://unitsofmeasure.org"]));
+}
+
+#[test]
+fn json_round_trips_and_bad_json_is_refused_without_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = render(tmp.path(), "json");
+    let again: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    assert_eq!(again["findings"][0]["measurements"]["long_axis"], 23.4);
+
+    let bad = tmp.path().join("bad.json");
+    std::fs::write(&bad, r#"{"exam_id": 5}"#).unwrap();
+    let out = tmp.path().join("never.hl7");
+    let output = Command::new(BIN)
+        .args(["report", "render", "--format", "hl7", "--input"])
+        .arg(&bad)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("invalid report JSON"));
+    assert!(!out.exists());
+}
