@@ -3,11 +3,13 @@
 //!
 //! - [`lung_rads`]: ACR Lung-RADS v2022 for lung cancer screening CT.
 //! - [`fleischner`]: Fleischner Society 2017 for incidental pulmonary nodules.
+//! - [`followup`]: change of a nodule between two exams (growth, volume doubling time).
 //!
 //! Sizes follow the guidelines: the mean of long and short axis. Lung-RADS rounds it to one decimal;
 //! Fleischner to the nearest millimetre.
 
 pub mod fleischner;
+pub mod followup;
 pub mod lung_rads;
 
 use serde::{Deserialize, Serialize};
