@@ -6,7 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 setup_build
 # fonts: Chinese text in screenshots (and, later, PDFs) must not render as boxes.
-phase "Debian test packages" ensure_debian_packages chromium fonts-wqy-microhei
+phase "Debian test packages" ensure_debian_packages chromium fonts-wqy-microhei poppler-utils
 phase "end2end npm packages" ensure_npm_packages end2end
 phase "Python test packages (transformers)" ensure_test_python
 phase "golden fixtures (tiny Gemma 3)" ensure_fixtures

@@ -7,5 +7,6 @@ pub mod error;
 pub mod http;
 pub mod logging;
 pub mod model;
+pub mod pdf;
 pub mod serve;
 pub mod shutdown;

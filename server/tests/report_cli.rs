@@ -116,3 +116,81 @@ fn json_round_trips_and_bad_json_is_refused_without_writing() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("invalid report JSON"));
     assert!(!out.exists());
 }
+
+fn poppler(tool: &str, args: &[&std::ffi::OsStr]) -> String {
+    let output = Command::new(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool}: {e} (apt-get install poppler-utils)"));
+    assert!(output.status.success(), "{tool} failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn pdf_has_the_chinese_text_layer_label_units_and_an_embedded_subset_font() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = render(tmp.path(), "pdf");
+    let text = poppler("pdftotext", &[file.as_os_str(), "-".as_ref()]);
+    for expected in [
+        "胸部影像诊断报告",
+        "【AI辅助分析】结论仅供参考，须由执业医师复核确认",
+        "右肺上叶尖段：实性结节",
+        "长径23.4毫米，短径19.1毫米",
+        "测量依据：肺窗 WW=1500 WL=-600",
+        "▲ 依据：",
+        "报告医师：李医生",
+        "生成时间：2024-05-11T14:22:03+08:00 | 模型版本：MedGemma 1.5-4b-it | 硬件环境：NVIDIA RTX 4090",
+    ] {
+        assert!(text.contains(expected), "PDF text lacks {expected:?}:\n{text}");
+    }
+    // Embedded (emb), subset (sub), with a Unicode map (uni): selectable and searchable text.
+    let fonts = poppler("pdffonts", &[file.as_os_str()]);
+    assert!(fonts.lines().any(|l| l.contains("CID TrueType") && l.contains("yes yes yes")), "{fonts}");
+    assert!(std::fs::metadata(&file).unwrap().len() < 200_000, "font not subset?");
+    // And it renders.
+    let png = tmp.path().join("page");
+    poppler("pdftoppm", &["-r".as_ref(), "50".as_ref(), "-png".as_ref(), file.as_os_str(), png.as_os_str()]);
+    assert!(tmp.path().join("page-1.png").is_file());
+}
+
+#[test]
+fn a_missing_font_is_a_clear_error_and_no_file_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("report.json");
+    std::fs::write(&input, REPORT).unwrap();
+    let out = tmp.path().join("report.pdf");
+    let output = Command::new(BIN)
+        .args(["report", "render", "--format", "pdf", "--font", "/nonexistent/font.ttc", "--input"])
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("report font not found: /nonexistent/font.ttc"));
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_long_report_flows_onto_more_pages_each_with_label_and_footer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut report: Value = serde_json::from_str(REPORT).unwrap();
+    let finding = report["findings"][0].clone();
+    report["findings"] = Value::Array(vec![finding; 30]);
+    let input = tmp.path().join("long.json");
+    std::fs::write(&input, report.to_string()).unwrap();
+    let out = tmp.path().join("long.pdf");
+    let status = Command::new(BIN)
+        .args(["report", "render", "--format", "pdf", "--input"])
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = poppler("pdftotext", &[out.as_os_str(), "-".as_ref()]);
+    let pages = text.matches("【AI辅助分析】结论仅供参考，须由执业医师复核确认").count();
+    assert!(pages >= 3, "expected several pages, got {pages}");
+    assert!(text.contains(&format!("第{pages}/{pages}页")), "{text}");
+    assert!(text.contains("30. 右肺上叶尖段"));
+}

@@ -1,4 +1,4 @@
-//! `medgemma-x report render --format json|hl7|fhir --input REPORT.json --out FILE` and
+//! `medgemma-x report render --format json|hl7|fhir|pdf --input REPORT.json --out FILE` and
 //! `medgemma-x report schema`.
 
 use std::io::Read;
@@ -8,7 +8,7 @@ use anyhow::Context;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ReportCommand {
-    /// Render a report JSON (the seed's format or the full model) as JSON, HL7 v2.5 or FHIR R4.
+    /// Render a report JSON (the seed's format or the full model) as JSON, HL7 v2.5, FHIR R4 or PDF.
     Render(RenderArgs),
     /// Print the report's JSON Schema (published as report/report.schema.json).
     Schema,
@@ -30,6 +30,9 @@ pub struct RenderArgs {
     /// MSH-5 receiving application (HL7).
     #[arg(long, env = "MEDGEMMA_X_HL7_RECEIVER", default_value = "HIS")]
     receiver: String,
+    /// CJK font for PDF (default: WenQuanYi Micro Hei or Noto Sans CJK from Debian).
+    #[arg(long, env = "MEDGEMMA_X_REPORT_FONT")]
+    font: Option<PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -37,6 +40,7 @@ enum Format {
     Json,
     Hl7,
     Fhir,
+    Pdf,
 }
 
 /// Largest report read: findings and text, no images.
@@ -74,6 +78,10 @@ fn render(args: RenderArgs) -> anyhow::Result<()> {
 
     let now = time::OffsetDateTime::now_utc();
     let output = match args.format {
+        Format::Pdf => {
+            let font = server::pdf::find_font(args.font.as_deref())?;
+            return write_atomically(&args.out, &server::pdf::render(&report, &font)?);
+        }
         Format::Json => serde_json::to_string_pretty(&report)? + "\n",
         Format::Fhir => serde_json::to_string_pretty(&report::fhir::render(&report))? + "\n",
         Format::Hl7 => report::hl7::render(

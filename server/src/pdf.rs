@@ -1,0 +1,245 @@
+//! The report as an A4 PDF: Chinese text in an embedded, subset CJK font (WenQuanYi Micro Hei or Noto Sans
+//! CJK SC from Debian), 14 pt body, the AI label at the top of every page and as a watermark, findings in
+//! the five-part frame with measurements in 毫米 and their basis, guideline results with "▲ 依据", the
+//! signature block, and the footer "生成时间 | 模型版本 | 硬件环境".
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use printpdf::{
+    Color, FontId, Mm, Op, ParsedFont, PdfDocument, PdfFontHandle, PdfPage, PdfSaveOptions, Point, Pt, Rgb, TextItem,
+    TextMatrix,
+};
+use report::model::Report;
+
+/// Where Debian puts the fonts we accept, in order of preference.
+pub const FONT_CANDIDATES: [&str; 3] = [
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+];
+
+/// The font file to embed: `explicit` if given, else the first Debian CJK font found. Missing → an error
+/// that says what to install, never a PDF with empty boxes.
+pub fn find_font(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = explicit {
+        if path.is_file() {
+            return Ok(path.to_path_buf());
+        }
+        bail!("报告字体不存在 / report font not found: {}", path.display());
+    }
+    FONT_CANDIDATES.iter().map(PathBuf::from).find(|p| p.is_file()).with_context(|| {
+        format!(
+            "未找到中文字体，请安装 fonts-wqy-microhei / no CJK font for PDF reports: install the Debian package \
+             fonts-wqy-microhei (or fonts-noto-cjk), or set MEDGEMMA_X_REPORT_FONT; looked for {}",
+            FONT_CANDIDATES.join(", ")
+        )
+    })
+}
+
+const PAGE_W: f32 = 210.0;
+const PAGE_H: f32 = 297.0;
+const MARGIN: f32 = 20.0;
+const TOP: f32 = PAGE_H - 18.0;
+const BOTTOM: f32 = 22.0;
+const BODY_PT: f32 = 14.0;
+const MM_PER_PT: f32 = 25.4 / 72.0;
+
+const BLACK: (f32, f32, f32) = (0.0, 0.0, 0.0);
+const GREY: (f32, f32, f32) = (0.45, 0.45, 0.45);
+const RED: (f32, f32, f32) = (0.75, 0.1, 0.1);
+
+/// Lays text out top to bottom, starting new pages as needed.
+struct Layout {
+    font: FontId,
+    pages: Vec<Vec<Op>>,
+    y: f32,
+}
+
+impl Layout {
+    fn new(font: FontId) -> Self {
+        let mut layout = Self { font, pages: Vec::new(), y: 0.0 };
+        layout.new_page();
+        layout
+    }
+
+    fn new_page(&mut self) {
+        self.pages.push(Vec::new());
+        self.y = TOP;
+    }
+
+    fn text_at(&mut self, x: f32, y: f32, text: &str, size: f32, (r, g, b): (f32, f32, f32)) {
+        let ops = self.pages.last_mut().expect("a page");
+        ops.extend([
+            Op::StartTextSection,
+            Op::SetFont { font: PdfFontHandle::External(self.font.clone()), size: Pt(size) },
+            Op::SetFillColor { col: Color::Rgb(Rgb::new(r, g, b, None)) },
+            Op::SetTextCursor { pos: Point { x: Mm(x).into(), y: Mm(y).into() } },
+            Op::ShowText { items: vec![TextItem::Text(text.to_string())] },
+            Op::EndTextSection,
+        ]);
+    }
+
+    /// A paragraph, wrapped to the text width (CJK characters one em wide, ASCII about half).
+    fn paragraph(&mut self, text: &str, size: f32, color: (f32, f32, f32), indent: f32) {
+        let line_height = size * MM_PER_PT * 1.45;
+        let max_width = PAGE_W - 2.0 * MARGIN - indent;
+        for source_line in text.lines() {
+            let mut line = String::new();
+            let mut width = 0.0;
+            for c in source_line.chars() {
+                let w = if c.is_ascii() { 0.55 } else { 1.0 } * size * MM_PER_PT;
+                // Closing punctuation never starts a line (Chinese line-breaking rules): it hangs instead.
+                let hangs = "，。；：、）》」』！？,.;:)".contains(c);
+                if width + w > max_width && !line.is_empty() && !hangs {
+                    self.emit_line(&std::mem::take(&mut line), size, color, indent, line_height);
+                    width = 0.0;
+                }
+                line.push(c);
+                width += w;
+            }
+            self.emit_line(&line, size, color, indent, line_height);
+        }
+    }
+
+    fn emit_line(&mut self, line: &str, size: f32, color: (f32, f32, f32), indent: f32, line_height: f32) {
+        if self.y - line_height < BOTTOM {
+            self.new_page();
+        }
+        self.y -= line_height;
+        self.text_at(MARGIN + indent, self.y, line, size, color);
+    }
+
+    fn heading(&mut self, text: &str) {
+        self.y -= 3.0;
+        self.paragraph(text, 16.0, BLACK, 0.0);
+        self.y -= 1.0;
+    }
+}
+
+pub fn render(report: &Report, font_path: &Path) -> anyhow::Result<Vec<u8>> {
+    let bytes = std::fs::read(font_path).with_context(|| format!("cannot read font {}", font_path.display()))?;
+    let font = ParsedFont::from_bytes(&bytes, 0, &mut Vec::new())
+        .with_context(|| format!("字体文件损坏 / damaged font file {}", font_path.display()))?;
+    let mut doc = PdfDocument::new(&format!("影像诊断报告 {}", report.exam_id));
+    let font_id = doc.add_font(&font);
+    let mut l = Layout::new(font_id.clone());
+
+    l.paragraph("胸部影像诊断报告", 20.0, BLACK, 0.0);
+    l.y -= 2.0;
+    let mut identity = vec![format!("检查号：{}", report.exam_id)];
+    if let Some(p) = &report.patient {
+        identity.push(format!("患者ID：{}", p.id));
+        if let Some(name) = &p.name {
+            identity.push(format!("姓名：{name}"));
+        }
+        if let Some(sex) = &p.sex {
+            identity.push(format!(
+                "性别：{}",
+                match sex.as_str() {
+                    "M" => "男",
+                    "F" => "女",
+                    other => other,
+                }
+            ));
+        }
+        if let Some(birth) = &p.birth_date {
+            identity.push(format!("出生日期：{birth}"));
+        }
+    }
+    if let Some(s) = &report.study {
+        for (label, value) in [
+            ("检查日期", &s.study_date),
+            ("检查项目", &s.description),
+            ("检查类型", &s.modality),
+            ("登记号", &s.accession_number),
+        ] {
+            if let Some(v) = value {
+                identity.push(format!("{label}：{v}"));
+            }
+        }
+    }
+    for row in identity.chunks(3) {
+        l.paragraph(&row.join("    "), 12.0, BLACK, 0.0);
+    }
+
+    l.heading("影像所见");
+    l.paragraph(&report.report_summary, BODY_PT, BLACK, 0.0);
+    for (i, f) in report.findings.iter().enumerate() {
+        let mut parts = vec![format!("{}. {}：{}", i + 1, f.location, f.feature)];
+        if let Some(m) = &f.measurements {
+            let mut size = format!("长径{}毫米", m.long_axis);
+            if let Some(s) = m.short_axis {
+                size.push_str(&format!("，短径{s}毫米"));
+            }
+            if let (Some(sl), Some(ss)) = (m.solid_long_axis, m.solid_short_axis) {
+                size.push_str(&format!("，实性成分{sl}×{ss}毫米"));
+            }
+            parts.push(size);
+        }
+        for (label, value) in
+            [("形态", &f.morphology), ("密度", &f.density), ("边界", &f.boundary), ("邻近结构", &f.adjacent_structures)]
+        {
+            if let Some(v) = value {
+                parts.push(format!("{label}：{v}"));
+            }
+        }
+        l.y -= 1.0;
+        l.paragraph(&parts.join("；"), BODY_PT, BLACK, 0.0);
+        if let Some(basis) = f.measurements.as_ref().and_then(|m| m.basis.as_ref()) {
+            l.paragraph(&format!("测量依据：{basis}"), 11.0, GREY, 6.0);
+        }
+    }
+
+    if !report.guideline_results.is_empty() {
+        l.heading("指南分类");
+        for g in &report.guideline_results {
+            l.paragraph(&format!("{} {}：{}", g.guideline, g.category, g.management), BODY_PT, BLACK, 0.0);
+            l.paragraph(&format!("▲ 依据：{}", g.basis), 12.0, GREY, 6.0);
+        }
+    }
+
+    l.heading("建议");
+    l.paragraph(if report.recommendation.is_empty() { "无" } else { &report.recommendation }, BODY_PT, BLACK, 0.0);
+
+    l.heading("签名");
+    let signer = |role: &str| report.signatures.iter().find(|s| s.role == role);
+    for (role, label) in [("radiologist", "报告医师"), ("department_head", "审核医师")] {
+        let line = match signer(role) {
+            Some(s) => format!("{label}：{}    签名时间：{}", s.name, s.signed_at),
+            None => format!("{label}：________________    日期：____________"),
+        };
+        l.paragraph(&line, BODY_PT, BLACK, 0.0);
+    }
+
+    // Every page: the AI label on top, a watermark across, the provenance footer and page numbers.
+    let footer = match &report.ai {
+        Some(ai) => format!(
+            "生成时间：{} | 模型版本：{} {} | 硬件环境：{}",
+            ai.generated_at, ai.model_name, ai.model_version, ai.hardware
+        ),
+        None => "本报告未使用AI生成内容".to_string(),
+    };
+    let total = l.pages.len();
+    let mut pages = Vec::with_capacity(total);
+    for (i, body) in std::mem::take(&mut l.pages).into_iter().enumerate() {
+        let mut page = Layout { font: font_id.clone(), pages: vec![Vec::new()], y: 0.0 };
+        if report.ai.is_some() {
+            page.pages[0].extend([
+                Op::StartTextSection,
+                Op::SetFont { font: PdfFontHandle::External(font_id.clone()), size: Pt(40.0) },
+                Op::SetFillColor { col: Color::Rgb(Rgb::new(0.88, 0.88, 0.88, None)) },
+                Op::SetTextMatrix { matrix: TextMatrix::TranslateRotate(Mm(45.0).into(), Mm(90.0).into(), 35.0) },
+                Op::ShowText { items: vec![TextItem::Text("AI辅助分析 仅供参考".into())] },
+                Op::EndTextSection,
+            ]);
+            page.text_at(MARGIN, PAGE_H - 10.0, report::AI_ADVISORY_LABEL, 11.0, RED);
+        }
+        page.pages[0].extend(body);
+        page.text_at(MARGIN, 12.0, &format!("{footer}    第{}/{}页", i + 1, total), 9.0, GREY);
+        let ops = page.pages.pop().expect("a page");
+        pages.push(PdfPage::new(Mm(PAGE_W), Mm(PAGE_H), ops));
+    }
+    let options = PdfSaveOptions { optimize: true, subset_fonts: true, secure: true, image_optimization: None };
+    Ok(doc.with_pages(pages).save(&options, &mut Vec::new()))
+}
