@@ -34,18 +34,26 @@ fn python() -> PathBuf {
     python
 }
 
+/// Runs `medgemma-x report render --format FORMAT --input INPUT --out OUT EXTRA…`.
+fn render_command(input: &Path, format: &str, out: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(["report", "render", "--format", format])
+        .args(extra)
+        .arg("--input")
+        .arg(input)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+/// Renders REPORT as `format` into `dir`, asserting success.
 fn render(dir: &Path, format: &str) -> PathBuf {
     let input = dir.join("report.json");
     std::fs::write(&input, REPORT).unwrap();
     let out = dir.join(format!("report.{format}"));
-    let status = Command::new(BIN)
-        .args(["report", "render", "--format", format, "--input"])
-        .arg(&input)
-        .arg("--out")
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let output = render_command(&input, format, &out, &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     out
 }
 
@@ -105,13 +113,7 @@ fn json_round_trips_and_bad_json_is_refused_without_writing() {
     let bad = tmp.path().join("bad.json");
     std::fs::write(&bad, r#"{"exam_id": 5}"#).unwrap();
     let out = tmp.path().join("never.hl7");
-    let output = Command::new(BIN)
-        .args(["report", "render", "--format", "hl7", "--input"])
-        .arg(&bad)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let output = render_command(&bad, "hl7", &out, &[]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("invalid report JSON"));
     assert!(!out.exists());
@@ -159,13 +161,7 @@ fn a_missing_font_is_a_clear_error_and_no_file_is_written() {
     let input = tmp.path().join("report.json");
     std::fs::write(&input, REPORT).unwrap();
     let out = tmp.path().join("report.pdf");
-    let output = Command::new(BIN)
-        .args(["report", "render", "--format", "pdf", "--font", "/nonexistent/font.ttc", "--input"])
-        .arg(&input)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let output = render_command(&input, "pdf", &out, &["--font", "/nonexistent/font.ttc"]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("report font not found: /nonexistent/font.ttc"));
     assert!(!out.exists());
@@ -180,14 +176,7 @@ fn a_long_report_flows_onto_more_pages_each_with_label_and_footer() {
     let input = tmp.path().join("long.json");
     std::fs::write(&input, report.to_string()).unwrap();
     let out = tmp.path().join("long.pdf");
-    let status = Command::new(BIN)
-        .args(["report", "render", "--format", "pdf", "--input"])
-        .arg(&input)
-        .arg("--out")
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert!(render_command(&input, "pdf", &out, &[]).status.success());
     let text = poppler("pdftotext", &[out.as_os_str(), "-".as_ref()]);
     let pages = text.matches("【AI辅助分析】结论仅供参考，须由执业医师复核确认").count();
     assert!(pages >= 3, "expected several pages, got {pages}");
