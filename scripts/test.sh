@@ -12,6 +12,7 @@ phase "Python test packages (transformers)" ensure_test_python
 phase "golden fixtures (tiny Gemma 3)" ensure_fixtures
 
 phase "rustfmt check" cargo fmt --all -- --check
+phase "clippy (warnings are errors)" cargo clippy --workspace --exclude frontend --all-targets -- -D warnings
 phase "build server and web app (release)" cargo leptos build --release
 phase "Rust tests" cargo test --workspace --exclude frontend
 

@@ -38,7 +38,7 @@ pub fn preprocess(img: &image::DynamicImage, cfg: &PreprocessorConfig, device: D
         x = x.internal_upsample_bilinear2d_aa([cfg.height, cfg.width], false, None, None).round().clamp(0.0, 255.0);
     }
     if cfg.do_rescale {
-        x = x * cfg.rescale_factor;
+        x *= cfg.rescale_factor;
     }
     if cfg.do_normalize {
         let mean = Tensor::from_slice(&cfg.image_mean).to_kind(Kind::Float).view([1, 3, 1, 1]);

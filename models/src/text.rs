@@ -7,6 +7,10 @@ use crate::error::Result;
 use crate::layers::{Linear, RmsNorm, gelu_tanh};
 use crate::weights::Weights;
 
+/// What distinguishes one attention mask from another within a forward pass: first cached key position,
+/// number of keys, sliding window (None for full attention).
+type MaskKey = (i64, i64, Option<i64>);
+
 /// Which positions of a forward pass get logits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Logits {
@@ -170,8 +174,7 @@ impl Attention {
     fn forward(
         &self,
         x: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
+        (cos, sin): (&Tensor, &Tensor),
         cache: &mut LayerCache,
         attend: &Tensor,
         window: i64,
@@ -327,7 +330,7 @@ impl TextModel {
         let (cos_sliding, sin_sliding) = rope_tables(&self.inv_freq_sliding, start, seq, kind);
         let window = self.config.sliding_window;
         // Layers of one type share their mask: build each distinct one once per call.
-        let mut masks: Vec<((i64, i64, Option<i64>), Tensor)> = Vec::new();
+        let mut masks: Vec<(MaskKey, Tensor)> = Vec::new();
         let mut x = embeds.shallow_clone();
         for (layer, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
             let layer_type = layer.self_attn.layer_type;
@@ -350,7 +353,7 @@ impl TextModel {
             let capture = if layer_type == LayerType::Full { cache.prompt_attention.as_mut() } else { None };
             let residual = x.shallow_clone();
             let h = layer.input_layernorm.forward(&x);
-            let h = layer.self_attn.forward(&h, cos, sin, layer_cache, &masks[index].1, window, capture);
+            let h = layer.self_attn.forward(&h, (cos, sin), layer_cache, &masks[index].1, window, capture);
             x = residual + layer.post_attention_layernorm.forward(&h);
             let residual = x.shallow_clone();
             let h = layer.pre_feedforward_layernorm.forward(&x);

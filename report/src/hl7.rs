@@ -50,13 +50,16 @@ fn number(x: f64) -> String {
     if s.contains('e') { format!("{x:.3}") } else { s }
 }
 
+/// OBX segments, numbered in order, all with the report's result status (OBX-11).
 struct Obx {
     segments: Vec<String>,
+    status: &'static str,
 }
 
 impl Obx {
-    fn push(&mut self, value_type: &str, code: &str, text: &str, sub_id: &str, value: &str, units: &str, status: &str) {
+    fn push(&mut self, value_type: &str, code: &str, text: &str, sub_id: &str, value: &str, units: &str) {
         let set_id = self.segments.len() + 1;
+        let status = self.status;
         self.segments
             .push(format!("OBX|{set_id}|{value_type}|{code}^{}^L|{sub_id}|{value}|{units}|||||{status}", escape(text)));
     }
@@ -97,11 +100,11 @@ pub fn render(report: &Report, envelope: &Envelope) -> String {
         envelope.timestamp
     );
 
-    let mut obx = Obx { segments: Vec::new() };
+    let mut obx = Obx { segments: Vec::new(), status };
     if report.ai.is_some() {
-        obx.push("TX", "AI_LABEL", "AI声明", "", &escape(AI_ADVISORY_LABEL), "", status);
+        obx.push("TX", "AI_LABEL", "AI声明", "", &escape(AI_ADVISORY_LABEL), "");
     }
-    obx.push("FT", "SUMMARY", "报告摘要", "", &escape(&report.report_summary), "", status);
+    obx.push("FT", "SUMMARY", "报告摘要", "", &escape(&report.report_summary), "");
     for (i, f) in report.findings.iter().enumerate() {
         let sub_id = (i + 1).to_string();
         let parts: Vec<&str> = [
@@ -116,34 +119,34 @@ pub fn render(report: &Report, envelope: &Envelope) -> String {
         .flatten()
         .filter(|s| !s.is_empty())
         .collect();
-        obx.push("TX", "FINDING", "所见", &sub_id, &escape(&parts.join("，")), "", status);
+        obx.push("TX", "FINDING", "所见", &sub_id, &escape(&parts.join("，")), "");
         if let Some(m) = &f.measurements {
             let mm = "mm^毫米^UCUM";
-            obx.push("NM", "LONG_AXIS", "长径", &sub_id, &number(m.long_axis), mm, status);
+            obx.push("NM", "LONG_AXIS", "长径", &sub_id, &number(m.long_axis), mm);
             for (code, text, value) in [
                 ("SHORT_AXIS", "短径", m.short_axis),
                 ("SOLID_LONG_AXIS", "实性成分长径", m.solid_long_axis),
                 ("SOLID_SHORT_AXIS", "实性成分短径", m.solid_short_axis),
             ] {
                 if let Some(v) = value {
-                    obx.push("NM", code, text, &sub_id, &number(v), mm, status);
+                    obx.push("NM", code, text, &sub_id, &number(v), mm);
                 }
             }
         }
     }
     for g in &report.guideline_results {
         let text = format!("{} {}：{}；▲ 依据：{}", g.guideline, g.category, g.management, g.basis);
-        obx.push("TX", "GUIDELINE", "指南分类", "", &escape(&text), "", status);
+        obx.push("TX", "GUIDELINE", "指南分类", "", &escape(&text), "");
     }
     if !report.recommendation.is_empty() {
-        obx.push("FT", "RECOMMENDATION", "建议", "", &escape(&report.recommendation), "", status);
+        obx.push("FT", "RECOMMENDATION", "建议", "", &escape(&report.recommendation), "");
     }
     if let Some(ai) = &report.ai {
         let text = format!(
             "生成时间 {} | 模型版本 {} {} | 硬件环境 {}",
             ai.generated_at, ai.model_name, ai.model_version, ai.hardware
         );
-        obx.push("TX", "AI_PROVENANCE", "AI来源", "", &escape(&text), "", status);
+        obx.push("TX", "AI_PROVENANCE", "AI来源", "", &escape(&text), "");
     }
 
     let mut segments = vec![msh, pid, obr];
