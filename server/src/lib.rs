@@ -7,6 +7,8 @@ pub mod error;
 pub mod http;
 pub mod logging;
 pub mod model;
+pub mod ops;
 pub mod pdf;
+pub mod runfile;
 pub mod serve;
 pub mod shutdown;

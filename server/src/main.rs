@@ -30,6 +30,10 @@ enum Command {
         #[command(subcommand)]
         which: cli::report::ReportCommand,
     },
+    /// Stop the server of a data dir: SIGTERM, wait for a clean exit (停止服务).
+    Stop(cli::ops::DataDirArgs),
+    /// Is the server of a data dir running and well? Exit 0 running, 1 stale PID, 2 unhealthy, 3 stopped (状态检查).
+    Status(cli::ops::StatusArgs),
     /// Print version, libtorch and compute device (版本信息).
     Version,
 }
@@ -37,14 +41,16 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => cli::serve::run(args),
-        Command::Generate(args) => cli::generate::run(args),
-        Command::Guideline { which } => cli::guideline::run(which),
-        Command::Report { which } => cli::report::run(which),
-        Command::Version => cli::version::run(),
+        Command::Serve(args) => cli::serve::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Generate(args) => cli::generate::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Guideline { which } => cli::guideline::run(which).map(|()| ExitCode::SUCCESS),
+        Command::Report { which } => cli::report::run(which).map(|()| ExitCode::SUCCESS),
+        Command::Stop(args) => cli::ops::stop(args),
+        Command::Status(args) => cli::ops::status(args),
+        Command::Version => cli::version::run().map(|()| ExitCode::SUCCESS),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("medgemma-x: {err:#}");
             ExitCode::FAILURE

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{ServeArgs, ServeConfig};
 use crate::http::{self, AppState};
 use crate::model::ModelSetup;
+use crate::runfile::{RunInfo, RunLock};
 use crate::shutdown::{self, Drain};
 use crate::{db, logging};
 
@@ -21,6 +22,8 @@ pub const SITE_OUTPUT_NAME: &str = env!("LEPTOS_OUTPUT_NAME");
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let config = ServeConfig::resolve(args)?;
+    // Before logging to the data dir's files: a second server must not even open them.
+    let run_lock = RunLock::acquire(config.data_dir.root())?;
     let _log_guard = logging::init(config.log_format, &config.log, &config.data_dir.logs())?;
     for (name, value) in config.describe() {
         tracing::info!(setting = name, value = %value, "configuration");
@@ -56,6 +59,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         format!("无法监听 {0}（端口可能已被占用） / cannot listen on {0} (port in use?)", config.bind)
     })?;
     let addr = listener.local_addr()?;
+    run_lock.publish(&RunInfo {
+        pid: std::process::id(),
+        addr,
+        started_at: now_rfc3339(),
+        version: http::VERSION.to_string(),
+    })?;
     tracing::info!(addr = %addr, startup_ms = started.elapsed().as_millis() as u64, "listening");
     tracing::info!("服务已启动，请在浏览器打开 http://<服务器IP>:{} / server started", addr.port());
 
@@ -74,6 +83,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ),
     }
     pool.close().await;
+    drop(run_lock);
     Ok(())
 }
 

@@ -2,81 +2,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_medgemma-x");
-
-/// A running `medgemma-x serve`, killed on drop if a test fails half-way.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    _stdout_lines: mpsc::Receiver<String>,
-}
-
-impl Server {
-    /// Starts `medgemma-x serve --bind 127.0.0.1:0 --log-format json ARGS` and waits for its
-    /// "listening" log line, which carries the port the OS picked.
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json"])
-            .args(args)
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn medgemma-x");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| panic!("no 'listening' line within 30 s; exit: {:?}", child.try_wait()));
-            let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-            if event["fields"]["message"] == "listening" {
-                let addr = event["fields"]["addr"].as_str().unwrap().parse().unwrap();
-                return Server { child, addr, _stdout_lines: rx };
-            }
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn terminate(mut self) -> (ExitStatus, Duration) {
-        let sent = Instant::now();
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-        let deadline = sent + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status, sent.elapsed());
-            }
-            assert!(Instant::now() < deadline, "server still running 15 s after SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{BIN, Server};
 
 /// A blocking GET, so these tests read top to bottom.
 fn get(url: &str) -> (u16, String) {

@@ -1,5 +1,6 @@
 pub mod generate;
 pub mod guideline;
+pub mod ops;
 pub mod report;
 pub mod serve;
 pub mod version;

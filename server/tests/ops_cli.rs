@@ -1,0 +1,74 @@
+//! `medgemma-x status` and `stop` in each state a nurse meets: stopped, running, started twice, stale PID
+//! file, stopped again.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{BIN, Server};
+use serde_json::Value;
+
+fn run(args: &[&str], data_dir: &Path) -> Output {
+    Command::new(BIN).args(args).arg("--data-dir").arg(data_dir).output().unwrap()
+}
+
+fn status_json(data_dir: &Path) -> (i32, Value) {
+    let out = run(&["status", "--json"], data_dir);
+    (out.status.code().unwrap(), serde_json::from_slice(&out.stdout).unwrap())
+}
+
+#[test]
+fn status_and_stop_follow_the_server_through_its_life() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+
+    let (code, s) = status_json(&data);
+    assert_eq!((code, s["state"].as_str().unwrap()), (3, "stopped"));
+
+    let server = Server::start(&["--data-dir", data.to_str().unwrap()], &[]);
+    let pid = server.child.id();
+    assert_eq!(std::fs::read_to_string(data.join("medgemma-x.pid")).unwrap().trim(), pid.to_string());
+    let (code, s) = status_json(&data);
+    assert_eq!(code, 0, "{s}");
+    assert_eq!(s["run"]["pid"], pid);
+    assert_eq!(s["readiness"]["database"]["ok"], true);
+    assert!(s["verdict"].as_str().unwrap().starts_with("服务运行正常"), "{s}");
+    assert!(s["disk_free_bytes"].as_u64().unwrap() > 0);
+    let text = String::from_utf8(run(&["status"], &data).stdout).unwrap();
+    assert!(text.contains("数据库：正常") && text.contains("最近错误：无"), "{text}");
+
+    // A second server on the same data dir is refused and names the first.
+    let second = Command::new(BIN).args(["serve", "--bind", "127.0.0.1:0", "--data-dir"]).arg(&data).output().unwrap();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains(&format!("another medgemma-x (PID {pid}) already serves")), "{err}");
+
+    let out = run(&["stop"], &data);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("已停止（PID {pid}")));
+    let mut server = server;
+    assert_eq!(server.child.wait().unwrap().code(), Some(0));
+    assert!(!data.join("medgemma-x.pid").exists() && !data.join("medgemma-x.run.json").exists());
+    assert_eq!(status_json(&data).0, 3);
+    let out = run(&["stop"], &data);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not running"));
+}
+
+#[test]
+fn a_stale_pid_file_is_reported_and_cleaned_without_signalling_anyone() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The PID of a live process that is not our server: status and stop must not trust kill -0.
+    let bystander = std::process::id();
+    std::fs::write(tmp.path().join("medgemma-x.pid"), format!("{bystander}\n")).unwrap();
+    let (code, s) = status_json(tmp.path());
+    assert_eq!((code, s["state"].as_str().unwrap()), (1, "stale"));
+    assert!(s["verdict"].as_str().unwrap().contains("过期的PID文件"));
+    let out = run(&["stop"], tmp.path());
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("stale PID file removed"));
+    assert!(!tmp.path().join("medgemma-x.pid").exists());
+    assert_eq!(status_json(tmp.path()).0, 3);
+}
