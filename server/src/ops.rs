@@ -154,11 +154,16 @@ fn disk_free(path: &Path) -> Option<u64> {
     Some(stat.f_bavail as u64 * stat.f_frsize as u64)
 }
 
-/// The last `n` ERROR events of the newest JSON log file, as "timestamp message".
+/// The last `n` ERROR events of the newest JSON log file (medgemma-x.YYYY-MM-DD.log, so the newest
+/// sorts last; console.log of start.sh is not JSON and is skipped), as "timestamp message".
 fn recent_errors(logs: &Path, n: usize) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(logs) else { return vec![] };
-    let Some(newest) =
-        entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "log")).max()
+    let is_daily_log = |name: &str| name.starts_with("medgemma-x.") && name.ends_with(".log");
+    let Some(newest) = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_str().is_some_and(is_daily_log))
+        .map(|e| e.path())
+        .max()
     else {
         return vec![];
     };

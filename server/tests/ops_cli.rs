@@ -72,3 +72,25 @@ fn a_stale_pid_file_is_reported_and_cleaned_without_signalling_anyone() {
     assert!(!tmp.path().join("medgemma-x.pid").exists());
     assert_eq!(status_json(tmp.path()).0, 3);
 }
+
+#[test]
+fn status_lists_the_last_five_errors_of_the_newest_daily_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let line = |i: u32, level: &str| {
+        format!(
+            r#"{{"timestamp":"2026-01-02T00:00:0{i}Z","level":"{level}","fields":{{"message":"event {i}","error":"e{i}"}}}}"#
+        )
+    };
+    let newest: Vec<String> = (0..8).map(|i| line(i, if i == 3 { "INFO" } else { "ERROR" })).collect();
+    std::fs::write(logs.join("medgemma-x.2026-01-02.log"), newest.join("\n")).unwrap();
+    std::fs::write(logs.join("medgemma-x.2026-01-01.log"), line(9, "ERROR")).unwrap();
+    std::fs::write(logs.join("console.log"), "not json\n").unwrap();
+    let (code, s) = status_json(tmp.path());
+    assert_eq!(code, 3);
+    let errors: Vec<&str> = s["recent_errors"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
+    assert_eq!(errors.len(), 5, "{errors:?}");
+    assert_eq!(errors[0], "2026-01-02T00:00:02Z event 2: e2");
+    assert_eq!(errors[4], "2026-01-02T00:00:07Z event 7: e7");
+}
