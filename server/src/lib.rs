@@ -4,6 +4,7 @@ pub mod config;
 pub mod data_dir;
 pub mod db;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod logging;
 pub mod model;

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::files::write_atomically;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {
     pub pid: u32,
@@ -70,12 +72,6 @@ impl Drop for RunLock {
         let _ = std::fs::remove_file(pid_path(&self.data_dir));
         let _ = std::fs::remove_file(info_path(&self.data_dir));
     }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 pub fn read_pid(data_dir: &Path) -> Option<u32> {

@@ -80,7 +80,7 @@ fn render(args: RenderArgs) -> anyhow::Result<()> {
     let output = match args.format {
         Format::Pdf => {
             let font = server::pdf::find_font(args.font.as_deref())?;
-            return write_atomically(&args.out, &server::pdf::render(&report, &font)?);
+            return write_output(&args.out, &server::pdf::render(&report, &font)?);
         }
         Format::Json => serde_json::to_string_pretty(&report)? + "\n",
         Format::Fhir => serde_json::to_string_pretty(&report::fhir::render(&report))? + "\n",
@@ -103,18 +103,14 @@ fn render(args: RenderArgs) -> anyhow::Result<()> {
             },
         ),
     };
-    write_atomically(&args.out, output.as_bytes())
+    write_output(&args.out, output.as_bytes())
 }
 
-/// A HIS polling the reports folder must never pick up half a file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+/// `-` is standard output; anything else is written atomically (a HIS polls the reports folder).
+fn write_output(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if path.as_os_str() == "-" {
         use std::io::Write;
         return Ok(std::io::stdout().write_all(bytes)?);
     }
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().context("--out needs a file name")?.to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("无法写入 / cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("无法写入 / cannot write {}", path.display()))
+    server::files::write_atomically(path, bytes)
 }
