@@ -49,6 +49,18 @@ const BLACK: (f32, f32, f32) = (0.0, 0.0, 0.0);
 const GREY: (f32, f32, f32) = (0.45, 0.45, 0.45);
 const RED: (f32, f32, f32) = (0.75, 0.1, 0.1);
 
+/// One line of text at (x, y) millimetres from the page's lower left corner.
+fn text_ops(font: &FontId, x: f32, y: f32, text: &str, size: f32, (r, g, b): (f32, f32, f32)) -> [Op; 6] {
+    [
+        Op::StartTextSection,
+        Op::SetFont { font: PdfFontHandle::External(font.clone()), size: Pt(size) },
+        Op::SetFillColor { col: Color::Rgb(Rgb::new(r, g, b, None)) },
+        Op::SetTextCursor { pos: Point { x: Mm(x).into(), y: Mm(y).into() } },
+        Op::ShowText { items: vec![TextItem::Text(text.to_string())] },
+        Op::EndTextSection,
+    ]
+}
+
 /// Lays text out top to bottom, starting new pages as needed.
 struct Layout {
     font: FontId,
@@ -68,16 +80,9 @@ impl Layout {
         self.y = TOP;
     }
 
-    fn text_at(&mut self, x: f32, y: f32, text: &str, size: f32, (r, g, b): (f32, f32, f32)) {
-        let ops = self.pages.last_mut().expect("a page");
-        ops.extend([
-            Op::StartTextSection,
-            Op::SetFont { font: PdfFontHandle::External(self.font.clone()), size: Pt(size) },
-            Op::SetFillColor { col: Color::Rgb(Rgb::new(r, g, b, None)) },
-            Op::SetTextCursor { pos: Point { x: Mm(x).into(), y: Mm(y).into() } },
-            Op::ShowText { items: vec![TextItem::Text(text.to_string())] },
-            Op::EndTextSection,
-        ]);
+    fn text_at(&mut self, x: f32, y: f32, text: &str, size: f32, color: (f32, f32, f32)) {
+        let ops = text_ops(&self.font, x, y, text, size, color);
+        self.pages.last_mut().expect("a page").extend(ops);
     }
 
     /// A paragraph, wrapped to the text width (CJK characters one em wide, ASCII about half).
@@ -223,9 +228,9 @@ pub fn render(report: &Report, font_path: &Path) -> anyhow::Result<Vec<u8>> {
     let total = l.pages.len();
     let mut pages = Vec::with_capacity(total);
     for (i, body) in std::mem::take(&mut l.pages).into_iter().enumerate() {
-        let mut page = Layout { font: font_id.clone(), pages: vec![Vec::new()], y: 0.0 };
+        let mut ops = Vec::new();
         if report.ai.is_some() {
-            page.pages[0].extend([
+            ops.extend([
                 Op::StartTextSection,
                 Op::SetFont { font: PdfFontHandle::External(font_id.clone()), size: Pt(40.0) },
                 Op::SetFillColor { col: Color::Rgb(Rgb::new(0.88, 0.88, 0.88, None)) },
@@ -233,11 +238,10 @@ pub fn render(report: &Report, font_path: &Path) -> anyhow::Result<Vec<u8>> {
                 Op::ShowText { items: vec![TextItem::Text("AI辅助分析 仅供参考".into())] },
                 Op::EndTextSection,
             ]);
-            page.text_at(MARGIN, PAGE_H - 10.0, report::AI_ADVISORY_LABEL, 11.0, RED);
+            ops.extend(text_ops(&font_id, MARGIN, PAGE_H - 10.0, report::AI_ADVISORY_LABEL, 11.0, RED));
         }
-        page.pages[0].extend(body);
-        page.text_at(MARGIN, 12.0, &format!("{footer}    第{}/{}页", i + 1, total), 9.0, GREY);
-        let ops = page.pages.pop().expect("a page");
+        ops.extend(body);
+        ops.extend(text_ops(&font_id, MARGIN, 12.0, &format!("{footer}    第{}/{}页", i + 1, total), 9.0, GREY));
         pages.push(PdfPage::new(Mm(PAGE_W), Mm(PAGE_H), ops));
     }
     let options = PdfSaveOptions { optimize: true, subset_fonts: true, secure: true, image_optimization: None };
