@@ -119,17 +119,20 @@ ensure_test_python() {
 # script or the Python packages change.
 ensure_fixtures() {
   local out=target/fixtures stamp
-  stamp=$(cat models/tests/fixtures/make_tiny_gemma3.py scripts/requirements-test.txt | sha256sum | cut -d' ' -f1)
+  stamp=$(cat models/tests/fixtures/make_tiny_gemma3.py imaging/tests/fixtures/make_dicom_fixtures.py \
+    scripts/requirements-test.txt | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$out/.stamp" 2>/dev/null)" != "$stamp" ]; then
     rm -rf "$out"
     .venv/bin/python -W ignore models/tests/fixtures/make_tiny_gemma3.py "$out"
+    .venv/bin/python -W ignore imaging/tests/fixtures/make_dicom_fixtures.py "$out/dicom"
     echo "$stamp" > "$out/.stamp"
   fi
 }
 
 # What building the server and the site needs.
 setup_build() {
-  phase "Debian build packages" ensure_debian_packages pkg-config
+  # cmake builds CharLS (JPEG-LS) and libjpeg-turbo (JPEG) from source; nasm gives libjpeg-turbo its SIMD.
+  phase "Debian build packages" ensure_debian_packages pkg-config cmake nasm
   phase "Node.js" ensure_node
   phase "Rust toolchain $RUST_TOOLCHAIN" ensure_rust_toolchain
   phase "cargo-leptos, wasm-bindgen-cli" ensure_cargo_tools

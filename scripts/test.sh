@@ -6,10 +6,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 setup_build
 # fonts: Chinese text in screenshots (and, later, PDFs) must not render as boxes.
-phase "Debian test packages" ensure_debian_packages chromium fonts-wqy-microhei poppler-utils
+phase "Debian test packages" ensure_debian_packages chromium fonts-wqy-microhei poppler-utils dcmtk
 phase "end2end npm packages" ensure_npm_packages end2end
 phase "Python test packages (transformers)" ensure_test_python
-phase "golden fixtures (tiny Gemma 3)" ensure_fixtures
+phase "test fixtures (tiny Gemma 3, DICOM)" ensure_fixtures
 
 phase "rustfmt check" cargo fmt --all -- --check
 phase "clippy (warnings are errors)" cargo clippy --workspace --exclude frontend --all-targets -- -D warnings

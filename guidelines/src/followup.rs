@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use measure::sphere_volume_mm3;
+
 use crate::{Bilingual, mean_diameter, round1};
 
 /// One measurement of the nodule on one exam.
@@ -46,11 +48,6 @@ impl std::fmt::Display for FollowupError {
 
 impl std::error::Error for FollowupError {}
 
-/// Sphere volume of the mean diameter, mm³.
-pub fn volume_mm3(long: f64, short: f64) -> f64 {
-    std::f64::consts::PI / 6.0 * mean_diameter(long, short).powi(3)
-}
-
 pub fn compare(prior: &Measurement, current: &Measurement) -> Result<Change, FollowupError> {
     for m in [prior, current] {
         if !(m.long_axis_mm > 0.0 && m.short_axis_mm > 0.0 && m.short_axis_mm <= m.long_axis_mm) {
@@ -67,8 +64,8 @@ pub fn compare(prior: &Measurement, current: &Measurement) -> Result<Change, Fol
     let prior_mean = mean_diameter(prior.long_axis_mm, prior.short_axis_mm);
     let current_mean = mean_diameter(current.long_axis_mm, current.short_axis_mm);
     let delta = round1(current_mean - prior_mean);
-    let v1 = volume_mm3(prior.long_axis_mm, prior.short_axis_mm);
-    let v2 = volume_mm3(current.long_axis_mm, current.short_axis_mm);
+    let v1 = sphere_volume_mm3(prior.long_axis_mm, prior.short_axis_mm);
+    let v2 = sphere_volume_mm3(current.long_axis_mm, current.short_axis_mm);
     let doubling_time_days = (v2 > v1 && days > 0).then(|| days as f64 * std::f64::consts::LN_2 / (v2 / v1).ln());
     let vdt = |zh: bool| match doubling_time_days {
         Some(t) if zh => format!("（VDT {}天）", t.round()),
@@ -152,8 +149,8 @@ mod tests {
 
     #[test]
     fn six_millimetres_is_113_cubic_millimetres_as_in_lung_rads() {
-        assert_eq!(round1(volume_mm3(6.0, 6.0)), 113.1);
-        assert_eq!(round1(volume_mm3(8.0, 8.0)), 268.1);
+        assert_eq!(round1(sphere_volume_mm3(6.0, 6.0)), 113.1);
+        assert_eq!(round1(sphere_volume_mm3(8.0, 8.0)), 268.1);
     }
 
     #[test]

@@ -60,10 +60,8 @@ impl Nodule {
     }
 }
 
-/// Mean of long and short axis.
-pub fn mean_diameter(long: f64, short: f64) -> f64 {
-    (long + short) / 2.0
-}
+/// Mean of long and short axis: one definition for the guidelines, the viewer and the report.
+pub use measure::mean_diameter;
 
 /// Rounded to one decimal, half up, as Lung-RADS v2022 reports mean diameters. The nudge makes 6.05
 /// (stored as 6.04999…) round to 6.1 as it does on paper; inputs have at most two decimals.

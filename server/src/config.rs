@@ -39,6 +39,14 @@ pub struct ServeArgs {
     #[arg(long, env = "MEDGEMMA_X_LOG", default_value = "info")]
     pub log: String,
 
+    /// Largest upload request (all files together), MiB.
+    #[arg(long, env = "MEDGEMMA_X_MAX_UPLOAD_MB", default_value_t = 2048)]
+    pub max_upload_mb: u64,
+
+    /// Largest single file (or zip entry), MiB.
+    #[arg(long, env = "MEDGEMMA_X_MAX_FILE_MB", default_value_t = 512)]
+    pub max_file_mb: u64,
+
     /// Seconds that in-flight requests and streams get to finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "MEDGEMMA_X_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
@@ -80,6 +88,8 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     pub log: String,
     pub shutdown_grace: Duration,
+    pub max_upload_bytes: u64,
+    pub limits: imaging::Limits,
 }
 
 impl ServeConfig {
@@ -103,6 +113,11 @@ impl ServeConfig {
             log_format: args.log_format,
             log: args.log,
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+            max_upload_bytes: args.max_upload_mb.saturating_mul(1 << 20),
+            limits: imaging::Limits {
+                max_file_bytes: args.max_file_mb.saturating_mul(1 << 20),
+                ..imaging::Limits::default()
+            },
         })
     }
 
@@ -117,6 +132,8 @@ impl ServeConfig {
             ("log_format", format!("{:?}", self.log_format).to_lowercase()),
             ("log", self.log.clone()),
             ("shutdown_grace_secs", self.shutdown_grace.as_secs().to_string()),
+            ("max_upload_mb", (self.max_upload_bytes >> 20).to_string()),
+            ("max_file_mb", (self.limits.max_file_bytes >> 20).to_string()),
         ]
     }
 }

@@ -5,6 +5,7 @@
 //! <data-dir>/objects/   images as uploaded, content-addressed
 //! <data-dir>/reports/   exported reports (PDF, HL7, FHIR) for the HIS to pick up
 //! <data-dir>/logs/      JSON logs, rolled daily
+//! <data-dir>/tmp/       uploads being received; emptied at start (only a crash leaves anything here)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ pub struct DataDir {
 }
 
 impl DataDir {
-    pub const SUBDIRS: [&'static str; 4] = ["db", "objects", "reports", "logs"];
+    pub const SUBDIRS: [&'static str; 5] = ["db", "objects", "reports", "logs", "tmp"];
 
     /// Creates the folder and its layout where missing (first start, or a folder someone emptied).
     pub fn create(root: &Path) -> anyhow::Result<Self> {
@@ -48,6 +49,24 @@ impl DataDir {
 
     pub fn logs(&self) -> PathBuf {
         self.root.join("logs")
+    }
+
+    pub fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// Removes what a crashed server left in tmp/ (partial uploads, never referenced by the database);
+    /// returns how many files. Only called while holding the data dir's run lock.
+    pub fn clear_tmp(&self) -> anyhow::Result<usize> {
+        let mut removed = 0;
+        for entry in std::fs::read_dir(self.tmp())? {
+            let path = entry?.path();
+            if path.is_file() {
+                std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     pub fn default_sqlite_file(&self) -> PathBuf {

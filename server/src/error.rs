@@ -14,6 +14,9 @@ pub enum AppError {
     BadRequest { zh: String, en: String },
     #[error("unavailable: {en}")]
     Unavailable { zh: String, en: String },
+    /// Input refused for a reason with its own code and status (an image over a limit, a corrupt file).
+    #[error("rejected ({code}): {en}")]
+    Rejected { status: StatusCode, code: &'static str, zh: String, en: String },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -37,6 +40,7 @@ impl IntoResponse for AppError {
             Self::NotFound { zh, en } => (StatusCode::NOT_FOUND, "not_found", zh.as_str(), en.as_str()),
             Self::BadRequest { zh, en } => (StatusCode::BAD_REQUEST, "bad_request", zh.as_str(), en.as_str()),
             Self::Unavailable { zh, en } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", zh.as_str(), en.as_str()),
+            Self::Rejected { status, code, zh, en } => (*status, *code, zh.as_str(), en.as_str()),
             Self::Internal(err) => {
                 tracing::error!(error = format!("{err:#}"), "internal error");
                 (
@@ -49,5 +53,40 @@ impl IntoResponse for AppError {
         };
         let body = ErrorBody { error: ErrorDetail { code, message_zh: zh, message_en: en } };
         (status, Json(body)).into_response()
+    }
+}
+
+impl AppError {
+    pub fn bad_request(zh: impl Into<String>, en: impl Into<String>) -> AppError {
+        AppError::BadRequest { zh: zh.into(), en: en.into() }
+    }
+
+    pub fn not_found(zh: impl Into<String>, en: impl Into<String>) -> AppError {
+        AppError::NotFound { zh: zh.into(), en: en.into() }
+    }
+}
+
+impl From<imaging::ImagingError> for AppError {
+    fn from(e: imaging::ImagingError) -> AppError {
+        AppError::Rejected { status: imaging_status(&e), code: e.code(), zh: e.message_zh(), en: e.message_en() }
+    }
+}
+
+pub fn imaging_status(e: &imaging::ImagingError) -> StatusCode {
+    imaging_status_of_code(e.code())
+}
+
+/// 413 for sizes over a limit, 415 for formats we do not read, 422 for files that are broken.
+pub fn imaging_status_of_code(code: &str) -> StatusCode {
+    match code {
+        "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+        "unknown_format" | "unsupported" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> AppError {
+        AppError::Internal(e.into())
     }
 }

@@ -1,5 +1,6 @@
 //! The HTTP surface: health probes, the JSON API and the Leptos pages, in one router.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{FromRef, State};
@@ -12,8 +13,9 @@ use leptos_axum::{LeptosRoutes, generate_route_list};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::data_dir::DataDir;
 use crate::db::{self, Pool};
-use crate::error::AppError;
+use crate::images::Images;
 use crate::model::ModelSetup;
 use app::status::{DatabaseStatus, ModelStatus, Readiness};
 
@@ -28,6 +30,9 @@ pub struct AppState {
     pub started: Instant,
     /// Cancelled when shutdown begins: long-lived responses (SSE streams) watch it and end cleanly.
     pub shutdown: CancellationToken,
+    pub data_dir: DataDir,
+    /// Stored images, the limits every file is held to, decoded-frame cache.
+    pub images: Arc<Images>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -43,7 +48,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .nest("/api/v1", api_v1())
+        .nest("/api/v1", crate::api::router(state.images.max_upload_bytes))
         .leptos_routes(&state, routes, {
             let options = state.leptos_options.clone();
             move || app::shell(options.clone())
@@ -51,13 +56,6 @@ pub fn app(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
-}
-
-/// The integrators' API. Later issues add its routes; unknown paths answer JSON, not an HTML page.
-fn api_v1() -> Router<AppState> {
-    Router::new().fallback(|| async {
-        AppError::NotFound { zh: "没有这个接口".into(), en: "No such API endpoint".into() }
-    })
 }
 
 #[derive(Serialize)]

@@ -1,13 +1,17 @@
 //! The MedGemma-X server. `main.rs` only parses the command line; everything it runs lives here.
 
+pub mod api;
 pub mod config;
 pub mod data_dir;
 pub mod db;
 pub mod error;
 pub mod files;
 pub mod http;
+pub mod images;
+pub mod ingest;
 pub mod logging;
 pub mod model;
+pub mod objects;
 pub mod ops;
 pub mod pdf;
 pub mod runfile;

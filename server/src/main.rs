@@ -18,6 +18,11 @@ struct Cli {
 enum Command {
     /// Start the web server (启动服务).
     Serve(server::config::ServeArgs),
+    /// Read a DICOM file: metadata, or one frame rendered to PNG (DICOM 文件信息与渲染).
+    Dicom {
+        #[command(subcommand)]
+        which: cli::dicom::DicomCommand,
+    },
     /// Generate one answer from a checkpoint folder (单次推理，用于集成检查与基准测试).
     Generate(cli::generate::GenerateArgs),
     /// Lung nodule guidelines: Lung-RADS v2022 or Fleischner 2017 for a case (肺结节指南分类).
@@ -42,6 +47,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => cli::serve::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Dicom { which } => cli::dicom::run(which).map(|()| ExitCode::SUCCESS),
         Command::Generate(args) => cli::generate::run(args).map(|()| ExitCode::SUCCESS),
         Command::Guideline { which } => cli::guideline::run(which).map(|()| ExitCode::SUCCESS),
         Command::Report { which } => cli::report::run(which).map(|()| ExitCode::SUCCESS),

@@ -10,7 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ServeArgs, ServeConfig};
 use crate::http::{self, AppState};
+use crate::images::Images;
 use crate::model::ModelSetup;
+use crate::objects::ObjectStore;
 use crate::runfile::{RunInfo, RunLock};
 use crate::shutdown::{self, Drain};
 use crate::{db, logging};
@@ -18,6 +20,9 @@ use crate::{db, logging};
 /// Name cargo-leptos gives the wasm, js and css bundles (`name` in the workspace metadata, passed to
 /// every build through .cargo/config.toml).
 pub const SITE_OUTPUT_NAME: &str = env!("LEPTOS_OUTPUT_NAME");
+
+/// Decoded frames kept in memory for the viewer (a few radiographs, or one CT volume).
+const DECODED_CACHE_BYTES: usize = 1 << 30;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -29,6 +34,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(setting = name, value = %value, "configuration");
     }
 
+    let stale = config.data_dir.clear_tmp().context("cannot clear the data dir's tmp folder")?;
+    if stale > 0 {
+        tracing::warn!(files = stale, "removed partial uploads left by an earlier crash");
+    }
     let pool = db::connect(&config.database).await?;
     db::record_start(&pool, &now_rfc3339()).await.context("cannot write to the database")?;
 
@@ -52,6 +61,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         model,
         started,
         shutdown: shutdown_token.clone(),
+        data_dir: config.data_dir.clone(),
+        images: Arc::new(Images::new(
+            ObjectStore::new(config.data_dir.objects()),
+            config.limits,
+            config.max_upload_bytes,
+            DECODED_CACHE_BYTES,
+        )),
     };
 
     let signals = shutdown::Signals::install().context("cannot install signal handlers")?;
@@ -113,6 +129,6 @@ fn check_site_assets(site_root: &std::path::Path) {
     }
 }
 
-fn now_rfc3339() -> String {
+pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }

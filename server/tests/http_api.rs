@@ -20,6 +20,13 @@ async fn state(tmp: &tempfile::TempDir) -> AppState {
         model: ModelSetup::inspect(None),
         started: Instant::now(),
         shutdown: CancellationToken::new(),
+        data_dir: server::data_dir::DataDir::create(&tmp.path().join("data")).unwrap(),
+        images: std::sync::Arc::new(server::images::Images::new(
+            server::objects::ObjectStore::new(tmp.path().join("data/objects")),
+            imaging::Limits::default(),
+            1 << 30,
+            1 << 26,
+        )),
     }
 }
 

@@ -1,3 +1,4 @@
+pub mod dicom;
 pub mod generate;
 pub mod guideline;
 pub mod ops;

@@ -21,6 +21,17 @@ pub fn fixture(name: &str) -> PathBuf {
     dir
 }
 
+/// A file made by imaging/tests/fixtures/make_dicom_fixtures.py, e.g. `synthetic/ct_phantom.dcm`.
+pub fn dicom_fixture(path: &str) -> PathBuf {
+    let file = std::env::var_os("MEDGEMMA_X_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures"))
+        .join("dicom")
+        .join(path);
+    assert!(file.is_file(), "no fixture at {}: run scripts/test.sh", file.display());
+    file
+}
+
 /// A running `medgemma-x serve`, killed on drop if a test fails half-way.
 pub struct Server {
     pub child: Child,

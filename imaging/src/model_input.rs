@@ -1,0 +1,173 @@
+//! The image as MedGemma sees it, and the way back: heatmaps and boxes come in model coordinates and must
+//! land on the radiologist's pixels.
+//!
+//! Chest X-ray: the file's window (or the full range), grey to RGB, padded to a square, resized.
+//! CT, per Google's MedGemma CT recipe: three HU windows as R, G, B (−1024…1024, −135…215, 0…80), up to
+//! 85 evenly spaced slices.
+
+use image::{RgbImage, imageops::FilterType};
+use measure::{Point, window::Window};
+use serde::{Deserialize, Serialize};
+
+/// Square model-input image and the mapping back to the original.
+pub struct ModelImage {
+    pub rgb: RgbImage,
+    pub transform: ImageTransform,
+}
+
+/// original → model: scale, then shift by the padding. Padding is split evenly (the image is centred).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImageTransform {
+    pub original_columns: u32,
+    pub original_rows: u32,
+    /// Side of the square model image.
+    pub size: u32,
+    /// Model pixels per original pixel.
+    pub scale: f64,
+    /// Padding added left and top, in model pixels.
+    pub pad_x: f64,
+    pub pad_y: f64,
+}
+
+impl ImageTransform {
+    pub fn new(columns: u32, rows: u32, size: u32) -> ImageTransform {
+        let side = f64::from(columns.max(rows));
+        let scale = f64::from(size) / side;
+        ImageTransform {
+            original_columns: columns,
+            original_rows: rows,
+            size,
+            scale,
+            pad_x: (side - f64::from(columns)) / 2.0 * scale,
+            pad_y: (side - f64::from(rows)) / 2.0 * scale,
+        }
+    }
+
+    /// A point in model pixels (continuous coordinates, 0 at the top-left corner) to original pixel
+    /// centres.
+    pub fn to_original(&self, x: f64, y: f64) -> Point {
+        Point::new((x - self.pad_x) / self.scale - 0.5, (y - self.pad_y) / self.scale - 0.5)
+    }
+
+    /// A MedGemma box `[y0, x0, y1, x1]` normalized to 0–1000 over the model image, as its two corners
+    /// in original pixels, clamped to the image.
+    pub fn box_1000_to_original(&self, b: [f64; 4]) -> [Point; 2] {
+        let s = f64::from(self.size) / 1000.0;
+        let clamp = |p: Point| {
+            Point::new(
+                p.x.clamp(-0.5, f64::from(self.original_columns) - 0.5),
+                p.y.clamp(-0.5, f64::from(self.original_rows) - 0.5),
+            )
+        };
+        [clamp(self.to_original(b[1] * s, b[0] * s)), clamp(self.to_original(b[3] * s, b[2] * s))]
+    }
+}
+
+/// A grey radiograph frame windowed to 8 bits (MONOCHROME1 inverted), padded to a square with black and
+/// resized to `size`.
+pub fn chest_xray(values: &[f32], columns: u32, rows: u32, window: Window, inverted: bool, size: u32) -> ModelImage {
+    let mut grey = Vec::new();
+    window.apply(values, inverted, &mut grey);
+    let rgb: Vec<u8> = grey.iter().flat_map(|&g| [g, g, g]).collect();
+    square(RgbImage::from_raw(columns, rows, rgb).expect("sizes match"), size)
+}
+
+/// A colour image padded and resized.
+pub fn color(rgb: &[u8], columns: u32, rows: u32, size: u32) -> ModelImage {
+    square(RgbImage::from_raw(columns, rows, rgb.to_vec()).expect("sizes match"), size)
+}
+
+/// The CT windows of Google's MedGemma CT recipe, (lowest, highest) HU, as R, G and B.
+pub const CT_WINDOWS_HU: [(f64, f64); 3] = [(-1024.0, 1024.0), (-135.0, 215.0), (0.0, 80.0)];
+
+/// At most this many slices go to the model.
+pub const CT_MAX_SLICES: usize = 85;
+
+/// Indices of up to `max` slices evenly spaced over `count`, first and last included.
+pub fn ct_slice_indices(count: usize, max: usize) -> Vec<usize> {
+    if count <= max {
+        return (0..count).collect();
+    }
+    (0..max).map(|i| ((i as f64) * (count - 1) as f64 / (max - 1) as f64).round() as usize).collect()
+}
+
+/// One CT slice in HU as an RGB image of the three windows, padded and resized.
+pub fn ct_slice(hu: &[f32], columns: u32, rows: u32, size: u32) -> ModelImage {
+    let rgb: Vec<u8> = hu
+        .iter()
+        .flat_map(|&v| {
+            CT_WINDOWS_HU.map(|(lo, hi)| ((f64::from(v).clamp(lo, hi) - lo) / (hi - lo) * 255.0).round() as u8)
+        })
+        .collect();
+    square(RgbImage::from_raw(columns, rows, rgb).expect("sizes match"), size)
+}
+
+fn square(img: RgbImage, size: u32) -> ModelImage {
+    let transform = ImageTransform::new(img.width(), img.height(), size);
+    let side = img.width().max(img.height());
+    let mut canvas = RgbImage::new(side, side);
+    image::imageops::replace(
+        &mut canvas,
+        &img,
+        i64::from((side - img.width()) / 2),
+        i64::from((side - img.height()) / 2),
+    );
+    // Integer padding in the canvas: record exactly what was done.
+    let transform = ImageTransform {
+        pad_x: f64::from((side - img.width()) / 2) * transform.scale,
+        pad_y: f64::from((side - img.height()) / 2) * transform.scale,
+        ..transform
+    };
+    let rgb = if side == size { canvas } else { image::imageops::resize(&canvas, size, size, FilterType::Triangle) };
+    ModelImage { rgb, transform }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_point_maps_back_through_padding_and_scale() {
+        // 300 wide × 200 high → padded to 300×300 (50 px top), resized to 600: scale 2, pad_y 100.
+        let t = ImageTransform::new(300, 200, 600);
+        assert_eq!((t.scale, t.pad_x, t.pad_y), (2.0, 0.0, 100.0));
+        // The centre of original pixel (10, 20) is at model (21, 141).
+        let p = t.to_original(21.0, 141.0);
+        assert!((p.x - 10.0).abs() < 1e-12 && (p.y - 20.0).abs() < 1e-12);
+        // The whole model image as a box maps to the image itself (clamped through the padding).
+        let [a, b] = t.box_1000_to_original([0.0, 0.0, 1000.0, 1000.0]);
+        assert_eq!((a.x, a.y, b.x, b.y), (-0.5, -0.5, 299.5, 199.5));
+    }
+
+    #[test]
+    fn a_bright_square_lands_where_the_transform_says() {
+        // 40 wide × 20 high, a white pixel block at columns 30..34, rows 4..8.
+        let (w, h) = (40u32, 20u32);
+        let values: Vec<f32> = (0..w * h)
+            .map(|i| if (30..34).contains(&(i % w)) && (4..8).contains(&(i / w)) { 1000.0 } else { 0.0 })
+            .collect();
+        let m = chest_xray(&values, w, h, Window::full_range(0.0, 1000.0), false, 80);
+        assert_eq!(m.rgb.dimensions(), (80, 80));
+        // Brightest model pixel maps back inside the block.
+        let (mut best, mut at) = (0u8, (0u32, 0u32));
+        for (x, y, p) in m.rgb.enumerate_pixels() {
+            if p[0] > best {
+                (best, at) = (p[0], (x, y));
+            }
+        }
+        let back = m.transform.to_original(f64::from(at.0) + 0.5, f64::from(at.1) + 0.5);
+        assert!((29.5..34.5).contains(&back.x) && (3.5..8.5).contains(&back.y), "{back:?}");
+    }
+
+    #[test]
+    fn ct_windows_and_slices() {
+        let m = ct_slice(&[-1024.0, 0.0, 40.0, 3000.0], 2, 2, 2);
+        assert_eq!(m.rgb.get_pixel(0, 0).0, [0, 0, 0]);
+        assert_eq!(m.rgb.get_pixel(1, 0).0, [128, 98, 0]); // 0 HU: (1024/2048, 135/350, 0/80)
+        assert_eq!(m.rgb.get_pixel(0, 1).0, [132, 128, 128]); // 40 HU: (1064/2048, 175/350, 40/80)
+        assert_eq!(m.rgb.get_pixel(1, 1).0, [255, 255, 255]);
+        assert_eq!(ct_slice_indices(3, 85), vec![0, 1, 2]);
+        let picked = ct_slice_indices(300, 85);
+        assert_eq!((picked.len(), picked[0], picked[84]), (85, 0, 299));
+    }
+}

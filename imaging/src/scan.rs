@@ -1,0 +1,253 @@
+//! A structural pass over a DICOM Part 10 file before the real parser sees it.
+//!
+//! dicom-object reads nested sequences recursively and trusts declared lengths; this pass, iterative and
+//! allocation-free, makes sure that every declared length fits in what encloses it (truncation), and that
+//! sequences do not nest deeper than the limit (stack exhaustion), and inflates a deflated data set only up
+//! to a limit (deflate bombs). Only files that pass reach the parser.
+
+use std::io::Read;
+
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+use dicom_core::{Tag, VR};
+use dicom_dictionary_std::StandardDataDictionary;
+
+use crate::error::{ImagingError, within};
+use crate::limits::Limits;
+
+pub const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
+pub const EXPLICIT_VR_BE: &str = "1.2.840.10008.1.2.2";
+pub const DEFLATED_EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1.99";
+
+/// What the pass learned.
+#[derive(Debug)]
+pub struct Layout {
+    /// Offset of the "DICM" magic: 128 with a preamble, 0 without.
+    pub magic_offset: usize,
+}
+
+pub fn scan(bytes: &[u8], limits: &Limits) -> Result<Layout, ImagingError> {
+    let magic_offset = if bytes.get(128..132) == Some(b"DICM") {
+        128
+    } else if bytes.get(0..4) == Some(b"DICM") {
+        0
+    } else {
+        return Err(ImagingError::UnknownFormat);
+    };
+    let mut meta = Cursor { bytes, pos: magic_offset + 4, little_endian: true, explicit: true };
+    let mut transfer_syntax = None;
+    // The file meta group: explicit VR little endian, group 0002 only.
+    while meta.pos + 4 <= bytes.len() && meta.peek_group() == Some(0x0002) {
+        let header = meta.element_header()?;
+        let len = header.len.ok_or_else(|| ImagingError::Corrupt("undefined length in the file meta group".into()))?;
+        let value = meta.take(len, "file meta element")?;
+        if header.tag == Tag(0x0002, 0x0010) {
+            let uid = String::from_utf8_lossy(value).trim_end_matches(['\0', ' ']).to_string();
+            transfer_syntax = Some(uid);
+        }
+    }
+    let transfer_syntax = transfer_syntax
+        .ok_or_else(|| ImagingError::Corrupt("no Transfer Syntax UID (0002,0010) in the file meta".into()))?;
+    let body = &bytes[meta.pos..];
+    match transfer_syntax.as_str() {
+        IMPLICIT_VR_LE => walk(body, true, false, limits)?,
+        EXPLICIT_VR_BE => walk(body, false, true, limits)?,
+        DEFLATED_EXPLICIT_VR_LE => walk(&inflate(body, limits)?, true, true, limits)?,
+        _ => walk(body, true, true, limits)?,
+    }
+    Ok(Layout { magic_offset })
+}
+
+/// Raw deflate (RFC 1951), as PS3.5 A.5 specifies, stopped at the decoded-size limit.
+pub fn inflate(body: &[u8], limits: &Limits) -> Result<Vec<u8>, ImagingError> {
+    let mut out = Vec::new();
+    let cap = limits.max_decoded_bytes.min(limits.max_file_bytes.saturating_mul(limits.max_zip_ratio));
+    flate2::read::DeflateDecoder::new(body)
+        .take(cap + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ImagingError::Corrupt(format!("deflated data set: {e}")))?;
+    within("inflated data set bytes", out.len() as u64, cap)?;
+    Ok(out)
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    little_endian: bool,
+    explicit: bool,
+}
+
+struct Header {
+    tag: Tag,
+    vr: Option<VR>,
+    /// None: undefined length (0xFFFFFFFF).
+    len: Option<usize>,
+}
+
+const ITEM: Tag = Tag(0xFFFE, 0xE000);
+const ITEM_END: Tag = Tag(0xFFFE, 0xE00D);
+const SEQUENCE_END: Tag = Tag(0xFFFE, 0xE0DD);
+const PIXEL_DATA: Tag = Tag(0x7FE0, 0x0010);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], ImagingError> {
+        let end = self.pos.checked_add(n).filter(|e| *e <= self.bytes.len()).ok_or_else(|| {
+            ImagingError::Truncated(format!(
+                "{what} at byte {} declares {n} bytes, {} remain",
+                self.pos,
+                self.bytes.len() - self.pos
+            ))
+        })?;
+        let s = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn u16(&mut self) -> Result<u16, ImagingError> {
+        let b: [u8; 2] = self.take(2, "element header")?.try_into().unwrap();
+        Ok(if self.little_endian { u16::from_le_bytes(b) } else { u16::from_be_bytes(b) })
+    }
+
+    fn u32(&mut self) -> Result<u32, ImagingError> {
+        let b: [u8; 4] = self.take(4, "element header")?.try_into().unwrap();
+        Ok(if self.little_endian { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
+    }
+
+    fn peek_group(&self) -> Option<u16> {
+        let b = self.bytes.get(self.pos..self.pos + 2)?;
+        Some(if self.little_endian { u16::from_le_bytes([b[0], b[1]]) } else { u16::from_be_bytes([b[0], b[1]]) })
+    }
+
+    fn element_header(&mut self) -> Result<Header, ImagingError> {
+        let tag = Tag(self.u16()?, self.u16()?);
+        let len = |raw: u32| if raw == u32::MAX { None } else { Some(raw as usize) };
+        // Item and delimitation tags have no VR in any encoding (PS3.5 7.5).
+        if tag.group() == 0xFFFE || !self.explicit {
+            return Ok(Header { tag, vr: None, len: len(self.u32()?) });
+        }
+        let vr_bytes: [u8; 2] = self.take(2, "element header")?.try_into().unwrap();
+        let vr = VR::from_binary(vr_bytes);
+        // PS3.5 Table 7.1-1: these VRs have two reserved bytes and a 32-bit length; unknown VRs are read
+        // the same way, as the standard asks of future VRs.
+        let long = vr.is_none_or(|vr| {
+            matches!(
+                vr,
+                VR::OB
+                    | VR::OD
+                    | VR::OF
+                    | VR::OL
+                    | VR::OV
+                    | VR::OW
+                    | VR::SQ
+                    | VR::UC
+                    | VR::UN
+                    | VR::UR
+                    | VR::UT
+                    | VR::SV
+                    | VR::UV
+            )
+        });
+        let len = if long {
+            self.take(2, "element header")?;
+            len(self.u32()?)
+        } else {
+            Some(usize::from(self.u16()?))
+        };
+        Ok(Header { tag, vr, len })
+    }
+}
+
+/// What the walk is inside of.
+enum Container {
+    /// A sequence (or an undefined-length element read as one); `end` for a defined length.
+    Sequence { end: Option<usize> },
+    /// An item of a sequence.
+    Item { end: Option<usize> },
+    /// Encapsulated pixel data: items are compressed fragments, not data sets.
+    Fragments,
+}
+
+fn walk(body: &[u8], little_endian: bool, explicit: bool, limits: &Limits) -> Result<(), ImagingError> {
+    let mut c = Cursor { bytes: body, pos: 0, little_endian, explicit };
+    let mut stack: Vec<Container> = Vec::new();
+    let dict = StandardDataDictionary;
+    loop {
+        // Close every defined-length container that ends here.
+        while let Some(Container::Sequence { end: Some(end) } | Container::Item { end: Some(end) }) = stack.last() {
+            if c.pos < *end {
+                break;
+            }
+            stack.pop();
+        }
+        if c.pos == body.len() {
+            return if stack.is_empty() {
+                Ok(())
+            } else {
+                Err(ImagingError::Truncated(format!(
+                    "the file ends inside {} open sequence(s) or item(s)",
+                    stack.len()
+                )))
+            };
+        }
+        // Trailing padding (some writers pad with zeros to an even block) is not an element.
+        if stack.is_empty() && body[c.pos..].iter().all(|b| *b == 0) {
+            return Ok(());
+        }
+        let header = c.element_header()?;
+        let limit_of = |stack: &[Container]| match stack.last() {
+            Some(Container::Sequence { end: Some(e) } | Container::Item { end: Some(e) }) => *e,
+            _ => body.len(),
+        };
+        let fits =
+            |len: usize, pos: usize, stack: &[Container]| pos.checked_add(len).is_some_and(|e| e <= limit_of(stack));
+        match header.tag {
+            ITEM => match (stack.last(), header.len) {
+                (Some(Container::Fragments), Some(len)) => {
+                    c.take(len, "pixel data fragment")?;
+                }
+                (Some(Container::Sequence { .. }), len) => {
+                    if let Some(len) = len
+                        && !fits(len, c.pos, &stack)
+                    {
+                        return Err(ImagingError::Truncated(format!("item at byte {} declares {len} bytes", c.pos)));
+                    }
+                    stack.push(Container::Item { end: len.map(|l| c.pos + l) });
+                }
+                _ => return Err(ImagingError::Corrupt(format!("unexpected item at byte {}", c.pos))),
+            },
+            ITEM_END => match stack.pop() {
+                Some(Container::Item { end: None }) => {}
+                _ => return Err(ImagingError::Corrupt(format!("unexpected item delimiter at byte {}", c.pos))),
+            },
+            SEQUENCE_END => match stack.pop() {
+                Some(Container::Sequence { end: None } | Container::Fragments) => {}
+                _ => return Err(ImagingError::Corrupt(format!("unexpected sequence delimiter at byte {}", c.pos))),
+            },
+            tag => {
+                let is_sequence = header.vr == Some(VR::SQ)
+                    || (header.vr.is_none() && dict.by_tag(tag).is_some_and(|e| e.vr().relaxed() == VR::SQ));
+                match header.len {
+                    None if tag == PIXEL_DATA => stack.push(Container::Fragments),
+                    // An undefined-length element that is not pixel data can only be a sequence
+                    // (SQ, or UN holding one: PS3.5 6.2.2).
+                    None => stack.push(Container::Sequence { end: None }),
+                    Some(len) if !fits(len, c.pos, &stack) => {
+                        return Err(ImagingError::Truncated(format!(
+                            "element ({:04X},{:04X}) at byte {} declares {len} bytes",
+                            tag.group(),
+                            tag.element(),
+                            c.pos
+                        )));
+                    }
+                    Some(len) if is_sequence => stack.push(Container::Sequence { end: Some(c.pos + len) }),
+                    Some(len) => {
+                        c.take(len, "element value")?;
+                    }
+                }
+                let depth = stack.iter().filter(|s| matches!(s, Container::Sequence { .. })).count() as u32;
+                if depth > limits.max_sequence_depth {
+                    return Err(ImagingError::NestingTooDeep { limit: limits.max_sequence_depth });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! `POST /api/v1/uploads`: multipart, one or many files (DICOM, JPEG, PNG, zip archives of them), each
+//! streamed to a temporary file under the data dir, then parsed, stored and recorded.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Json;
+use axum::extract::{Multipart, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use imaging::ImagingError;
+use serde::Serialize;
+
+use crate::error::{AppError, imaging_status_of_code};
+use crate::http::AppState;
+use crate::ingest::{self, FileOutcome, Status, UploaderIdentity};
+
+#[derive(Serialize)]
+struct UploadResult {
+    stored: usize,
+    duplicates: usize,
+    rejected: usize,
+    files: Vec<FileOutcome>,
+}
+
+static NEXT_UPLOAD: AtomicU64 = AtomicU64::new(0);
+
+/// Text fields may come before the files they describe (JPEG/PNG identity); at most this long each.
+const MAX_FIELD_BYTES: usize = 4096;
+
+pub async fn upload(State(state): State<AppState>, mut multipart: Multipart) -> Result<Response, AppError> {
+    let mut identity = UploaderIdentity::default();
+    let mut outcomes: Vec<FileOutcome> = Vec::new();
+    let limits = state.images.limits;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            // The request ended early or ran over the request limit: what landed stays landed.
+            Err(e) => return Ok(finish_early(outcomes, e.status(), &e.body_text(), state.images.max_upload_bytes)),
+        };
+        let field_name = field.name().unwrap_or_default().to_string();
+        let Some(file_name) = field.file_name().map(display_name) else {
+            let text = read_text_field(field).await?;
+            set_identity(&mut identity, &field_name, text)?;
+            continue;
+        };
+        let tmp_path = state.data_dir.tmp().join(format!(
+            "upload-{}-{}",
+            std::process::id(),
+            NEXT_UPLOAD.fetch_add(1, Ordering::Relaxed)
+        ));
+        let received = receive_file(field, &tmp_path, limits.max_file_bytes).await;
+        let bytes = match received {
+            Ok(Received::Complete) => std::fs::read(&tmp_path).map_err(anyhow::Error::from),
+            Ok(Received::OverLimit(seen)) => {
+                let _ = std::fs::remove_file(&tmp_path);
+                let error = ImagingError::TooLarge { what: "file bytes", value: seen, limit: limits.max_file_bytes };
+                outcomes.push(FileOutcome::rejected(file_name, &error));
+                continue;
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp_path);
+                return Ok(finish_early(outcomes, e.status(), &e.body_text(), state.images.max_upload_bytes));
+            }
+        };
+        let _ = std::fs::remove_file(&tmp_path);
+        let bytes = bytes?;
+        let (images, ident) = (state.images.clone(), identity.clone());
+        let name = file_name.clone();
+        let prepared =
+            tokio::task::spawn_blocking(move || ingest::prepare(&name, bytes, &ident, &images.limits, &images.objects))
+                .await
+                .map_err(anyhow::Error::from)?;
+        let now = crate::serve::now_rfc3339();
+        for (name, result) in prepared {
+            match result {
+                Ok(p) => outcomes.push(ingest::record(&state.db, &p, &now).await?),
+                Err(e) => {
+                    tracing::info!(code = e.code(), reason = %e, "upload rejected");
+                    outcomes.push(FileOutcome::rejected(name, &e));
+                }
+            }
+        }
+    }
+    if outcomes.is_empty() {
+        return Err(AppError::bad_request("没有上传任何文件", "No file in the upload"));
+    }
+    Ok(summarize(outcomes))
+}
+
+enum Received {
+    Complete,
+    /// Over the per-file limit after this many bytes; the rest of the part was read and dropped.
+    OverLimit(u64),
+}
+
+async fn receive_file(
+    mut field: axum::extract::multipart::Field<'_>,
+    path: &std::path::Path,
+    max_bytes: u64,
+) -> Result<Received, axum::extract::multipart::MultipartError> {
+    let mut file = Some(std::fs::File::create(path).expect("the data dir's tmp folder is writable"));
+    let mut seen = 0u64;
+    while let Some(chunk) = field.chunk().await? {
+        seen += chunk.len() as u64;
+        if seen > max_bytes {
+            file = None; // keep draining the part so the next one can be read
+            continue;
+        }
+        if let Some(f) = file.as_mut()
+            && f.write_all(&chunk).is_err()
+        {
+            file = None;
+            seen = u64::MAX;
+        }
+    }
+    Ok(if file.is_some() && seen <= max_bytes { Received::Complete } else { Received::OverLimit(seen) })
+}
+
+async fn read_text_field(mut field: axum::extract::multipart::Field<'_>) -> Result<String, AppError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| AppError::bad_request("上传请求格式错误", e.body_text()))?
+    {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > MAX_FIELD_BYTES {
+            return Err(AppError::bad_request("表单字段过长", format!("form field over {MAX_FIELD_BYTES} bytes")));
+        }
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| AppError::bad_request("表单字段不是 UTF-8 文本", "form field is not UTF-8 text"))
+}
+
+fn set_identity(identity: &mut UploaderIdentity, field: &str, value: String) -> Result<(), AppError> {
+    let value = value.trim().to_string();
+    let slot = match field {
+        "patient_id" => &mut identity.patient_id,
+        "patient_name" => &mut identity.patient_name,
+        "exam_date" => &mut identity.exam_date,
+        "modality" => &mut identity.modality,
+        "description" => &mut identity.description,
+        "pixel_spacing_mm" => {
+            let mm: f64 =
+                value.parse().ok().filter(|v: &f64| v.is_finite() && *v > 0.0 && *v < 10.0).ok_or_else(|| {
+                    AppError::bad_request(
+                        "像素间距应为 0 到 10 毫米之间的数字",
+                        "pixel_spacing_mm must be a number between 0 and 10",
+                    )
+                })?;
+            identity.pixel_spacing_mm = Some(mm);
+            return Ok(());
+        }
+        other => {
+            return Err(AppError::bad_request(
+                format!("未知的表单字段：{other}"),
+                format!("unknown form field: {other}"),
+            ));
+        }
+    };
+    if field == "exam_date" && !valid_date(&value) {
+        return Err(AppError::bad_request("检查日期格式应为 YYYY-MM-DD", "exam_date must be YYYY-MM-DD"));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+fn valid_date(s: &str) -> bool {
+    let digits: String = s.chars().filter(|c| *c != '-').collect();
+    digits.len() == 8
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && (1..=12).contains(&digits[4..6].parse::<u32>().unwrap_or(0))
+        && (1..=31).contains(&digits[6..8].parse::<u32>().unwrap_or(0))
+}
+
+/// The uploader's file name, for messages only: last path component, control characters removed.
+fn display_name(raw: &str) -> String {
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or(raw);
+    let clean: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
+    if clean.is_empty() { "(unnamed)".into() } else { clean }
+}
+
+/// 200 when every file landed, 207 when some did, the first rejection's status when none did.
+fn summarize(files: Vec<FileOutcome>) -> Response {
+    let count = |s: Status| files.iter().filter(|f| f.status == s).count();
+    let (stored, duplicates, rejected) = (count(Status::Stored), count(Status::Duplicate), count(Status::Rejected));
+    let status = if rejected == 0 {
+        StatusCode::OK
+    } else if stored + duplicates > 0 {
+        StatusCode::MULTI_STATUS
+    } else {
+        files.iter().find_map(|f| f.code).map(imaging_status_of_code).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)
+    };
+    (status, Json(UploadResult { stored, duplicates, rejected, files })).into_response()
+}
+
+/// The request broke off (client gone, or over the request size limit): report what landed.
+fn finish_early(mut files: Vec<FileOutcome>, status: StatusCode, reason: &str, max_upload_bytes: u64) -> Response {
+    tracing::info!(%status, reason, "upload request ended early");
+    let error = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The exact size is unknown: reading stopped at the limit.
+        ImagingError::TooLarge { what: "upload request bytes", value: max_upload_bytes + 1, limit: max_upload_bytes }
+    } else {
+        ImagingError::Truncated(format!("upload request: {reason}"))
+    };
+    files.push(FileOutcome::rejected("(rest of the upload)".into(), &error));
+    let mut response = summarize(files);
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        *response.status_mut() = status;
+    }
+    response
+}

@@ -1,0 +1,236 @@
+//! Upload, list, render, probe and measure through the running server, as the viewer and an integrator
+//! would. Fixtures: imaging/tests/fixtures/make_dicom_fixtures.py (scripts/test.sh generates them).
+
+mod common;
+
+use std::io::Write;
+use std::process::Command;
+
+use common::{BIN, Server, dicom_fixture};
+use reqwest::blocking::{Client, multipart};
+use serde_json::Value;
+
+fn part(path: &str) -> multipart::Part {
+    let file = dicom_fixture(path);
+    let name = file.file_name().unwrap().to_string_lossy().to_string();
+    multipart::Part::bytes(std::fs::read(&file).unwrap()).file_name(name)
+}
+
+fn upload(server: &Server, form: multipart::Form) -> (u16, Value) {
+    let response = Client::new().post(server.url("/api/v1/uploads")).multipart(form).send().unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().unwrap())
+}
+
+fn get_json(server: &Server, path: &str) -> Value {
+    let response = reqwest::blocking::get(server.url(path)).unwrap();
+    assert!(response.status().is_success(), "{path}: {}", response.status());
+    response.json().unwrap()
+}
+
+fn outcome<'a>(body: &'a Value, name_suffix: &str) -> &'a Value {
+    body["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"].as_str().unwrap().ends_with(name_suffix))
+        .unwrap_or_else(|| panic!("no outcome for {name_suffix} in {body:#}"))
+}
+
+/// A zip of some fixtures, built here.
+fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut zip = zip::ZipWriter::new(&mut buf);
+        for (entry, fixture) in files {
+            zip.start_file(*entry, zip::write::SimpleFileOptions::default()).unwrap();
+            zip.write_all(&std::fs::read(dicom_fixture(fixture)).unwrap()).unwrap();
+        }
+        zip.finish().unwrap();
+    }
+    buf.into_inner()
+}
+
+#[test]
+fn a_mixed_batch_lands_every_good_file_and_names_each_bad_one() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&["--data-dir", data.path().to_str().unwrap()], &[]);
+    let exam_zip = zip_of(&[
+        ("CD/IMG001", "pydicom/CT_small.dcm"),
+        ("CD/IMG002", "hostile/huge_declared.dcm"),
+        ("CD/DICOMDIR", "pydicom/rtplan.dcm"),
+    ]);
+    let form = multipart::Form::new()
+        .text("patient_id", "P0002")
+        .text("patient_name", "赵六")
+        .text("exam_date", "2025-10-15")
+        .text("pixel_spacing_mm", "0.15")
+        .part("files", part("synthetic/ct_phantom.dcm"))
+        .part("files", part("synthetic/name_gb18030.dcm"))
+        .part("files", part("synthetic/cxr.jpg"))
+        .part("files", part("hostile/truncated.dcm"))
+        .part("files", part("hostile/bomb.zip"))
+        .part("files", part("hostile/deep_nesting.dcm"))
+        .part("files", multipart::Part::bytes(exam_zip).file_name("exam.zip"))
+        .part("files", multipart::Part::bytes(b"hello, not an image".to_vec()).file_name("notes.txt"));
+    let (status, body) = upload(&server, form);
+    assert_eq!(status, 207, "{body:#}");
+    assert_eq!((body["stored"].as_u64(), body["rejected"].as_u64()), (Some(4), Some(5)), "{body:#}");
+    for (name, code) in [
+        ("truncated.dcm", "truncated"),
+        ("bomb.zip/IMG0001.dcm", "too_large"),
+        ("deep_nesting.dcm", "nesting_too_deep"),
+        ("exam.zip/CD/IMG002", "too_large"),
+        ("notes.txt", "unknown_format"),
+    ] {
+        let f = outcome(&body, name);
+        assert_eq!((f["status"].as_str(), f["code"].as_str()), (Some("rejected"), Some(code)), "{name}: {f}");
+        assert!(!f["message_zh"].as_str().unwrap().is_empty() && !f["message_en"].as_str().unwrap().is_empty());
+    }
+    assert_eq!(outcome(&body, "exam.zip/CD/IMG001")["status"], "stored");
+    // DICOMDIR is an index, not an image: skipped, not rejected.
+    assert!(body["files"].as_array().unwrap().iter().all(|f| !f["name"].as_str().unwrap().ends_with("DICOMDIR")));
+
+    // The worklist: the GB18030 name reads right; the JPEG carries the uploader's identity.
+    let list = get_json(&server, "/api/v1/studies");
+    assert_eq!(list["total"], 4, "{list:#}");
+    let found = get_json(&server, "/api/v1/studies?q=%E7%8E%8B%E5%B0%8F"); // 王小
+    assert_eq!(found["total"], 1);
+    assert_eq!(found["studies"][0]["patient_name"], "王小明");
+    let jpeg_study = outcome(&body, "cxr.jpg")["study_id"].as_i64().unwrap();
+    let study = get_json(&server, &format!("/api/v1/studies/{jpeg_study}"));
+    assert_eq!((study["patient_name"].as_str(), study["patient_id"].as_str()), (Some("赵六"), Some("P0002")));
+    assert_eq!((study["study_date"].as_str(), study["source"].as_str()), (Some("20251015"), Some("upload")));
+    let jpeg_instance = study["series"][0]["instances"][0]["id"].as_i64().unwrap();
+    let detail = get_json(&server, &format!("/api/v1/instances/{jpeg_instance}"));
+    assert_eq!(detail["spacing"]["source"], "uploader");
+    assert_eq!(detail["spacing"]["caveat_zh"], "像素间距由上传者提供");
+
+    // The same files again: idempotent.
+    let form =
+        multipart::Form::new().part("files", part("synthetic/ct_phantom.dcm")).part("files", part("synthetic/cxr.jpg"));
+    let (status, again) = upload(&server, form);
+    assert_eq!(status, 200, "{again:#}");
+    assert_eq!(again["duplicates"], 2);
+    assert_eq!(get_json(&server, "/api/v1/studies")["total"], 4);
+}
+
+#[test]
+fn single_rejections_get_their_own_status_and_limits_hold() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &["--data-dir", data.path().to_str().unwrap(), "--max-file-mb", "1", "--max-upload-mb", "3"],
+        &[],
+    );
+    let one = |path: &str| upload(&server, multipart::Form::new().part("files", part(path))).0;
+    assert_eq!(one("hostile/huge_declared.dcm"), 413);
+    assert_eq!(one("hostile/truncated.dcm"), 422);
+    assert_eq!(one("pydicom/examples_palette.dcm"), 415);
+
+    // A file over --max-file-mb is refused; the others in the request land.
+    let big = vec![7u8; 3 << 19]; // 1.5 MiB
+    let form = multipart::Form::new()
+        .part("files", multipart::Part::bytes(big).file_name("big.dcm"))
+        .part("files", part("synthetic/cr_monochrome1.dcm"));
+    let (status, body) = upload(&server, form);
+    assert_eq!(status, 207, "{body:#}");
+    assert_eq!(outcome(&body, "big.dcm")["code"], "too_large");
+    assert_eq!(outcome(&body, "cr_monochrome1.dcm")["status"], "stored");
+
+    // A request over --max-upload-mb stops with 413; what came before it landed.
+    let form = multipart::Form::new()
+        .part("files", part("synthetic/ct_phantom.dcm"))
+        .part("files", multipart::Part::bytes(vec![0u8; 4 << 20]).file_name("huge.bin"));
+    let response = Client::new().post(server.url("/api/v1/uploads")).multipart(form).send().unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+    let body: Value = response.json().unwrap();
+    assert_eq!(outcome(&body, "ct_phantom.dcm")["status"], "stored", "{body:#}");
+
+    // Bad form fields are refused before any file is read.
+    let (status, body) = upload(
+        &server,
+        multipart::Form::new().text("exam_date", "15/10/2025").part("files", part("synthetic/cxr.jpg")),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "bad_request");
+}
+
+#[test]
+fn render_values_measure_and_download_match_the_file() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&["--data-dir", data.path().to_str().unwrap()], &[]);
+    let form = multipart::Form::new().part("files", part("synthetic/ct_phantom_dirty_preamble.dcm"));
+    let (status, body) = upload(&server, form);
+    assert_eq!(status, 200, "{body:#}");
+    let id = body["files"][0]["instance_id"].as_i64().unwrap();
+
+    let detail = get_json(&server, &format!("/api/v1/instances/{id}"));
+    assert_eq!(detail["metadata"]["pixel_spacing_mm"], serde_json::json!([0.7, 0.7]));
+    assert_eq!(detail["spacing"]["source"], "pixel_spacing");
+    let keys: Vec<&str> = detail["windows"].as_array().unwrap().iter().map(|w| w["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["file-1", "file-2", "lung", "mediastinum", "bone", "soft_tissue"]);
+
+    // The endpoint's PNG is byte for byte what `medgemma-x dicom render` writes (one function).
+    let response = reqwest::blocking::get(
+        server.url(&format!("/api/v1/instances/{id}/frames/1/image.png?window_center=-600&window_width=1500")),
+    )
+    .unwrap();
+    assert_eq!(response.headers()["content-type"], "image/png");
+    assert_eq!(response.headers()["x-window-width"], "1500");
+    let served = response.bytes().unwrap();
+    let out = data.path().join("cli.png");
+    let cli = Command::new(BIN)
+        .args(["dicom", "render", dicom_fixture("synthetic/ct_phantom.dcm").to_str().unwrap()])
+        .args(["--window-center", "-600", "--window-width", "1500", "--out", out.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(cli.success());
+    assert_eq!(served.as_ref(), std::fs::read(&out).unwrap().as_slice());
+    let png = image::load_from_memory(&served).unwrap().to_luma8();
+    // Lung (−850 HU) in the lung window: ((−850 + 600.5) / 1499 + 0.5) × 255 = 85.06 → 85.
+    assert_eq!(png.get_pixel(5, 5)[0], 85);
+
+    // Raw values: whole HU fit in i16.
+    let response = reqwest::blocking::get(server.url(&format!("/api/v1/instances/{id}/frames/1/values"))).unwrap();
+    assert_eq!(response.headers()["x-sample-format"], "i16");
+    assert_eq!(
+        (response.headers()["x-rows"].to_str().unwrap(), response.headers()["x-columns"].to_str().unwrap()),
+        ("256", "256")
+    );
+    let raw = response.bytes().unwrap();
+    assert_eq!(raw.len(), 256 * 256 * 2);
+    assert_eq!(i16::from_le_bytes([raw[0], raw[1]]), -850);
+
+    // Automatic measurement from a click on the larger nodule (23.4 × 19.1 mm at 40 HU).
+    let result: Value = Client::new()
+        .post(server.url(&format!("/api/v1/instances/{id}/frames/1/nodule")))
+        .json(&serde_json::json!({"x": 170.0, "y": 160.0}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let (long, short) =
+        (result["axes"]["long_axis_mm"].as_f64().unwrap(), result["axes"]["short_axis_mm"].as_f64().unwrap());
+    assert!((long - 23.4).abs() <= 0.7 && (short - 19.1).abs() <= 0.7, "{result:#}");
+    assert_eq!(result["basis"]["units"], "HU");
+    assert!(result["basis"]["method_zh"].as_str().unwrap().contains("阈值"));
+    // A click in empty lung is refused with a reason.
+    let response = Client::new()
+        .post(server.url(&format!("/api/v1/instances/{id}/frames/1/nodule")))
+        .json(&serde_json::json!({"x": 20.0, "y": 230.0}))
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 422);
+
+    // The stored file is the upload with its preamble zeroed.
+    let stored = reqwest::blocking::get(server.url(&format!("/api/v1/instances/{id}/file"))).unwrap().bytes().unwrap();
+    let original = std::fs::read(dicom_fixture("synthetic/ct_phantom_dirty_preamble.dcm")).unwrap();
+    assert!(stored[..128].iter().all(|b| *b == 0));
+    assert_eq!(&stored[128..], &original[128..]);
+
+    // Out-of-range frames and unknown instances are 404 in both languages.
+    let response = reqwest::blocking::get(server.url(&format!("/api/v1/instances/{id}/frames/2/image.png"))).unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    let response = reqwest::blocking::get(server.url("/api/v1/instances/999999")).unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+}
