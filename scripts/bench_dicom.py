@@ -21,8 +21,8 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import apply_modality_lut
 from pydicom.uid import (
-    CTImageStorage, DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, ExplicitVRBigEndian,
-    ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian, RLELossless, JPEG2000Lossless, generate_uid,
+    CTImageStorage, DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, RLELossless, JPEG2000Lossless,
+    generate_uid,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,13 +63,8 @@ def make_files():
     ds.PixelData = cxr.tobytes()
     base = OUT / "cxr_explicit_le.dcm"
     ds.save_as(base, enforce_file_format=True)
-    for ts, name in [(ImplicitVRLittleEndian, "implicit_le"), (ExplicitVRBigEndian, "explicit_be"),
-                     (DeflatedExplicitVRLittleEndian, "deflated")]:
-        d = pydicom.dcmread(base)
-        d.file_meta.TransferSyntaxUID = ts
-        if ts == ExplicitVRBigEndian:
-            d.PixelData = cxr.byteswap().tobytes()
-        d.save_as(OUT / f"cxr_{name}.dcm", enforce_file_format=True)
+    for option, name in [("+ti", "implicit_le"), ("+tb", "explicit_be"), ("+td", "deflated")]:
+        subprocess.run(["dcmconv", option, str(base), str(OUT / f"cxr_{name}.dcm")], check=True)
     d = pydicom.dcmread(base)
     d.compress(RLELossless)
     d.save_as(OUT / "cxr_rle.dcm", enforce_file_format=True)

@@ -45,6 +45,9 @@ pub struct DicomInfo {
     pub frames: u32,
     pub samples_per_pixel: u16,
     pub photometric_interpretation: String,
+    /// 0 colour-by-pixel (RGBRGB…), 1 colour-by-plane (RR…GG…BB…).
+    #[serde(default)]
+    pub planar_configuration: u16,
     pub bits_allocated: u16,
     pub bits_stored: u16,
     /// 0 unsigned, 1 two's complement.
@@ -99,9 +102,12 @@ impl DicomInfo {
 }
 
 /// A parsed DICOM file, its sizes checked against the limits.
-pub struct DicomImage {
+pub struct DicomImage<'a> {
     pub info: DicomInfo,
     object: DefaultDicomObject,
+    /// The file, for pixel data decoded straight from it (or `layout.inflated` for deflated data sets).
+    file: &'a [u8],
+    layout: scan::Layout,
 }
 
 /// True if `bytes` look like DICOM Part 10 (with or without the 128-byte preamble).
@@ -117,15 +123,32 @@ pub fn zero_preamble(bytes: &mut [u8]) {
     }
 }
 
-pub fn read(bytes: &[u8], limits: &Limits) -> Result<DicomImage, ImagingError> {
+pub fn read<'a>(bytes: &'a [u8], limits: &Limits) -> Result<DicomImage<'a>, ImagingError> {
     within("file bytes", bytes.len() as u64, limits.max_file_bytes)?;
     let layout = scan::scan(bytes, limits)?;
-    let object = OpenFileOptions::new()
-        .read_preamble(ReadPreamble::Never)
-        .from_reader(&bytes[layout.magic_offset..])
-        .map_err(|e| ImagingError::Corrupt(e.to_string()))?;
+    let corrupt = |e: &dyn std::fmt::Display| ImagingError::Corrupt(e.to_string());
+    let object = match (&layout.inflated, &layout.pixel_data) {
+        // Parse what was inflated already, as the explicit VR little endian it is, up to the pixel data.
+        (Some(inflated), pixels) => {
+            let meta = dicom_object::FileMetaTable::from_reader(&bytes[layout.magic_offset..]).map_err(|e| corrupt(&e))?;
+            let end = match pixels {
+                Some(scan::PixelData::Native { element_start, .. }) => *element_start,
+                _ => inflated.len(),
+            };
+            let ts = dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN.erased();
+            dicom_object::InMemDicomObject::read_dataset_with_ts(&inflated[..end], &ts)
+                .map_err(|e| corrupt(&e))?
+                .with_exact_meta(meta)
+        }
+        // Pixel data we decode from the file's bytes is not worth the parser's copy of it.
+        (None, _) => {
+            let options = OpenFileOptions::new().read_preamble(ReadPreamble::Never);
+            let options = if decoded_from_file(&layout) { options.read_until(tags::PIXEL_DATA) } else { options };
+            options.from_reader(&bytes[layout.magic_offset..]).map_err(|e| corrupt(&e))?
+        }
+    };
     let info = info(&object)?;
-    if object.get(tags::PIXEL_DATA).is_none() {
+    if layout.pixel_data.is_none() && object.get(tags::PIXEL_DATA).is_none() {
         return Err(ImagingError::NoPixels);
     }
     within("rows × columns", u64::from(info.rows) * u64::from(info.columns), limits.max_frame_pixels)?;
@@ -134,7 +157,19 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<DicomImage, ImagingError> {
     // Gray frames become f32 modality values: 4 bytes a pixel whatever the stored depth.
     let modality_bytes = u64::from(info.rows) * u64::from(info.columns) * u64::from(info.frames) * 4;
     within("decoded pixel bytes", modality_bytes, limits.max_decoded_bytes)?;
-    Ok(DicomImage { info, object })
+    Ok(DicomImage { info, object, file: bytes, layout })
+}
+
+/// Uncompressed, RLE and JPEG pixel data are decoded here from the file's bytes; JPEG-LS, JPEG 2000 and
+/// deflated data sets go through dicom-pixeldata, which needs the parsed pixel data.
+fn decoded_from_file(layout: &scan::Layout) -> bool {
+    match &layout.pixel_data {
+        Some(scan::PixelData::Native { .. }) => true,
+        Some(scan::PixelData::Encapsulated { .. }) => {
+            layout.transfer_syntax == RLE_LOSSLESS || JPEG_SYNTAXES.contains(&layout.transfer_syntax.as_str())
+        }
+        None => false,
+    }
 }
 
 fn info(obj: &DefaultDicomObject) -> Result<DicomInfo, ImagingError> {
@@ -194,6 +229,7 @@ fn info(obj: &DefaultDicomObject) -> Result<DicomInfo, ImagingError> {
         frames: obj.get(tags::NUMBER_OF_FRAMES).and_then(|e| e.to_int::<u32>().ok()).unwrap_or(1).max(1),
         samples_per_pixel: u16_of(tags::SAMPLES_PER_PIXEL).unwrap_or(1),
         photometric_interpretation: text(obj, tags::PHOTOMETRIC_INTERPRETATION).unwrap_or_else(|| "MONOCHROME2".into()),
+        planar_configuration: u16_of(tags::PLANAR_CONFIGURATION).unwrap_or(0),
         bits_allocated: u16_of(tags::BITS_ALLOCATED).unwrap_or(0),
         bits_stored: u16_of(tags::BITS_STORED).or(u16_of(tags::BITS_ALLOCATED)).unwrap_or(0),
         pixel_representation: u16_of(tags::PIXEL_REPRESENTATION).unwrap_or(0),
@@ -234,43 +270,65 @@ fn display_person_name(raw: &str) -> String {
     parts.join(if cjk { "" } else { " " })
 }
 
-impl DicomImage {
+impl DicomImage<'_> {
     /// All frames as modality values (grayscale) or RGB (colour).
     pub fn decode(&self) -> Result<Frames, ImagingError> {
         let info = &self.info;
         let (rows, columns, count) = (info.rows as usize, info.columns as usize, info.frames as usize);
         let pixels = rows * columns * count;
         let (spp, bits) = (usize::from(info.samples_per_pixel), info.bits_allocated);
-        let expected = pixels * spp * usize::from(bits).div_ceil(8);
+        if !matches!((spp, bits), (1, 8 | 16 | 32) | (3, 8)) {
+            return Err(ImagingError::Unsupported(format!(
+                "{spp} samples of {bits} bits per pixel ({})",
+                info.photometric_interpretation
+            )));
+        }
+        let bytes_per_sample = usize::from(bits) / 8;
+        let ts = self.layout.transfer_syntax.as_str();
+        let source: &[u8] = self.layout.inflated.as_deref().unwrap_or(self.file);
         let decoded;
         let own;
-        let (data, bits_stored, photometric, planar): (&[u8], u16, String, bool);
-        let ts = info.transfer_syntax.uid.as_str();
-        if ts == RLE_LOSSLESS || JPEG_SYNTAXES.contains(&ts) {
-            // Codecs we drive ourselves, frame by frame: interleaved, little endian, colour as RGB.
-            own = self.decode_encapsulated(ts, rows, columns, count)?;
-            (data, bits_stored, planar) = (&own, info.bits_stored, false);
-            photometric =
-                if ts != RLE_LOSSLESS && spp == 3 { "RGB".into() } else { info.photometric_interpretation.clone() };
-        } else {
-            decoded = self.object.decode_pixel_data().map_err(|e| decode_error(info, e))?;
-            (data, bits_stored) = (decoded.data(), decoded.bits_stored());
-            photometric = decoded.photometric_interpretation().as_str().to_string();
-            planar = decoded.planar_configuration() == dicom_pixeldata::PlanarConfiguration::PixelFirst;
+        let (data, bits_stored, photometric, planar, big_endian): (&[u8], u16, String, bool, bool);
+        match &self.layout.pixel_data {
+            Some(scan::PixelData::Native { bytes, big_endian: be, vr_ow, .. }) => {
+                let mut raw: &[u8] = &source[bytes.clone()];
+                // YBR_FULL_422 uncompressed keeps two luma samples per chroma pair (PS3.3 C.7.6.3.1.2).
+                if info.photometric_interpretation == "YBR_FULL_422" && spp == 3 {
+                    own = upsample_ybr_422(raw, rows * columns, count)?;
+                    raw = &own;
+                } else if *be && *vr_ow && bits == 8 {
+                    // 8-bit samples in big-endian 16-bit words: swap each pair back.
+                    own = raw.chunks(2).flat_map(|p| p.iter().rev().copied()).collect();
+                    raw = &own;
+                }
+                (data, bits_stored, big_endian) = (raw, info.bits_stored, *be);
+                photometric = info.photometric_interpretation.clone();
+                planar = info.planar_configuration == 1;
+            }
+            Some(scan::PixelData::Encapsulated { .. }) if decoded_from_file(&self.layout) => {
+                // Codecs we drive ourselves, frame by frame: interleaved, little endian, colour as RGB.
+                own = self.decode_encapsulated(ts, rows, columns, count, bytes_per_sample)?;
+                (data, bits_stored, planar, big_endian) = (&own, info.bits_stored, false, false);
+                photometric = if ts != RLE_LOSSLESS && spp == 3 { "RGB".into() } else { info.photometric_interpretation.clone() };
+            }
+            _ => {
+                decoded = self.object.decode_pixel_data().map_err(|e| decode_error(info, e))?;
+                (data, bits_stored, big_endian) = (decoded.data(), decoded.bits_stored(), false);
+                photometric = decoded.photometric_interpretation().as_str().to_string();
+                planar = decoded.planar_configuration() == dicom_pixeldata::PlanarConfiguration::PixelFirst;
+            }
         }
+        let expected = pixels * spp * bytes_per_sample;
         if data.len() < expected {
             return Err(ImagingError::Truncated(format!("pixel data has {} bytes, {expected} expected", data.len())));
         }
-        let samples = match (spp, bits) {
-            (1, 8 | 16 | 32) if photometric.starts_with("MONOCHROME") => {
-                Samples::Gray(modality_values(&data[..expected], bits, bits_stored, info))
+        let samples = if spp == 1 {
+            if !photometric.starts_with("MONOCHROME") {
+                return Err(ImagingError::Unsupported(format!("photometric interpretation {photometric}")));
             }
-            (3, 8) => Samples::Rgb(to_rgb(&data[..expected], planar, &photometric, rows * columns)?),
-            _ => {
-                return Err(ImagingError::Unsupported(format!(
-                    "{spp} samples of {bits} bits per pixel ({photometric})"
-                )));
-            }
+            Samples::Gray(modality_values(&data[..expected], bits, bits_stored, big_endian, info))
+        } else {
+            Samples::Rgb(to_rgb(&data[..expected], planar, &photometric, rows * columns)?)
         };
         Ok(Frames { rows, columns, count, samples, inverted: photometric == "MONOCHROME1" })
     }
@@ -282,13 +340,9 @@ impl DicomImage {
         rows: usize,
         columns: usize,
         frames: usize,
+        bytes_per_sample: usize,
     ) -> Result<Vec<u8>, ImagingError> {
-        let info = &self.info;
-        let (spp, bytes_per_sample) =
-            (usize::from(info.samples_per_pixel), usize::from(info.bits_allocated).div_ceil(8));
-        if !(1..=4).contains(&bytes_per_sample) {
-            return Err(ImagingError::Unsupported(format!("{} bits allocated", info.bits_allocated)));
-        }
+        let spp = usize::from(self.info.samples_per_pixel);
         let mut out = Vec::with_capacity(rows * columns * frames * spp * bytes_per_sample);
         for frame in self.encapsulated_frames(frames)? {
             if ts == RLE_LOSSLESS {
@@ -302,42 +356,58 @@ impl DicomImage {
 
     /// The compressed bytes of each frame (PS3.5 A.4): one fragment per frame, all fragments for a single
     /// frame, or the fragments the Basic Offset Table groups together.
-    fn encapsulated_frames(&self, frames: usize) -> Result<Vec<Vec<u8>>, ImagingError> {
-        let value = self.object.get(tags::PIXEL_DATA).map(|e| e.value());
-        let (Some(fragments), Some(table)) = (value.and_then(|v| v.fragments()), value.and_then(|v| v.offset_table()))
-        else {
+    fn encapsulated_frames(&self, frames: usize) -> Result<Vec<std::borrow::Cow<'_, [u8]>>, ImagingError> {
+        use std::borrow::Cow;
+        let Some(scan::PixelData::Encapsulated { offset_table, fragments }) = &self.layout.pixel_data else {
             return Err(ImagingError::Corrupt("compressed pixel data is not encapsulated".into()));
         };
+        let fragment = |r: &std::ops::Range<usize>| &self.file[r.clone()];
         if fragments.len() == frames {
-            return Ok(fragments.to_vec());
+            return Ok(fragments.iter().map(|r| Cow::Borrowed(fragment(r))).collect());
         }
         if frames == 1 {
-            return Ok(vec![fragments.concat()]);
+            return Ok(vec![Cow::Owned(fragments.iter().flat_map(|r| fragment(r).iter().copied()).collect())]);
         }
+        let table: Vec<u64> = self.file[offset_table.clone()]
+            .as_chunks::<4>()
+            .0
+            .iter()
+            .map(|b| u64::from(u32::from_le_bytes(*b)))
+            .collect();
         if table.len() == frames {
             // Offsets count bytes from the first fragment's item tag; each item is 8 bytes of header
             // plus its value.
             let mut grouped: Vec<Vec<u8>> = vec![Vec::new(); frames];
             let mut position = 0u64;
-            for fragment in fragments {
-                let frame = table.iter().rposition(|o| u64::from(*o) <= position).unwrap_or(0);
-                grouped[frame].extend_from_slice(fragment);
-                position += 8 + fragment.len() as u64;
+            for r in fragments {
+                let frame = table.iter().rposition(|o| *o <= position).unwrap_or(0);
+                grouped[frame].extend_from_slice(fragment(r));
+                position += 8 + r.len() as u64;
             }
-            return Ok(grouped);
+            return Ok(grouped.into_iter().map(Cow::Owned).collect());
         }
-        Err(ImagingError::Unsupported(format!(
-            "{} fragments for {frames} frames without an offset table",
-            fragments.len()
-        )))
+        Err(ImagingError::Unsupported(format!("{} fragments for {frames} frames without an offset table", fragments.len())))
     }
 }
+
+const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
 
 /// JPEG baseline (process 1), extended (2 & 4), lossless (14) and lossless SV1 (14, selection value 1).
 const JPEG_SYNTAXES: [&str; 4] =
     ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"];
 
-const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+/// Y1 Y2 Cb Cr per pixel pair → Y Cb Cr per pixel.
+fn upsample_ybr_422(data: &[u8], pixels_per_frame: usize, frames: usize) -> Result<Vec<u8>, ImagingError> {
+    if pixels_per_frame % 2 != 0 || data.len() < pixels_per_frame * 2 * frames {
+        return Err(ImagingError::Corrupt("YBR_FULL_422 pixel data of the wrong size".into()));
+    }
+    Ok(data[..pixels_per_frame * 2 * frames]
+        .as_chunks::<4>()
+        .0
+        .iter()
+        .flat_map(|[y1, y2, cb, cr]| [*y1, *cb, *cr, *y2, *cb, *cr])
+        .collect())
+}
 
 fn decode_error(info: &DicomInfo, e: dicom_pixeldata::Error) -> ImagingError {
     let ts = info.transfer_syntax.name.clone().unwrap_or_else(|| info.transfer_syntax.uid.clone());
@@ -351,32 +421,27 @@ fn decode_error(info: &DicomInfo, e: dicom_pixeldata::Error) -> ImagingError {
 
 /// PS3.3 C.7.6.3.1: samples are `bits_stored` wide (the rest of `bits_allocated` is to be ignored),
 /// two's complement when PixelRepresentation is 1; then C.11.1 modality LUT: value × slope + intercept,
-/// computed in f64 as pydicom does, stored as f32.
-fn modality_values(data: &[u8], bits_allocated: u16, bits_stored: u16, info: &DicomInfo) -> Vec<f32> {
+/// computed in f64 as pydicom does, stored as f32. Split over the cores: a CT volume is tens of millions
+/// of samples.
+fn modality_values(data: &[u8], bits_allocated: u16, bits_stored: u16, big_endian: bool, info: &DicomInfo) -> Vec<f32> {
+    use rayon::prelude::*;
     let stored = u32::from(bits_stored.clamp(1, bits_allocated));
     let signed = info.pixel_representation == 1;
     let Rescale { slope, intercept } = info.rescale;
     let shift = 32 - stored;
-    let sample = |raw: u32| -> f64 {
-        if signed { f64::from(((raw << shift) as i32) >> shift) } else { f64::from((raw << shift) >> shift) }
+    let to_value = move |raw: u32| -> f32 {
+        let sample = if signed { f64::from(((raw << shift) as i32) >> shift) } else { f64::from((raw << shift) >> shift) };
+        (sample * slope + intercept) as f32
     };
-    let to_value = |raw: u32| (sample(raw) * slope + intercept) as f32;
-    match bits_allocated {
-        8 => data.iter().map(|b| to_value(u32::from(*b))).collect(),
-        16 => data.as_chunks::<2>().0.iter().map(|b| to_value(u32::from(u16::from_le_bytes(*b)))).collect(),
-        // Big endian files: the parser byte-swaps pixel data as the 16-bit words of its OW value, which
-        // leaves each 32-bit sample with its high word first.
-        32 if info.transfer_syntax.uid == scan::EXPLICIT_VR_BE => data
-            .as_chunks::<4>()
-            .0
-            .iter()
-            .map(|b| {
-                to_value(
-                    (u32::from(u16::from_le_bytes([b[0], b[1]])) << 16) | u32::from(u16::from_le_bytes([b[2], b[3]])),
-                )
-            })
-            .collect(),
-        32 => data.as_chunks::<4>().0.iter().map(|b| to_value(u32::from_le_bytes(*b))).collect(),
+    fn convert<const N: usize>(data: &[u8], read: impl Fn(&[u8; N]) -> f32 + Sync + Send) -> Vec<f32> {
+        data.as_chunks::<N>().0.par_iter().with_min_len(1 << 16).map(read).collect()
+    }
+    match (bits_allocated, big_endian) {
+        (8, _) => data.par_iter().with_min_len(1 << 16).map(|b| to_value(u32::from(*b))).collect(),
+        (16, false) => convert::<2>(data, |b| to_value(u32::from(u16::from_le_bytes(*b)))),
+        (16, true) => convert::<2>(data, |b| to_value(u32::from(u16::from_be_bytes(*b)))),
+        (32, false) => convert::<4>(data, |b| to_value(u32::from_le_bytes(*b))),
+        (32, true) => convert::<4>(data, |b| to_value(u32::from_be_bytes(*b))),
         _ => unreachable!("checked by the caller"),
     }
 }

@@ -4,8 +4,12 @@
 //! allocation-free, makes sure that every declared length fits in what encloses it (truncation), and that
 //! sequences do not nest deeper than the limit (stack exhaustion), and inflates a deflated data set only up
 //! to a limit (deflate bombs). Only files that pass reach the parser.
+//!
+//! It also notes where the top-level pixel data lies, so uncompressed, RLE and JPEG pixels are decoded
+//! straight from the file's bytes without the parser copying them first.
 
 use std::io::Read;
+use std::ops::Range;
 
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_core::{Tag, VR};
@@ -23,6 +27,21 @@ pub const DEFLATED_EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1.99";
 pub struct Layout {
     /// Offset of the "DICM" magic: 128 with a preamble, 0 without.
     pub magic_offset: usize,
+    pub transfer_syntax: String,
+    /// A deflated data set, inflated (once, under the limit): the parser and the pixel decoder read this
+    /// instead of the file's body.
+    pub inflated: Option<Vec<u8>>,
+    /// The top-level Pixel Data (7FE0,0010): in the file's bytes, or in `inflated` when there is one.
+    pub pixel_data: Option<PixelData>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum PixelData {
+    /// Uncompressed samples; `vr_ow` matters for big endian files (samples swapped as 16-bit words).
+    /// `element_start` is where the element's header begins (the parser stops there).
+    Native { element_start: usize, bytes: Range<usize>, big_endian: bool, vr_ow: bool },
+    /// Encapsulated: the Basic Offset Table item and each fragment's value (PS3.5 A.4).
+    Encapsulated { offset_table: Range<usize>, fragments: Vec<Range<usize>> },
 }
 
 pub fn scan(bytes: &[u8], limits: &Limits) -> Result<Layout, ImagingError> {
@@ -48,13 +67,14 @@ pub fn scan(bytes: &[u8], limits: &Limits) -> Result<Layout, ImagingError> {
     let transfer_syntax = transfer_syntax
         .ok_or_else(|| ImagingError::Corrupt("no Transfer Syntax UID (0002,0010) in the file meta".into()))?;
     let body = &bytes[meta.pos..];
-    match transfer_syntax.as_str() {
-        IMPLICIT_VR_LE => walk(body, true, false, limits)?,
-        EXPLICIT_VR_BE => walk(body, false, true, limits)?,
-        DEFLATED_EXPLICIT_VR_LE => walk(&inflate(body, limits)?, true, true, limits)?,
-        _ => walk(body, true, true, limits)?,
-    }
-    Ok(Layout { magic_offset })
+    let mut inflated = None;
+    let pixel_data = match transfer_syntax.as_str() {
+        IMPLICIT_VR_LE => walk(body, meta.pos, true, false, limits)?,
+        EXPLICIT_VR_BE => walk(body, meta.pos, false, true, limits)?,
+        DEFLATED_EXPLICIT_VR_LE => walk(inflated.insert(inflate(body, limits)?), 0, true, true, limits)?,
+        _ => walk(body, meta.pos, true, true, limits)?,
+    };
+    Ok(Layout { magic_offset, transfer_syntax, inflated, pixel_data })
 }
 
 /// Raw deflate (RFC 1951), as PS3.5 A.5 specifies, stopped at the decoded-size limit.
@@ -162,14 +182,17 @@ enum Container {
     Sequence { end: Option<usize> },
     /// An item of a sequence.
     Item { end: Option<usize> },
-    /// Encapsulated pixel data: items are compressed fragments, not data sets.
-    Fragments,
+    /// Encapsulated pixel data: items are compressed fragments, not data sets; counts the items read.
+    Fragments { items: usize },
 }
 
-fn walk(body: &[u8], little_endian: bool, explicit: bool, limits: &Limits) -> Result<(), ImagingError> {
+/// Walks the data set in `body` (which starts at `base` in the file); returns the top-level pixel data.
+fn walk(body: &[u8], base: usize, little_endian: bool, explicit: bool, limits: &Limits) -> Result<Option<PixelData>, ImagingError> {
     let mut c = Cursor { bytes: body, pos: 0, little_endian, explicit };
     let mut stack: Vec<Container> = Vec::new();
     let dict = StandardDataDictionary;
+    let mut pixel_data = None;
+    let absolute = |r: Range<usize>| r.start + base..r.end + base;
     loop {
         // Close every defined-length container that ends here.
         while let Some(Container::Sequence { end: Some(end) } | Container::Item { end: Some(end) }) = stack.last() {
@@ -180,7 +203,7 @@ fn walk(body: &[u8], little_endian: bool, explicit: bool, limits: &Limits) -> Re
         }
         if c.pos == body.len() {
             return if stack.is_empty() {
-                Ok(())
+                Ok(pixel_data)
             } else {
                 Err(ImagingError::Truncated(format!(
                     "the file ends inside {} open sequence(s) or item(s)",
@@ -190,8 +213,9 @@ fn walk(body: &[u8], little_endian: bool, explicit: bool, limits: &Limits) -> Re
         }
         // Trailing padding (some writers pad with zeros to an even block) is not an element.
         if stack.is_empty() && body[c.pos..].iter().all(|b| *b == 0) {
-            return Ok(());
+            return Ok(pixel_data);
         }
+        let element_start = c.pos;
         let header = c.element_header()?;
         let limit_of = |stack: &[Container]| match stack.last() {
             Some(Container::Sequence { end: Some(e) } | Container::Item { end: Some(e) }) => *e,
@@ -201,8 +225,23 @@ fn walk(body: &[u8], little_endian: bool, explicit: bool, limits: &Limits) -> Re
             |len: usize, pos: usize, stack: &[Container]| pos.checked_add(len).is_some_and(|e| e <= limit_of(stack));
         match header.tag {
             ITEM => match (stack.last(), header.len) {
-                (Some(Container::Fragments), Some(len)) => {
+                (Some(Container::Fragments { items }), Some(len)) => {
+                    let first = *items == 0;
+                    let start = c.pos;
                     c.take(len, "pixel data fragment")?;
+                    if let Some(Container::Fragments { items }) = stack.last_mut() {
+                        *items += 1;
+                    }
+                    if stack.len() == 1
+                        && let Some(PixelData::Encapsulated { offset_table, fragments }) = &mut pixel_data
+                    {
+                        // The first item is the Basic Offset Table (perhaps empty), the others fragments.
+                        if first {
+                            *offset_table = absolute(start..c.pos);
+                        } else {
+                            fragments.push(absolute(start..c.pos));
+                        }
+                    }
                 }
                 (Some(Container::Sequence { .. }), len) => {
                     if let Some(len) = len
@@ -219,14 +258,19 @@ fn walk(body: &[u8], little_endian: bool, explicit: bool, limits: &Limits) -> Re
                 _ => return Err(ImagingError::Corrupt(format!("unexpected item delimiter at byte {}", c.pos))),
             },
             SEQUENCE_END => match stack.pop() {
-                Some(Container::Sequence { end: None } | Container::Fragments) => {}
+                Some(Container::Sequence { end: None } | Container::Fragments { .. }) => {}
                 _ => return Err(ImagingError::Corrupt(format!("unexpected sequence delimiter at byte {}", c.pos))),
             },
             tag => {
                 let is_sequence = header.vr == Some(VR::SQ)
                     || (header.vr.is_none() && dict.by_tag(tag).is_some_and(|e| e.vr().relaxed() == VR::SQ));
                 match header.len {
-                    None if tag == PIXEL_DATA => stack.push(Container::Fragments),
+                    None if tag == PIXEL_DATA => {
+                        if stack.is_empty() {
+                            pixel_data = Some(PixelData::Encapsulated { offset_table: 0..0, fragments: Vec::new() });
+                        }
+                        stack.push(Container::Fragments { items: 0 });
+                    }
                     // An undefined-length element that is not pixel data can only be a sequence
                     // (SQ, or UN holding one: PS3.5 6.2.2).
                     None => stack.push(Container::Sequence { end: None }),
@@ -240,7 +284,16 @@ fn walk(body: &[u8], little_endian: bool, explicit: bool, limits: &Limits) -> Re
                     }
                     Some(len) if is_sequence => stack.push(Container::Sequence { end: Some(c.pos + len) }),
                     Some(len) => {
+                        let start = c.pos;
                         c.take(len, "element value")?;
+                        if tag == PIXEL_DATA && stack.is_empty() {
+                            pixel_data = Some(PixelData::Native {
+                                element_start: element_start + base,
+                                bytes: absolute(start..c.pos),
+                                big_endian: !little_endian,
+                                vr_ow: header.vr.is_none_or(|vr| vr == VR::OW),
+                            });
+                        }
                     }
                 }
                 let depth = stack.iter().filter(|s| matches!(s, Container::Sequence { .. })).count() as u32;

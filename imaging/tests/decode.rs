@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use imaging::dicom::{self, DicomImage};
-use imaging::{ImagingError, Limits, Samples, archive, raster};
+use imaging::dicom::{self, DicomImage, DicomInfo};
+use imaging::{Frames, ImagingError, Limits, Samples, archive, raster};
 use measure::roi::Frame;
 use measure::segment::{SegmentOptions, segment_nodule};
 use measure::{Point, SpacingSource};
@@ -24,8 +24,12 @@ fn manifest() -> Value {
     serde_json::from_slice(&std::fs::read(fixtures().join("manifest.json")).unwrap()).unwrap()
 }
 
-fn open(path: &str) -> Result<DicomImage, ImagingError> {
-    dicom::read(&std::fs::read(fixtures().join(path)).unwrap(), &Limits::default())
+/// Reads and decodes a fixture: its metadata and its frames (or why it was refused).
+fn open(path: &str) -> Result<(DicomInfo, Frames), ImagingError> {
+    let bytes = std::fs::read(fixtures().join(path)).unwrap();
+    let image = dicom::read(&bytes, &Limits::default())?;
+    let frames = image.decode()?;
+    Ok((image.info, frames))
 }
 
 fn f32s(path: PathBuf) -> Vec<f32> {
@@ -37,8 +41,7 @@ fn grey_files_match_pydicom_after_the_modality_lut() {
     let mut checked = Vec::new();
     for case in manifest()["gray"].as_array().unwrap() {
         let name = case["file"].as_str().unwrap();
-        let image = open(&format!("pydicom/{name}")).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let frames = image.decode().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (_, frames) = open(&format!("pydicom/{name}")).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(
             (frames.rows as u64, frames.columns as u64, frames.count as u64),
             (case["rows"].as_u64().unwrap(), case["columns"].as_u64().unwrap(), case["frames"].as_u64().unwrap()),
@@ -89,8 +92,7 @@ fn grey_files_match_pydicom_after_the_modality_lut() {
 fn colour_files_match_pydicom() {
     for case in manifest()["rgb"].as_array().unwrap() {
         let name = case["file"].as_str().unwrap();
-        let frames =
-            open(&format!("pydicom/{name}")).and_then(|i| i.decode()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (_, frames) = open(&format!("pydicom/{name}")).unwrap_or_else(|e| panic!("{name}: {e}"));
         let Samples::Rgb(ours) = &frames.samples else { panic!("{name}: not colour") };
         let expected = std::fs::read(fixtures().join(format!("pydicom/{name}.rgb"))).unwrap();
         assert_eq!(ours.len(), expected.len(), "{name}");
@@ -109,7 +111,7 @@ fn colour_files_match_pydicom() {
 fn refused_files_name_their_reason() {
     for case in manifest()["refused"].as_array().unwrap() {
         let name = case["file"].as_str().unwrap();
-        let err = open(&format!("pydicom/{name}")).and_then(|i| i.decode()).map(|_| ()).unwrap_err();
+        let err = open(&format!("pydicom/{name}")).map(|_| ()).unwrap_err();
         assert_eq!(err.code(), case["code"].as_str().unwrap(), "{name}: {err}");
         assert!(!err.message_zh().is_empty() && !err.message_en().is_empty());
     }
@@ -119,9 +121,9 @@ fn refused_files_name_their_reason() {
 fn chinese_names_decode_in_gb18030_gbk_and_utf8() {
     let m = manifest();
     for (file, name) in m["synthetic"]["names"].as_object().unwrap() {
-        let image = open(&format!("synthetic/{file}")).unwrap();
-        assert_eq!(image.info.patient_name.as_deref(), name.as_str(), "{file}");
-        assert_eq!(image.info.study_description.as_deref(), Some("胸部正位"), "{file}");
+        let (info, _) = open(&format!("synthetic/{file}")).unwrap();
+        assert_eq!(info.patient_name.as_deref(), name.as_str(), "{file}");
+        assert_eq!(info.study_description.as_deref(), Some("胸部正位"), "{file}");
     }
 }
 
@@ -132,14 +134,12 @@ fn ct_phantom_metadata_hu_and_automatic_measurement() {
     for file in
         ["ct_phantom.dcm", "ct_phantom_deflated.dcm", "ct_phantom_no_preamble.dcm", "ct_phantom_dirty_preamble.dcm"]
     {
-        let image = open(&format!("synthetic/{file}")).unwrap_or_else(|e| panic!("{file}: {e}"));
-        let info = &image.info;
+        let (info, frames) = open(&format!("synthetic/{file}")).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(info.modality.as_deref(), Some("CT"));
         assert_eq!(info.pixel_spacing_mm, Some([0.7, 0.7]));
         assert_eq!(info.pixel_spacing_source, Some(SpacingSource::PixelSpacing));
         assert_eq!((info.rescale.slope, info.rescale.intercept), (1.0, -1024.0));
         assert_eq!(info.windows.len(), 2);
-        let frames = image.decode().unwrap();
         let values = frames.gray_frame(0).unwrap();
         let frame = Frame { values, columns: frames.columns, rows: frames.rows };
         // Lung background is −850 HU exactly (stored 174, intercept −1024).
@@ -172,11 +172,9 @@ fn ct_phantom_metadata_hu_and_automatic_measurement() {
 fn monochrome1_radiograph_uses_imager_pixel_spacing_and_inverts() {
     let m = manifest();
     let known = &m["synthetic"]["cr_monochrome1"];
-    let image = open("synthetic/cr_monochrome1.dcm").unwrap();
-    let info = &image.info;
+    let (info, frames) = open("synthetic/cr_monochrome1.dcm").unwrap();
     assert_eq!(info.pixel_spacing_source, Some(SpacingSource::ImagerPixelSpacing));
     assert_eq!(info.spacing().unwrap().source.caveat_zh(), Some("探测器平面，未校正放大"));
-    let frames = image.decode().unwrap();
     assert!(frames.inverted);
     // Rendered: the nodule (low stored values) is bright, the background dark.
     let window = measure::window::Window { center: info.windows[0].center, width: info.windows[0].width };
@@ -222,7 +220,7 @@ fn jpeg_and_png_uploads() {
 fn hostile_files_are_refused_before_allocation() {
     let read = |f: &str| std::fs::read(fixtures().join("hostile").join(f)).unwrap();
     let limits = Limits::default();
-    let code = |r: Result<DicomImage, ImagingError>| r.map(|_| ()).unwrap_err().code();
+    let code = |r: Result<DicomImage<'_>, ImagingError>| r.map(|_| ()).unwrap_err().code();
     assert_eq!(code(dicom::read(&read("truncated.dcm"), &limits)), "truncated");
     assert_eq!(code(dicom::read(&read("huge_declared.dcm"), &limits)), "too_large");
     assert_eq!(code(dicom::read(&read("deep_nesting.dcm"), &limits)), "nesting_too_deep");

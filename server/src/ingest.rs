@@ -199,6 +199,7 @@ fn raster_info(identity: &UploaderIdentity, frames: &imaging::Frames, format: &s
         frames: 1,
         samples_per_pixel: spp,
         photometric_interpretation: photometric.into(),
+        planar_configuration: 0,
         bits_allocated: bits,
         bits_stored: bits,
         pixel_representation: 0,

@@ -35,7 +35,8 @@ pub enum DicomCommand {
 pub fn run(command: DicomCommand) -> anyhow::Result<()> {
     match command {
         DicomCommand::Info { file, json } => {
-            let image = read(&file)?;
+            let bytes = read_file(&file)?;
+            let image = parse(&file, &bytes)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&image.info)?);
             } else {
@@ -43,7 +44,8 @@ pub fn run(command: DicomCommand) -> anyhow::Result<()> {
             }
         }
         DicomCommand::Render { file, frame, window_center, window_width, out } => {
-            let image = read(&file)?;
+            let bytes = read_file(&file)?;
+            let image = parse(&file, &bytes)?;
             let frames = image.decode().map_err(|e| anyhow::anyhow!("{} / {}", e.message_zh(), e.message_en()))?;
             anyhow::ensure!(
                 (1..=frames.count).contains(&frame),
@@ -64,9 +66,15 @@ pub fn run(command: DicomCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read(file: &PathBuf) -> anyhow::Result<imaging::dicom::DicomImage> {
-    let bytes = std::fs::read(file).with_context(|| format!("无法读取 / cannot read {}", file.display()))?;
-    imaging::dicom::read(&bytes, &Limits::default())
+fn read_file(file: &PathBuf) -> anyhow::Result<Vec<u8>> {
+    let size = std::fs::metadata(file).with_context(|| format!("无法读取 / cannot read {}", file.display()))?.len();
+    let limit = Limits::default().max_file_bytes;
+    anyhow::ensure!(size <= limit, "文件过大 / {} is {size} bytes, over the limit of {limit}", file.display());
+    std::fs::read(file).with_context(|| format!("无法读取 / cannot read {}", file.display()))
+}
+
+fn parse<'a>(file: &PathBuf, bytes: &'a [u8]) -> anyhow::Result<imaging::dicom::DicomImage<'a>> {
+    imaging::dicom::read(bytes, &Limits::default())
         .map_err(|e| anyhow::anyhow!("{}: {} / {}", file.display(), e.message_zh(), e.message_en()))
 }
 
