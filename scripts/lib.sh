@@ -9,6 +9,7 @@ cd "$REPO_ROOT"
 
 RUST_TOOLCHAIN="1.99.1"
 CARGO_LEPTOS_VERSION="0.3.11"
+CARGO_FUZZ_VERSION="0.13.1"
 TORCH_VERSION="2.11.0"
 # The venv with the torch wheel (4.6 GB) lives in a cache outside the clone, so a fresh clone on the
 # same machine links to it instead of installing again; .venv in the repo points at it.

@@ -13,6 +13,8 @@ phase "test fixtures (tiny Gemma 3, DICOM)" ensure_fixtures
 
 phase "rustfmt check" cargo fmt --all -- --check
 phase "clippy (warnings are errors)" cargo clippy --workspace --exclude frontend --all-targets -- -D warnings
+# The pure crates also run in the browser: keep them building for wasm.
+phase "measure and guidelines for wasm32" cargo build -q -p measure -p guidelines --target wasm32-unknown-unknown
 phase "build server and web app (release)" cargo leptos build --release
 phase "Rust tests" cargo test --workspace --exclude frontend
 

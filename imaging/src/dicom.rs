@@ -130,10 +130,11 @@ pub fn read<'a>(bytes: &'a [u8], limits: &Limits) -> Result<DicomImage<'a>, Imag
     let object = match (&layout.inflated, &layout.pixel_data) {
         // Parse what was inflated already, as the explicit VR little endian it is, up to the pixel data.
         (Some(inflated), pixels) => {
-            let meta = dicom_object::FileMetaTable::from_reader(&bytes[layout.magic_offset..]).map_err(|e| corrupt(&e))?;
+            let meta =
+                dicom_object::FileMetaTable::from_reader(&bytes[layout.magic_offset..]).map_err(|e| corrupt(&e))?;
             let end = match pixels {
                 Some(scan::PixelData::Native { element_start, .. }) => *element_start,
-                _ => inflated.len(),
+                _ => layout.dataset_end,
             };
             let ts = dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN.erased();
             dicom_object::InMemDicomObject::read_dataset_with_ts(&inflated[..end], &ts)
@@ -144,7 +145,7 @@ pub fn read<'a>(bytes: &'a [u8], limits: &Limits) -> Result<DicomImage<'a>, Imag
         (None, _) => {
             let options = OpenFileOptions::new().read_preamble(ReadPreamble::Never);
             let options = if decoded_from_file(&layout) { options.read_until(tags::PIXEL_DATA) } else { options };
-            options.from_reader(&bytes[layout.magic_offset..]).map_err(|e| corrupt(&e))?
+            options.from_reader(&bytes[layout.magic_offset..layout.dataset_end]).map_err(|e| corrupt(&e))?
         }
     };
     let info = info(&object)?;
@@ -309,7 +310,8 @@ impl DicomImage<'_> {
                 // Codecs we drive ourselves, frame by frame: interleaved, little endian, colour as RGB.
                 own = self.decode_encapsulated(ts, rows, columns, count, bytes_per_sample)?;
                 (data, bits_stored, planar, big_endian) = (&own, info.bits_stored, false, false);
-                photometric = if ts != RLE_LOSSLESS && spp == 3 { "RGB".into() } else { info.photometric_interpretation.clone() };
+                photometric =
+                    if ts != RLE_LOSSLESS && spp == 3 { "RGB".into() } else { info.photometric_interpretation.clone() };
             }
             _ => {
                 decoded = self.object.decode_pixel_data().map_err(|e| decode_error(info, e))?;
@@ -386,7 +388,10 @@ impl DicomImage<'_> {
             }
             return Ok(grouped.into_iter().map(Cow::Owned).collect());
         }
-        Err(ImagingError::Unsupported(format!("{} fragments for {frames} frames without an offset table", fragments.len())))
+        Err(ImagingError::Unsupported(format!(
+            "{} fragments for {frames} frames without an offset table",
+            fragments.len()
+        )))
     }
 }
 
@@ -398,7 +403,7 @@ const JPEG_SYNTAXES: [&str; 4] =
 
 /// Y1 Y2 Cb Cr per pixel pair → Y Cb Cr per pixel.
 fn upsample_ybr_422(data: &[u8], pixels_per_frame: usize, frames: usize) -> Result<Vec<u8>, ImagingError> {
-    if pixels_per_frame % 2 != 0 || data.len() < pixels_per_frame * 2 * frames {
+    if !pixels_per_frame.is_multiple_of(2) || data.len() < pixels_per_frame * 2 * frames {
         return Err(ImagingError::Corrupt("YBR_FULL_422 pixel data of the wrong size".into()));
     }
     Ok(data[..pixels_per_frame * 2 * frames]
@@ -430,7 +435,8 @@ fn modality_values(data: &[u8], bits_allocated: u16, bits_stored: u16, big_endia
     let Rescale { slope, intercept } = info.rescale;
     let shift = 32 - stored;
     let to_value = move |raw: u32| -> f32 {
-        let sample = if signed { f64::from(((raw << shift) as i32) >> shift) } else { f64::from((raw << shift) >> shift) };
+        let sample =
+            if signed { f64::from(((raw << shift) as i32) >> shift) } else { f64::from((raw << shift) >> shift) };
         (sample * slope + intercept) as f32
     };
     fn convert<const N: usize>(data: &[u8], read: impl Fn(&[u8; N]) -> f32 + Sync + Send) -> Vec<f32> {

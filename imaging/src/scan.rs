@@ -33,6 +33,14 @@ pub struct Layout {
     pub inflated: Option<Vec<u8>>,
     /// The top-level Pixel Data (7FE0,0010): in the file's bytes, or in `inflated` when there is one.
     pub pixel_data: Option<PixelData>,
+    /// Where the data set ends (in the file, or in `inflated`): trailing zero padding is not parsed.
+    pub dataset_end: usize,
+}
+
+/// What a walk over a data set found.
+struct Walked {
+    pixel_data: Option<PixelData>,
+    end: usize,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -68,13 +76,13 @@ pub fn scan(bytes: &[u8], limits: &Limits) -> Result<Layout, ImagingError> {
         .ok_or_else(|| ImagingError::Corrupt("no Transfer Syntax UID (0002,0010) in the file meta".into()))?;
     let body = &bytes[meta.pos..];
     let mut inflated = None;
-    let pixel_data = match transfer_syntax.as_str() {
+    let walked = match transfer_syntax.as_str() {
         IMPLICIT_VR_LE => walk(body, meta.pos, true, false, limits)?,
         EXPLICIT_VR_BE => walk(body, meta.pos, false, true, limits)?,
         DEFLATED_EXPLICIT_VR_LE => walk(inflated.insert(inflate(body, limits)?), 0, true, true, limits)?,
         _ => walk(body, meta.pos, true, true, limits)?,
     };
-    Ok(Layout { magic_offset, transfer_syntax, inflated, pixel_data })
+    Ok(Layout { magic_offset, transfer_syntax, inflated, pixel_data: walked.pixel_data, dataset_end: walked.end })
 }
 
 /// Raw deflate (RFC 1951), as PS3.5 A.5 specifies, stopped at the decoded-size limit.
@@ -186,8 +194,14 @@ enum Container {
     Fragments { items: usize },
 }
 
-/// Walks the data set in `body` (which starts at `base` in the file); returns the top-level pixel data.
-fn walk(body: &[u8], base: usize, little_endian: bool, explicit: bool, limits: &Limits) -> Result<Option<PixelData>, ImagingError> {
+/// Walks the data set in `body` (which starts at `base` in the file).
+fn walk(
+    body: &[u8],
+    base: usize,
+    little_endian: bool,
+    explicit: bool,
+    limits: &Limits,
+) -> Result<Walked, ImagingError> {
     let mut c = Cursor { bytes: body, pos: 0, little_endian, explicit };
     let mut stack: Vec<Container> = Vec::new();
     let dict = StandardDataDictionary;
@@ -203,7 +217,7 @@ fn walk(body: &[u8], base: usize, little_endian: bool, explicit: bool, limits: &
         }
         if c.pos == body.len() {
             return if stack.is_empty() {
-                Ok(pixel_data)
+                Ok(Walked { pixel_data, end: base + c.pos })
             } else {
                 Err(ImagingError::Truncated(format!(
                     "the file ends inside {} open sequence(s) or item(s)",
@@ -213,7 +227,7 @@ fn walk(body: &[u8], base: usize, little_endian: bool, explicit: bool, limits: &
         }
         // Trailing padding (some writers pad with zeros to an even block) is not an element.
         if stack.is_empty() && body[c.pos..].iter().all(|b| *b == 0) {
-            return Ok(pixel_data);
+            return Ok(Walked { pixel_data, end: base + c.pos });
         }
         let element_start = c.pos;
         let header = c.element_header()?;

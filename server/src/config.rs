@@ -47,6 +47,11 @@ pub struct ServeArgs {
     #[arg(long, env = "MEDGEMMA_X_MAX_FILE_MB", default_value_t = 512)]
     pub max_file_mb: u64,
 
+    /// Uploads are refused while the data dir's disk has less than this free, MiB, so that the database,
+    /// logs and reports never run out of room.
+    #[arg(long, env = "MEDGEMMA_X_MIN_FREE_DISK_MB", default_value_t = 2048)]
+    pub min_free_disk_mb: u64,
+
     /// Seconds that in-flight requests and streams get to finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "MEDGEMMA_X_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
@@ -89,6 +94,7 @@ pub struct ServeConfig {
     pub log: String,
     pub shutdown_grace: Duration,
     pub max_upload_bytes: u64,
+    pub min_free_disk_bytes: u64,
     pub limits: imaging::Limits,
 }
 
@@ -114,6 +120,7 @@ impl ServeConfig {
             log: args.log,
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
             max_upload_bytes: args.max_upload_mb.saturating_mul(1 << 20),
+            min_free_disk_bytes: args.min_free_disk_mb.saturating_mul(1 << 20),
             limits: imaging::Limits {
                 max_file_bytes: args.max_file_mb.saturating_mul(1 << 20),
                 ..imaging::Limits::default()
@@ -134,6 +141,7 @@ impl ServeConfig {
             ("shutdown_grace_secs", self.shutdown_grace.as_secs().to_string()),
             ("max_upload_mb", (self.max_upload_bytes >> 20).to_string()),
             ("max_file_mb", (self.limits.max_file_bytes >> 20).to_string()),
+            ("min_free_disk_mb", (self.min_free_disk_bytes >> 20).to_string()),
         ]
     }
 }

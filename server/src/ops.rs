@@ -42,7 +42,7 @@ pub struct Status {
 
 pub fn status(data_dir: &Path) -> Status {
     let recent_errors = recent_errors(&data_dir.join("logs"), 5);
-    let disk_free_bytes = disk_free(data_dir);
+    let disk_free_bytes = crate::data_dir::free_bytes(data_dir);
     let base = |state, exit_code, verdict: String| Status {
         state,
         exit_code,
@@ -141,17 +141,6 @@ fn get_json(addr: SocketAddr, path: &str) -> Option<serde_json::Value> {
     let text = String::from_utf8_lossy(&response);
     let (_, body) = text.split_once("\r\n\r\n")?;
     serde_json::from_str(body).ok()
-}
-
-/// Free bytes for unprivileged writers on the data dir's file system.
-fn disk_free(path: &Path) -> Option<u64> {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c_path is a valid C string and stat a valid out-pointer.
-    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
-        return None;
-    }
-    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
 }
 
 /// The last `n` ERROR events of the newest JSON log file (medgemma-x.YYYY-MM-DD.log, so the newest

@@ -66,6 +66,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ObjectStore::new(config.data_dir.objects()),
             config.limits,
             config.max_upload_bytes,
+            config.min_free_disk_bytes,
             DECODED_CACHE_BYTES,
         )),
     };

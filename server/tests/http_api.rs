@@ -25,6 +25,7 @@ async fn state(tmp: &tempfile::TempDir) -> AppState {
             server::objects::ObjectStore::new(tmp.path().join("data/objects")),
             imaging::Limits::default(),
             1 << 30,
+            0,
             1 << 26,
         )),
     }

@@ -45,6 +45,12 @@ pub async fn upload(State(state): State<AppState>, mut multipart: Multipart) -> 
             set_identity(&mut identity, &field_name, text)?;
             continue;
         };
+        // Low-disk guard: stop before the disk fills (the database and logs need room too).
+        let free = crate::data_dir::free_bytes(&state.data_dir.tmp()).unwrap_or(u64::MAX);
+        if free < state.images.min_free_disk_bytes {
+            tracing::warn!(free_bytes = free, "upload refused: low disk space");
+            return Ok(disk_full(outcomes, file_name, free));
+        }
         let tmp_path = state.data_dir.tmp().join(format!(
             "upload-{}-{}",
             std::process::id(),
@@ -207,5 +213,25 @@ fn finish_early(mut files: Vec<FileOutcome>, status: StatusCode, reason: &str, m
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         *response.status_mut() = status;
     }
+    response
+}
+
+/// 507: the disk is nearly full. Files before this one landed; this one and the rest were not read.
+fn disk_full(mut files: Vec<FileOutcome>, name: String, free: u64) -> Response {
+    files.push(FileOutcome {
+        name,
+        status: Status::Rejected,
+        code: Some("disk_full"),
+        message_zh: Some(format!("服务器磁盘空间不足（剩余 {} MB），请联系管理员清理后重新上传", free >> 20)),
+        message_en: Some(format!(
+            "the server's disk is nearly full ({} MB free): ask the administrator, then upload again",
+            free >> 20
+        )),
+        study_id: None,
+        series_id: None,
+        instance_id: None,
+    });
+    let mut response = summarize(files);
+    *response.status_mut() = StatusCode::INSUFFICIENT_STORAGE;
     response
 }

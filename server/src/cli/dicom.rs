@@ -1,7 +1,7 @@
 //! `medgemma-x dicom info FILE [--json]` and `medgemma-x dicom render FILE … --out OUT.png`: the same
 //! reading and rendering as the server's endpoints, for checking a file at the command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use imaging::Limits;
@@ -66,14 +66,14 @@ pub fn run(command: DicomCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_file(file: &PathBuf) -> anyhow::Result<Vec<u8>> {
+fn read_file(file: &Path) -> anyhow::Result<Vec<u8>> {
     let size = std::fs::metadata(file).with_context(|| format!("无法读取 / cannot read {}", file.display()))?.len();
     let limit = Limits::default().max_file_bytes;
     anyhow::ensure!(size <= limit, "文件过大 / {} is {size} bytes, over the limit of {limit}", file.display());
     std::fs::read(file).with_context(|| format!("无法读取 / cannot read {}", file.display()))
 }
 
-fn parse<'a>(file: &PathBuf, bytes: &'a [u8]) -> anyhow::Result<imaging::dicom::DicomImage<'a>> {
+fn parse<'a>(file: &Path, bytes: &'a [u8]) -> anyhow::Result<imaging::dicom::DicomImage<'a>> {
     imaging::dicom::read(bytes, &Limits::default())
         .map_err(|e| anyhow::anyhow!("{}: {} / {}", file.display(), e.message_zh(), e.message_en()))
 }

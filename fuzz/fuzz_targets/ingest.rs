@@ -1,0 +1,40 @@
+//! The upload path on arbitrary bytes: zip extraction, DICOM scan/parse/decode, JPEG/PNG decode — what
+//! `POST /api/v1/uploads` runs on every file. Any panic, abort, sanitizer report or out-of-memory is a bug.
+#![no_main]
+
+use imaging::{Limits, archive, dicom, raster};
+use libfuzzer_sys::fuzz_target;
+
+/// Smaller than the server's defaults so that a legitimate maximum-size image stays within libFuzzer's
+/// memory limit; the checks are the same code.
+const LIMITS: Limits = Limits {
+    max_file_bytes: 4 << 20,
+    max_frame_pixels: 1 << 22,
+    max_frames: 64,
+    max_decoded_bytes: 64 << 20,
+    max_sequence_depth: 24,
+    max_zip_entries: 64,
+    max_zip_ratio: 200,
+};
+
+fn one(bytes: &[u8]) {
+    if dicom::is_dicom(bytes) {
+        if let Ok(image) = dicom::read(bytes, &LIMITS) {
+            let _ = image.decode();
+        }
+    } else {
+        let _ = raster::decode(bytes, &LIMITS);
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    if archive::is_zip(data) {
+        if let Ok(entries) = archive::entries(data, &LIMITS) {
+            for entry in entries.into_iter().filter_map(|e| e.bytes.ok()) {
+                one(&entry);
+            }
+        }
+    } else {
+        one(data);
+    }
+});
