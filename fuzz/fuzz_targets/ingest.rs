@@ -13,6 +13,7 @@ const LIMITS: Limits = Limits {
     max_frames: 64,
     max_decoded_bytes: 64 << 20,
     max_sequence_depth: 24,
+    max_elements: 100_000,
     max_zip_entries: 64,
     max_zip_ratio: 200,
 };

@@ -148,7 +148,7 @@ pub fn read<'a>(bytes: &'a [u8], limits: &Limits) -> Result<DicomImage<'a>, Imag
             options.from_reader(&bytes[layout.magic_offset..layout.dataset_end]).map_err(|e| corrupt(&e))?
         }
     };
-    let info = info(&object)?;
+    let info = info(&object);
     if layout.pixel_data.is_none() && object.get(tags::PIXEL_DATA).is_none() {
         return Err(ImagingError::NoPixels);
     }
@@ -173,7 +173,7 @@ fn decoded_from_file(layout: &scan::Layout) -> bool {
     }
 }
 
-fn info(obj: &DefaultDicomObject) -> Result<DicomInfo, ImagingError> {
+fn info(obj: &DefaultDicomObject) -> DicomInfo {
     let ts_uid = obj.meta().transfer_syntax().trim_end_matches(['\0', ' ']).to_string();
     let ts_name = TransferSyntaxRegistry.get(&ts_uid).map(|ts| ts.name().to_string());
     let floats = |tag: Tag| obj.get(tag).and_then(|e| e.to_multi_float64().ok()).filter(|v| !v.is_empty());
@@ -206,7 +206,7 @@ fn info(obj: &DefaultDicomObject) -> Result<DicomInfo, ImagingError> {
         .collect();
     let u16_of = |tag: Tag| obj.get(tag).and_then(|e| e.to_int::<u16>().ok());
     let array = |tag: Tag| floats(tag);
-    Ok(DicomInfo {
+    DicomInfo {
         patient_name: text(obj, tags::PATIENT_NAME).map(|n| display_person_name(&n)),
         patient_id: text(obj, tags::PATIENT_ID),
         patient_birth_date: text(obj, tags::PATIENT_BIRTH_DATE),
@@ -250,7 +250,7 @@ fn info(obj: &DefaultDicomObject) -> Result<DicomInfo, ImagingError> {
         image_position_patient: array(tags::IMAGE_POSITION_PATIENT).and_then(|v| v.try_into().ok()),
         image_orientation_patient: array(tags::IMAGE_ORIENTATION_PATIENT).and_then(|v| v.try_into().ok()),
         slice_location: floats(tags::SLICE_LOCATION).map(|v| v[0]),
-    })
+    }
 }
 
 /// A text value with the padding DICOM adds removed; None when absent or empty.

@@ -14,6 +14,8 @@ pub struct Limits {
     pub max_decoded_bytes: u64,
     /// DICOM sequence nesting.
     pub max_sequence_depth: u32,
+    /// Data elements in one file, items and delimiters included (the parser allocates for each).
+    pub max_elements: u64,
     /// Entries in one zip archive.
     pub max_zip_entries: u64,
     /// Extracted ÷ compressed size of one zip entry (zip bombs reach 1000:1 and more; DICOM compresses
@@ -31,6 +33,8 @@ impl Default for Limits {
             max_decoded_bytes: 2 << 30,
             // Real objects nest 4–6 levels (RT structure sets, enhanced multi-frame); the parser recurses.
             max_sequence_depth: 24,
+            // An enhanced multi-frame CT with per-frame functional groups has ~100 per frame.
+            max_elements: 1_000_000,
             max_zip_entries: 20_000,
             max_zip_ratio: 200,
         }

@@ -228,6 +228,8 @@ fn hostile_files_are_refused_before_allocation() {
     assert_eq!(code(dicom::read(&read("deflate_bomb.dcm"), &small)), "too_large");
     // Under the default limits it inflates (50 MB), and its zeros are padding, not 4 million empty elements.
     assert_eq!(code(dicom::read(&read("deflate_bomb.dcm"), &limits)), "no_pixels");
+    // Zeros with one byte after them are millions of empty elements: refused by count, in linear time.
+    assert_eq!(code(dicom::read(&read("zeros_then_one_byte.dcm"), &limits)), "too_large");
     // The zip bomb: its one entry is refused, the archive itself opens.
     let entries = archive::entries(&read("bomb.zip"), &limits).unwrap();
     assert_eq!(entries.len(), 1);

@@ -80,34 +80,38 @@ pub struct Prepared {
     pub source: &'static str,
 }
 
-/// Parses, decodes and stores every file in `bytes` (one file, or a zip of many). Blocking.
+/// One file's name and result: prepared for the database, or refused with the reason.
+pub type FileResult = (String, Result<Prepared, ImagingError>);
+
+/// Parses, decodes and stores every file in `bytes` (one file, or a zip of many). Blocking. A file's own
+/// faults are its result; an error here is the server's (the object store could not write).
 pub fn prepare(
     name: &str,
     bytes: Vec<u8>,
     identity: &UploaderIdentity,
     limits: &Limits,
     objects: &ObjectStore,
-) -> Vec<(String, Result<Prepared, ImagingError>)> {
-    if archive::is_zip(&bytes) {
-        return match archive::entries(&bytes, limits) {
-            Ok(entries) => entries
-                .into_iter()
-                .map(|entry| {
-                    let entry_name = format!("{name}/{}", entry.name);
-                    let result = entry.bytes.and_then(|b| {
-                        if archive::is_zip(&b) {
-                            Err(ImagingError::Unsupported("zip inside a zip / 压缩包内嵌套压缩包".into()))
-                        } else {
-                            prepare_one(&entry_name, b, identity, limits, objects)
-                        }
-                    });
-                    (entry_name, result)
-                })
-                .collect(),
-            Err(e) => vec![(name.to_string(), Err(e))],
-        };
+) -> anyhow::Result<Vec<FileResult>> {
+    if !archive::is_zip(&bytes) {
+        return Ok(vec![(name.to_string(), prepare_one(name, bytes, identity, limits, objects)?)]);
     }
-    vec![(name.to_string(), prepare_one(name, bytes, identity, limits, objects))]
+    let entries = match archive::entries(&bytes, limits) {
+        Ok(entries) => entries,
+        Err(e) => return Ok(vec![(name.to_string(), Err(e))]),
+    };
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let entry_name = format!("{name}/{}", entry.name);
+        let result = match entry.bytes {
+            Ok(b) if archive::is_zip(&b) => {
+                Err(ImagingError::Unsupported("zip inside a zip / 压缩包内嵌套压缩包".into()))
+            }
+            Ok(b) => prepare_one(&entry_name, b, identity, limits, objects)?,
+            Err(e) => Err(e),
+        };
+        out.push((entry_name, result));
+    }
+    Ok(out)
 }
 
 fn prepare_one(
@@ -116,15 +120,31 @@ fn prepare_one(
     identity: &UploaderIdentity,
     limits: &Limits,
     objects: &ObjectStore,
-) -> Result<Prepared, ImagingError> {
-    let store = |bytes: &[u8]| {
-        objects.put(bytes).map_err(|e| {
-            tracing::error!(error = format!("{e:#}"), "object store write failed");
-            ImagingError::Corrupt("服务器存储失败 / server storage failed".into())
-        })
-    };
-    if dicom::is_dicom(&bytes) {
-        let image = dicom::read(&bytes, limits)?;
+) -> anyhow::Result<Result<Prepared, ImagingError>> {
+    Ok(match parse(&mut bytes, identity, limits) {
+        Ok(Parsed { format, info, source }) => Ok(Prepared {
+            name: name.to_string(),
+            format,
+            object_sha256: objects.put(&bytes)?,
+            object_bytes: bytes.len(),
+            info,
+            source,
+        }),
+        Err(e) => Err(e),
+    })
+}
+
+/// What reading a file found, before it is stored.
+struct Parsed {
+    format: &'static str,
+    info: DicomInfo,
+    source: &'static str,
+}
+
+/// Reads and decodes one file; for DICOM, zeroes its preamble in `bytes` (what gets stored).
+fn parse(bytes: &mut [u8], identity: &UploaderIdentity, limits: &Limits) -> Result<Parsed, ImagingError> {
+    if dicom::is_dicom(bytes) {
+        let image = dicom::read(bytes, limits)?;
         for (uid, what) in [
             (&image.info.study_instance_uid, "Study Instance UID (0020,000D)"),
             (&image.info.series_instance_uid, "Series Instance UID (0020,000E)"),
@@ -137,26 +157,19 @@ fn prepare_one(
         // Decoding now means a stored image is an image the viewer can show.
         image.decode()?;
         let info = image.info;
-        dicom::zero_preamble(&mut bytes);
-        let object_sha256 = store(&bytes)?;
-        return Ok(Prepared {
-            name: name.to_string(),
-            format: "dicom",
-            object_sha256,
-            object_bytes: bytes.len(),
-            info,
-            source: "dicom",
-        });
+        dicom::zero_preamble(bytes);
+        return Ok(Parsed { format: "dicom", info, source: "dicom" });
     }
-    let format = match raster::format_of(&bytes) {
+    let format = match raster::format_of(bytes) {
         Some(image::ImageFormat::Jpeg) => "jpeg",
         Some(_) => "png",
         None => return Err(ImagingError::UnknownFormat),
     };
-    let frames = raster::decode(&bytes, limits)?;
-    let object_sha256 = store(&bytes)?;
-    let info = raster_info(identity, &frames, format, &object_sha256);
-    Ok(Prepared { name: name.to_string(), format, object_sha256, object_bytes: bytes.len(), info, source: "upload" })
+    let frames = raster::decode(bytes, limits)?;
+    // The generated UIDs come from the content, so the same file uploaded again is a duplicate.
+    let content_hash = crate::objects::hex(&Sha256::digest(&*bytes));
+    let info = raster_info(identity, &frames, format, &content_hash);
+    Ok(Parsed { format, info, source: "upload" })
 }
 
 /// The metadata of a JPEG/PNG upload, in the same shape as a DICOM file's, from the uploader's fields.

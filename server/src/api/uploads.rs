@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use anyhow::Context;
 use axum::Json;
 use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
@@ -65,19 +66,20 @@ pub async fn upload(State(state): State<AppState>, mut multipart: Multipart) -> 
                 outcomes.push(FileOutcome::rejected(file_name, &error));
                 continue;
             }
-            Err(e) => {
+            Ok(Received::RequestEnded(e)) => {
                 let _ = std::fs::remove_file(&tmp_path);
                 return Ok(finish_early(outcomes, e.status(), &e.body_text(), state.images.max_upload_bytes));
             }
+            Err(e) => Err(e),
         };
         let _ = std::fs::remove_file(&tmp_path);
-        let bytes = bytes?;
+        let bytes = bytes.context("cannot receive an upload into the data dir's tmp folder")?;
         let (images, ident) = (state.images.clone(), identity.clone());
         let name = file_name.clone();
         let prepared =
             tokio::task::spawn_blocking(move || ingest::prepare(&name, bytes, &ident, &images.limits, &images.objects))
                 .await
-                .map_err(anyhow::Error::from)?;
+                .map_err(anyhow::Error::from)??;
         let now = crate::serve::now_rfc3339();
         for (name, result) in prepared {
             match result {
@@ -99,29 +101,34 @@ enum Received {
     Complete,
     /// Over the per-file limit after this many bytes; the rest of the part was read and dropped.
     OverLimit(u64),
+    /// The request broke off (client gone, or over the request limit).
+    RequestEnded(axum::extract::multipart::MultipartError),
 }
 
+/// Streams one file part into `path`. An error is the server's (tmp/ not writable, disk full).
 async fn receive_file(
     mut field: axum::extract::multipart::Field<'_>,
     path: &std::path::Path,
     max_bytes: u64,
-) -> Result<Received, axum::extract::multipart::MultipartError> {
-    let mut file = Some(std::fs::File::create(path).expect("the data dir's tmp folder is writable"));
+) -> anyhow::Result<Received> {
+    let mut file = Some(std::fs::File::create(path)?);
     let mut seen = 0u64;
-    while let Some(chunk) = field.chunk().await? {
+    loop {
+        let chunk = match field.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(e) => return Ok(Received::RequestEnded(e)),
+        };
         seen += chunk.len() as u64;
         if seen > max_bytes {
             file = None; // keep draining the part so the next one can be read
             continue;
         }
-        if let Some(f) = file.as_mut()
-            && f.write_all(&chunk).is_err()
-        {
-            file = None;
-            seen = u64::MAX;
+        if let Some(f) = file.as_mut() {
+            f.write_all(&chunk)?;
         }
     }
-    Ok(if file.is_some() && seen <= max_bytes { Received::Complete } else { Received::OverLimit(seen) })
+    Ok(if seen <= max_bytes { Received::Complete } else { Received::OverLimit(seen) })
 }
 
 async fn read_text_field(mut field: axum::extract::multipart::Field<'_>) -> Result<String, AppError> {
