@@ -3,10 +3,9 @@
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_encoding::TransferSyntaxIndex;
-use dicom_object::file::ReadPreamble;
-use dicom_object::{DefaultDicomObject, OpenFileOptions};
+use dicom_object::DefaultDicomObject;
 use dicom_pixeldata::PixelDecoder;
-use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+use dicom_transfer_syntax_registry::{TransferSyntaxRegistry, entries};
 use measure::{Spacing, SpacingSource};
 use serde::{Deserialize, Serialize};
 
@@ -127,27 +126,27 @@ pub fn read<'a>(bytes: &'a [u8], limits: &Limits) -> Result<DicomImage<'a>, Imag
     within("file bytes", bytes.len() as u64, limits.max_file_bytes)?;
     let layout = scan::scan(bytes, limits)?;
     let corrupt = |e: &dyn std::fmt::Display| ImagingError::Corrupt(e.to_string());
-    let object = match (&layout.inflated, &layout.pixel_data) {
-        // Parse what was inflated already, as the explicit VR little endian it is, up to the pixel data.
-        (Some(inflated), pixels) => {
-            let meta =
-                dicom_object::FileMetaTable::from_reader(&bytes[layout.magic_offset..]).map_err(|e| corrupt(&e))?;
-            let end = match pixels {
-                Some(scan::PixelData::Native { element_start, .. }) => *element_start,
-                _ => layout.dataset_end,
-            };
-            let ts = dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN.erased();
-            dicom_object::InMemDicomObject::read_dataset_with_ts(&inflated[..end], &ts)
-                .map_err(|e| corrupt(&e))?
-                .with_exact_meta(meta)
-        }
-        // Pixel data we decode from the file's bytes is not worth the parser's copy of it.
-        (None, _) => {
-            let options = OpenFileOptions::new().read_preamble(ReadPreamble::Never);
-            let options = if decoded_from_file(&layout) { options.read_until(tags::PIXEL_DATA) } else { options };
-            options.from_reader(&bytes[layout.magic_offset..layout.dataset_end]).map_err(|e| corrupt(&e))?
-        }
+    let meta = dicom_object::FileMetaTable::from_reader(&bytes[layout.magic_offset..]).map_err(|e| corrupt(&e))?;
+    // The data set as the scan found it: inflated (and then explicit VR little endian), implicit despite
+    // what the meta says, or as declared.
+    let (explicit_le, implicit_le) =
+        (entries::EXPLICIT_VR_LITTLE_ENDIAN.erased(), entries::IMPLICIT_VR_LITTLE_ENDIAN.erased());
+    let (dataset, start, ts) = match &layout.inflated {
+        Some(inflated) => (inflated.as_slice(), 0, &explicit_le),
+        None if layout.implicit_despite_meta => (bytes, layout.dataset_start, &implicit_le),
+        None => match TransferSyntaxRegistry.get(&layout.transfer_syntax) {
+            Some(ts) => (bytes, layout.dataset_start, ts),
+            None => return Err(ImagingError::Unsupported(format!("transfer syntax {}", layout.transfer_syntax))),
+        },
     };
+    // Pixel data we decode from the file's bytes is not worth the parser's copy of it.
+    let end = match &layout.pixel_data {
+        Some(pixels) if decoded_from_file(&layout) => pixels.element_start(),
+        _ => layout.dataset_end,
+    };
+    let object = dicom_object::InMemDicomObject::read_dataset_with_ts(&dataset[start..end], ts)
+        .map_err(|e| corrupt(&e))?
+        .with_exact_meta(meta);
     let info = info(&object);
     if layout.pixel_data.is_none() && object.get(tags::PIXEL_DATA).is_none() {
         return Err(ImagingError::NoPixels);
@@ -350,7 +349,8 @@ impl DicomImage<'_> {
             if ts == RLE_LOSSLESS {
                 crate::rle::decode_frame(&frame, rows * columns, spp, bytes_per_sample, &mut out)?;
             } else {
-                crate::jpeg::decode_frame(&frame, rows, columns, spp, bytes_per_sample, &mut out)?;
+                let rgb = self.info.photometric_interpretation == "RGB";
+                crate::jpeg::decode_frame(&frame, rows, columns, spp, bytes_per_sample, rgb, &mut out)?;
             }
         }
         Ok(out)
@@ -360,7 +360,7 @@ impl DicomImage<'_> {
     /// frame, or the fragments the Basic Offset Table groups together.
     fn encapsulated_frames(&self, frames: usize) -> Result<Vec<std::borrow::Cow<'_, [u8]>>, ImagingError> {
         use std::borrow::Cow;
-        let Some(scan::PixelData::Encapsulated { offset_table, fragments }) = &self.layout.pixel_data else {
+        let Some(scan::PixelData::Encapsulated { offset_table, fragments, .. }) = &self.layout.pixel_data else {
             return Err(ImagingError::Corrupt("compressed pixel data is not encapsulated".into()));
         };
         let fragment = |r: &std::ops::Range<usize>| &self.file[r.clone()];

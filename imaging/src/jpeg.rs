@@ -31,6 +31,28 @@ impl Decompressor {
     }
 }
 
+/// The three stored components of a full-resolution colour JPEG, interleaved, without colour conversion.
+fn raw_components(d: &Decompressor, jpeg: &[u8], pixels: usize, out: &mut Vec<u8>) -> Result<(), ImagingError> {
+    let mut planes = [vec![0u8; pixels], vec![0u8; pixels], vec![0u8; pixels]];
+    let mut pointers = planes.each_mut().map(|p| p.as_mut_ptr());
+    // SAFETY: three planes of rows × columns bytes (4:4:4 checked by the caller), strides 0 = packed.
+    let status = unsafe {
+        tj::tj3DecompressToYUVPlanes8(
+            d.0,
+            jpeg.as_ptr(),
+            jpeg.len() as tj::size_t,
+            pointers.as_mut_ptr(),
+            std::ptr::null_mut(),
+        )
+    };
+    if status != 0 {
+        return Err(d.error());
+    }
+    let [a, b, c] = &planes;
+    out.extend(a.iter().zip(b).zip(c).flat_map(|((a, b), c)| [*a, *b, *c]));
+    Ok(())
+}
+
 impl Drop for Decompressor {
     fn drop(&mut self) {
         // SAFETY: the handle came from tj3Init and is destroyed once.
@@ -39,13 +61,16 @@ impl Drop for Decompressor {
 }
 
 /// Decodes one frame to native little-endian samples of `bytes_per_sample` bytes (1 or 2),
-/// pixel-interleaved, appended to `out`. Colour frames come out as RGB (the JPEG's YCbCr converted).
+/// pixel-interleaved, appended to `out`. Colour: with `components_are_rgb` (PhotometricInterpretation RGB:
+/// PS3.5 8.2.1 says the JPEG then holds R, G, B without a colour transform) the stored components come out
+/// as they are, whatever libjpeg would guess from the markers; otherwise the JPEG's YCbCr is converted.
 pub fn decode_frame(
     jpeg: &[u8],
     rows: usize,
     columns: usize,
     samples_per_pixel: usize,
     bytes_per_sample: usize,
+    components_are_rgb: bool,
     out: &mut Vec<u8>,
 ) -> Result<(), ImagingError> {
     let d = Decompressor::new()?;
@@ -62,6 +87,12 @@ pub fn decode_frame(
         return Err(ImagingError::Corrupt(format!(
             "JPEG components do not match {samples_per_pixel} samples per pixel"
         )));
+    }
+    // (Lossless JPEG never colour-converts; libjpeg-turbo gives its components as they are.)
+    let lossy_444 =
+        d.get(tj::TJPARAM_TJPARAM_LOSSLESS) == 0 && d.get(tj::TJPARAM_TJPARAM_SUBSAMP) == tj::TJSAMP_TJSAMP_444;
+    if !gray && components_are_rgb && bytes_per_sample == 1 && lossy_444 {
+        return raw_components(&d, jpeg, rows * columns, out);
     }
     let format = if gray { tj::TJPF_TJPF_GRAY } else { tj::TJPF_TJPF_RGB };
     let n = rows * columns * samples_per_pixel;

@@ -27,7 +27,12 @@ pub const DEFLATED_EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1.99";
 pub struct Layout {
     /// Offset of the "DICM" magic: 128 with a preamble, 0 without.
     pub magic_offset: usize,
+    /// Where the data set (after the file meta group) begins in the file.
+    pub dataset_start: usize,
     pub transfer_syntax: String,
+    /// The meta says explicit VR little endian but the data set is implicit (some writers get this wrong;
+    /// pydicom and DCMTK read such files, so do we).
+    pub implicit_despite_meta: bool,
     /// A deflated data set, inflated (once, under the limit): the parser and the pixel decoder read this
     /// instead of the file's body.
     pub inflated: Option<Vec<u8>>,
@@ -49,7 +54,16 @@ pub enum PixelData {
     /// `element_start` is where the element's header begins (the parser stops there).
     Native { element_start: usize, bytes: Range<usize>, big_endian: bool, vr_ow: bool },
     /// Encapsulated: the Basic Offset Table item and each fragment's value (PS3.5 A.4).
-    Encapsulated { offset_table: Range<usize>, fragments: Vec<Range<usize>> },
+    Encapsulated { element_start: usize, offset_table: Range<usize>, fragments: Vec<Range<usize>> },
+}
+
+impl PixelData {
+    /// Where the Pixel Data element's header begins: the parser stops there when we decode the pixels.
+    pub fn element_start(&self) -> usize {
+        match self {
+            PixelData::Native { element_start, .. } | PixelData::Encapsulated { element_start, .. } => *element_start,
+        }
+    }
 }
 
 pub fn scan(bytes: &[u8], limits: &Limits) -> Result<Layout, ImagingError> {
@@ -75,14 +89,28 @@ pub fn scan(bytes: &[u8], limits: &Limits) -> Result<Layout, ImagingError> {
     let transfer_syntax = transfer_syntax
         .ok_or_else(|| ImagingError::Corrupt("no Transfer Syntax UID (0002,0010) in the file meta".into()))?;
     let body = &bytes[meta.pos..];
+    // Explicit VR puts two upper-case letters after the first tag; anything else is implicit VR.
+    let implicit_despite_meta = transfer_syntax != IMPLICIT_VR_LE
+        && transfer_syntax != EXPLICIT_VR_BE
+        && transfer_syntax != DEFLATED_EXPLICIT_VR_LE
+        && body.get(4..6).is_some_and(|vr| !vr.iter().all(u8::is_ascii_uppercase));
     let mut inflated = None;
     let walked = match transfer_syntax.as_str() {
+        _ if implicit_despite_meta => walk(body, meta.pos, true, false, limits)?,
         IMPLICIT_VR_LE => walk(body, meta.pos, true, false, limits)?,
         EXPLICIT_VR_BE => walk(body, meta.pos, false, true, limits)?,
         DEFLATED_EXPLICIT_VR_LE => walk(inflated.insert(inflate(body, limits)?), 0, true, true, limits)?,
         _ => walk(body, meta.pos, true, true, limits)?,
     };
-    Ok(Layout { magic_offset, transfer_syntax, inflated, pixel_data: walked.pixel_data, dataset_end: walked.end })
+    Ok(Layout {
+        magic_offset,
+        dataset_start: meta.pos,
+        transfer_syntax,
+        implicit_despite_meta,
+        inflated,
+        pixel_data: walked.pixel_data,
+        dataset_end: walked.end,
+    })
 }
 
 /// Raw deflate (RFC 1951), as PS3.5 A.5 specifies, stopped at the decoded-size limit.
@@ -186,7 +214,7 @@ impl<'a> Cursor<'a> {
 
 /// What the walk is inside of.
 enum Container {
-    /// A sequence (or an undefined-length element read as one); `end` for a defined length.
+    /// A sequence; `end` for a defined length.
     Sequence { end: Option<usize> },
     /// An item of a sequence.
     Item { end: Option<usize> },
@@ -253,7 +281,7 @@ fn walk(
                         *items += 1;
                     }
                     if stack.len() == 1
-                        && let Some(PixelData::Encapsulated { offset_table, fragments }) = &mut pixel_data
+                        && let Some(PixelData::Encapsulated { offset_table, fragments, .. }) = &mut pixel_data
                     {
                         // The first item is the Basic Offset Table (perhaps empty), the others fragments.
                         if first {
@@ -287,12 +315,25 @@ fn walk(
                 match header.len {
                     None if tag == PIXEL_DATA => {
                         if stack.is_empty() {
-                            pixel_data = Some(PixelData::Encapsulated { offset_table: 0..0, fragments: Vec::new() });
+                            pixel_data = Some(PixelData::Encapsulated {
+                                element_start: element_start + base,
+                                offset_table: 0..0,
+                                fragments: Vec::new(),
+                            });
                         }
                         stack.push(Container::Fragments { items: 0 });
                     }
-                    // An undefined-length element that is not pixel data can only be a sequence
-                    // (SQ, or UN holding one: PS3.5 6.2.2).
+                    // PS3.5 6.2.2: an undefined-length UN element holds a sequence in implicit VR. dicom-object
+                    // 0.10 reads it as explicit VR and trusts the lengths it then misreads (a 3.7 GB
+                    // allocation on pydicom's UN_sequence.dcm), so such files are refused here.
+                    None if header.vr == Some(VR::UN) => {
+                        return Err(ImagingError::Unsupported(format!(
+                            "private element ({:04X},{:04X}) of unknown type and undefined length (UN, PS3.5 6.2.2)",
+                            tag.group(),
+                            tag.element()
+                        )));
+                    }
+                    // Any other undefined-length element that is not pixel data is a sequence.
                     None => stack.push(Container::Sequence { end: None }),
                     Some(len) if !fits(len, c.pos, &stack) => {
                         return Err(ImagingError::Truncated(format!(

@@ -85,6 +85,7 @@ pub struct InstanceDetail {
     windows: Vec<WindowChoice>,
 }
 
+/// Pixel spacing as the basis of millimetres: the numbers, where they came from, and the caveat to print.
 #[derive(Serialize)]
 struct SpacingBasis {
     row_mm: f64,
@@ -92,6 +93,18 @@ struct SpacingBasis {
     source: measure::SpacingSource,
     caveat_zh: Option<&'static str>,
     caveat_en: Option<&'static str>,
+}
+
+impl From<measure::Spacing> for SpacingBasis {
+    fn from(s: measure::Spacing) -> SpacingBasis {
+        SpacingBasis {
+            row_mm: s.row_mm,
+            col_mm: s.col_mm,
+            source: s.source,
+            caveat_zh: s.source.caveat_zh(),
+            caveat_en: s.source.caveat_en(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -106,13 +119,7 @@ struct WindowChoice {
 pub async fn instance(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<InstanceDetail>, AppError> {
     let row = load_row(&state, id).await?;
     let info: imaging::dicom::DicomInfo = serde_json::from_str(&row.metadata).map_err(anyhow::Error::from)?;
-    let spacing = info.spacing().map(|s| SpacingBasis {
-        row_mm: s.row_mm,
-        col_mm: s.col_mm,
-        source: s.source,
-        caveat_zh: s.source.caveat_zh(),
-        caveat_en: s.source.caveat_en(),
-    });
+    let spacing = info.spacing().map(SpacingBasis::from);
     let mut windows: Vec<WindowChoice> = info
         .windows
         .iter()
@@ -259,11 +266,7 @@ pub struct NoduleResult {
 /// What a measurement rests on, printed beside it in the viewer and the report.
 #[derive(Serialize)]
 struct MeasurementBasis {
-    spacing_row_mm: f64,
-    spacing_col_mm: f64,
-    spacing_source: measure::SpacingSource,
-    caveat_zh: Option<&'static str>,
-    caveat_en: Option<&'static str>,
+    spacing: SpacingBasis,
     /// "HU" on CT, else the modality's raw units.
     units: &'static str,
     method_zh: String,
@@ -309,11 +312,7 @@ pub async fn nodule(
     let mean_diameter_mm =
         guidelines::round1(measure::mean_diameter(segmentation.axes.long_axis_mm, segmentation.axes.short_axis_mm));
     let basis = MeasurementBasis {
-        spacing_row_mm: spacing.row_mm,
-        spacing_col_mm: spacing.col_mm,
-        spacing_source: spacing.source,
-        caveat_zh: spacing.source.caveat_zh(),
-        caveat_en: spacing.source.caveat_en(),
+        spacing: spacing.into(),
         units,
         method_zh: format!(
             "自种子点区域生长，阈值 {:.0}{units}（结节 {:.0} 与背景 {:.0} 的中点）",
