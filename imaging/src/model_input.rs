@@ -9,6 +9,8 @@ use image::{RgbImage, imageops::FilterType};
 use measure::{Point, window::Window};
 use serde::{Deserialize, Serialize};
 
+use crate::pixels::{Frames, Samples};
+
 /// Square model-input image and the mapping back to the original.
 pub struct ModelImage {
     pub rgb: RgbImage,
@@ -60,6 +62,30 @@ impl ImageTransform {
             )
         };
         [clamp(self.to_original(b[1] * s, b[0] * s)), clamp(self.to_original(b[3] * s, b[2] * s))]
+    }
+}
+
+/// One frame as MedGemma sees it: CT through the three HU windows; other grey images through the file's
+/// first window (or the frame's full range), MONOCHROME1 inverted; colour as stored. None if `index` is
+/// past the last frame.
+pub fn for_frame(
+    frames: &Frames,
+    index: usize,
+    modality: Option<&str>,
+    file_windows: &[Window],
+    size: u32,
+) -> Option<ModelImage> {
+    let (columns, rows) = (frames.columns as u32, frames.rows as u32);
+    match &frames.samples {
+        Samples::Gray(_) => {
+            let values = frames.gray_frame(index)?;
+            if modality == Some("CT") {
+                return Some(ct_slice(values, columns, rows, size));
+            }
+            let window = crate::render::default_window(frames, index, file_windows)?;
+            Some(chest_xray(values, columns, rows, window, frames.inverted, size))
+        }
+        Samples::Rgb(_) => Some(color(frames.rgb_frame(index)?, columns, rows, size)),
     }
 }
 

@@ -166,7 +166,12 @@ impl Engine {
     /// Preprocesses one image file into pixel values on the engine's device.
     pub fn load_image(&self, path: &Path) -> Result<Tensor> {
         let img = crate::image::load(path)?;
-        Ok(crate::image::preprocess(&img, &self.preprocessor, self.device))
+        Ok(self.image_tensor(&img))
+    }
+
+    /// Preprocesses an image already in memory (a DICOM frame prepared by the imaging crate).
+    pub fn image_tensor(&self, img: &image::DynamicImage) -> Tensor {
+        crate::image::preprocess(img, &self.preprocessor, self.device)
     }
 }
 

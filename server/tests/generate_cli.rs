@@ -43,3 +43,27 @@ fn a_missing_model_folder_is_named_in_the_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("/nonexistent/medgemma/config.json"), "{stderr}");
 }
+
+/// A DICOM image goes through imaging::model_input: a 32×32 grey DICOM whose window is the identity gives
+/// the model exactly the pixels of the same picture as PNG, so the greedy answers match.
+#[test]
+fn a_dicom_image_reaches_the_model_as_the_same_pixels_as_its_png() {
+    let dir = common::fixture("tiny-a");
+    let answer = |image: std::path::PathBuf| -> Value {
+        let output = Command::new(BIN)
+            .args(["generate", "--model-dir"])
+            .arg(&dir)
+            .args(["--prompt", "描述这张胸片", "--image"])
+            .arg(image)
+            .args(["--max-new-tokens", "8", "--temperature", "0", "--device", "cpu", "--json"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+    };
+    let from_dicom = answer(common::dicom_fixture("synthetic/grey32.dcm"));
+    let from_png = answer(common::dicom_fixture("synthetic/grey32.png"));
+    assert_eq!(from_dicom["token_ids"], from_png["token_ids"]);
+    assert_eq!(from_dicom["logprobs"], from_png["logprobs"]);
+}

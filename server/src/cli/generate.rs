@@ -79,7 +79,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let load_started = Instant::now();
     let engine = Engine::load(&args.model_dir, device, kind)?;
     let load_ms = load_started.elapsed().as_secs_f64() * 1000.0;
-    let pixels = args.images.iter().map(|p| engine.load_image(p)).collect::<Result<Vec<_>, _>>()?;
+    let pixels = args.images.iter().map(|p| image_pixels(&engine, p)).collect::<anyhow::Result<Vec<_>>>()?;
     let turns = [Turn { role: Role::User, text: args.prompt.clone(), images: args.images.len() }];
     let ids = engine.encode_chat(args.system.as_deref(), &turns)?;
     let options = GenerateOptions {
@@ -106,4 +106,22 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         writeln!(stdout, "{json}")?;
     }
     Ok(())
+}
+
+/// JPEG/PNG as they are; DICOM (first frame) prepared as the model expects (imaging::model_input).
+fn image_pixels(engine: &Engine, path: &std::path::Path) -> anyhow::Result<tch::Tensor> {
+    let bytes = std::fs::read(path).with_context(|| format!("无法读取 / cannot read {}", path.display()))?;
+    if !imaging::dicom::is_dicom(&bytes) {
+        return Ok(engine.load_image(path)?);
+    }
+    let fail =
+        |e: imaging::ImagingError| anyhow::anyhow!("{}: {} / {}", path.display(), e.message_zh(), e.message_en());
+    let image = imaging::dicom::read(&bytes, &imaging::Limits::default()).map_err(fail)?;
+    let frames = image.decode().map_err(fail)?;
+    let windows: Vec<measure::window::Window> =
+        image.info.windows.iter().map(|w| measure::window::Window { center: w.center, width: w.width }).collect();
+    let size = engine.preprocessor.height.max(engine.preprocessor.width) as u32;
+    let input = imaging::model_input::for_frame(&frames, 0, image.info.modality.as_deref(), &windows, size)
+        .context("the DICOM file has no frame to show the model")?;
+    Ok(engine.image_tensor(&image::DynamicImage::ImageRgb8(input.rgb)))
 }
