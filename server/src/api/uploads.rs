@@ -1,7 +1,6 @@
 //! `POST /api/v1/uploads`: multipart, one or many files (DICOM, JPEG, PNG, zip archives of them), each
 //! streamed to a temporary file under the data dir, then parsed, stored and recorded.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
@@ -11,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use imaging::ImagingError;
 use serde::Serialize;
+use tokio::io::AsyncWriteExt;
 
 use crate::error::{AppError, imaging_status_of_code};
 use crate::http::AppState;
@@ -58,28 +58,29 @@ pub async fn upload(State(state): State<AppState>, mut multipart: Multipart) -> 
             NEXT_UPLOAD.fetch_add(1, Ordering::Relaxed)
         ));
         let received = receive_file(field, &tmp_path, limits.max_file_bytes).await;
-        let bytes = match received {
-            Ok(Received::Complete) => std::fs::read(&tmp_path).map_err(anyhow::Error::from),
-            Ok(Received::OverLimit(seen)) => {
-                let _ = std::fs::remove_file(&tmp_path);
+        if !matches!(received, Ok(Received::Complete)) {
+            let _ = tokio::fs::remove_file(&tmp_path).await;
+        }
+        match received.context("cannot receive an upload into the data dir's tmp folder")? {
+            Received::Complete => {}
+            Received::OverLimit(seen) => {
                 let error = ImagingError::TooLarge { what: "file bytes", value: seen, limit: limits.max_file_bytes };
                 outcomes.push(FileOutcome::rejected(file_name, &error));
                 continue;
             }
-            Ok(Received::RequestEnded(e)) => {
-                let _ = std::fs::remove_file(&tmp_path);
+            Received::RequestEnded(e) => {
                 return Ok(finish_early(outcomes, e.status(), &e.body_text(), state.images.max_upload_bytes));
             }
-            Err(e) => Err(e),
-        };
-        let _ = std::fs::remove_file(&tmp_path);
-        let bytes = bytes.context("cannot receive an upload into the data dir's tmp folder")?;
-        let (images, ident) = (state.images.clone(), identity.clone());
-        let name = file_name.clone();
-        let prepared =
-            tokio::task::spawn_blocking(move || ingest::prepare(&name, bytes, &ident, &images.limits, &images.objects))
-                .await
-                .map_err(anyhow::Error::from)??;
+        }
+        let (images, ident, name) = (state.images.clone(), identity.clone(), file_name.clone());
+        let prepared = tokio::task::spawn_blocking(move || {
+            let bytes = std::fs::read(&tmp_path);
+            let _ = std::fs::remove_file(&tmp_path);
+            let bytes = bytes.context("cannot read a received upload back")?;
+            ingest::prepare(&name, bytes, &ident, &images.limits, &images.objects)
+        })
+        .await
+        .map_err(anyhow::Error::from)??;
         let now = crate::serve::now_rfc3339();
         for (name, result) in prepared {
             match result {
@@ -111,7 +112,7 @@ async fn receive_file(
     path: &std::path::Path,
     max_bytes: u64,
 ) -> anyhow::Result<Received> {
-    let mut file = Some(std::fs::File::create(path)?);
+    let mut file = Some(tokio::fs::File::create(path).await?);
     let mut seen = 0u64;
     loop {
         let chunk = match field.chunk().await {
@@ -125,8 +126,11 @@ async fn receive_file(
             continue;
         }
         if let Some(f) = file.as_mut() {
-            f.write_all(&chunk)?;
+            f.write_all(&chunk).await?;
         }
+    }
+    if let Some(f) = file.as_mut() {
+        f.flush().await?;
     }
     Ok(if seen <= max_bytes { Received::Complete } else { Received::OverLimit(seen) })
 }
