@@ -55,6 +55,10 @@ pub struct DicomInfo {
     pub pixel_spacing_mm: Option<[f64; 2]>,
     pub pixel_spacing_source: Option<SpacingSource>,
     pub rescale: Rescale,
+    /// Pixel Padding Value (0028,0120) and Pixel Padding Range Limit (0028,0121), stored values: pixels
+    /// outside the scanned area (a CT's circle, a cropped radiograph's border).
+    #[serde(default)]
+    pub pixel_padding: Option<[f64; 2]>,
     /// Windows stored in the file, first is the default.
     pub windows: Vec<WindowInfo>,
     pub transfer_syntax: TransferSyntaxInfo,
@@ -239,6 +243,10 @@ fn info(obj: &DefaultDicomObject) -> DicomInfo {
             slope: floats(tags::RESCALE_SLOPE).map(|v| v[0]).filter(|s| *s != 0.0).unwrap_or(1.0),
             intercept: floats(tags::RESCALE_INTERCEPT).map(|v| v[0]).unwrap_or(0.0),
         },
+        pixel_padding: obj.get(tags::PIXEL_PADDING_VALUE).and_then(|e| e.to_int::<i64>().ok()).map(|value| {
+            let limit = obj.get(tags::PIXEL_PADDING_RANGE_LIMIT).and_then(|e| e.to_int::<i64>().ok()).unwrap_or(value);
+            [value as f64, limit as f64]
+        }),
         windows,
         transfer_syntax: TransferSyntaxInfo { uid: ts_uid, name: ts_name },
         specific_character_set: obj
@@ -331,7 +339,13 @@ impl DicomImage<'_> {
         } else {
             Samples::Rgb(to_rgb(&data[..expected], planar, &photometric, rows * columns)?)
         };
-        Ok(Frames { rows, columns, count, samples, inverted: photometric == "MONOCHROME1" })
+        // PS3.3 C.7.5.1.1.2: padding values are stored pixel values; compare after the same rescale.
+        let padding = info.pixel_padding.map(|[a, b]| {
+            let to_value = |raw: f64| (raw * info.rescale.slope + info.rescale.intercept) as f32;
+            let (x, y) = (to_value(a), to_value(b));
+            (x.min(y), x.max(y))
+        });
+        Ok(Frames { rows, columns, count, samples, inverted: photometric == "MONOCHROME1", padding })
     }
 
     /// RLE or JPEG pixel data, decoded frame by frame.

@@ -17,6 +17,10 @@ pub struct Frames {
     pub samples: Samples,
     /// MONOCHROME1: higher values are darker; rendering inverts.
     pub inverted: bool,
+    /// Modality values that mark pixels outside the scanned area (Pixel Padding Value, and Range Limit if
+    /// given), lowest and highest: not tissue, so left out of the full-range window. The values
+    /// themselves are kept as stored, as pydicom keeps them.
+    pub padding: Option<(f32, f32)>,
 }
 
 impl Frames {
@@ -44,10 +48,11 @@ impl Frames {
         }
     }
 
-    /// Smallest and largest modality value of a grayscale frame (for a full-range window).
+    /// Smallest and largest modality value of a grayscale frame, padding left out (for a full-range window).
     pub fn range(&self, index: usize) -> Option<(f32, f32)> {
         let f = self.gray_frame(index)?;
-        f.iter().fold(None, |acc, &v| match acc {
+        let is_padding = |v: f32| self.padding.is_some_and(|(lo, hi)| (lo..=hi).contains(&v));
+        f.iter().filter(|v| !is_padding(**v)).fold(None, |acc, &v| match acc {
             None => Some((v, v)),
             Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
         })

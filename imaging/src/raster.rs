@@ -52,5 +52,5 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Frames, ImagingError> {
             }
         }
     };
-    Ok(Frames { rows, columns, count: 1, samples, inverted: false })
+    Ok(Frames { rows, columns, count: 1, samples, inverted: false, padding: None })
 }

@@ -242,3 +242,12 @@ fn hostile_files_are_refused_before_allocation() {
         }
     }
 }
+
+#[test]
+fn padding_is_kept_as_stored_but_left_out_of_the_full_range_window() {
+    let (info, frames) = open("synthetic/ct_padded.dcm").unwrap();
+    assert_eq!(info.pixel_padding, Some([-2000.0, -2000.0]));
+    let values = frames.gray_frame(0).unwrap();
+    assert_eq!(values[0], -3024.0, "the corner keeps its value, as pydicom gives it");
+    assert_eq!(frames.range(0), Some((-850.0, 40.0)), "the full range is the scanned area's");
+}

@@ -219,6 +219,7 @@ fn raster_info(identity: &UploaderIdentity, frames: &imaging::Frames, format: &s
         pixel_spacing_mm: spacing.map(|s| [s, s]),
         pixel_spacing_source: spacing.map(|_| SpacingSource::Uploader),
         rescale: Rescale { slope: 1.0, intercept: 0.0 },
+        pixel_padding: None,
         windows: Vec::new(),
         transfer_syntax: TransferSyntaxInfo { uid: String::new(), name: Some(format.to_uppercase()) },
         specific_character_set: None,
