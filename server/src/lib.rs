@@ -1,6 +1,7 @@
 //! The MedGemma-X server. `main.rs` only parses the command line; everything it runs lives here.
 
 pub mod api;
+pub mod backup;
 pub mod config;
 pub mod data_dir;
 pub mod db;

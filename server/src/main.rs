@@ -39,6 +39,10 @@ enum Command {
     Stop(cli::ops::DataDirArgs),
     /// Is the server of a data dir running and well? Exit 0 running, 1 stale PID, 2 unhealthy, 3 stopped (状态检查).
     Status(cli::ops::StatusArgs),
+    /// Back up the data dir (database snapshot, images, reports) into one file, while serving (数据备份).
+    Backup(cli::backup::BackupArgs),
+    /// Restore a backup into an empty data dir, checking every file (数据恢复).
+    Restore(cli::backup::RestoreArgs),
     /// Print version, libtorch and compute device (版本信息).
     Version,
 }
@@ -53,6 +57,8 @@ fn main() -> ExitCode {
         Command::Report { which } => cli::report::run(which).map(|()| ExitCode::SUCCESS),
         Command::Stop(args) => cli::ops::stop(args),
         Command::Status(args) => cli::ops::status(args),
+        Command::Backup(args) => cli::backup::backup(args).map(|()| ExitCode::SUCCESS),
+        Command::Restore(args) => cli::backup::restore(args).map(|()| ExitCode::SUCCESS),
         Command::Version => cli::version::run().map(|()| ExitCode::SUCCESS),
     };
     match result {
