@@ -4,7 +4,7 @@
 FROM rust:1-bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      python3-venv pkg-config nodejs npm \
+      python3-venv pkg-config cmake nasm nodejs npm \
  && rm -rf /var/lib/apt/lists/*
 # torch at a fixed path: the binary's rpath points into it, and the runtime stage copies the same path.
 RUN python3 -m venv /opt/torch && /opt/torch/bin/pip install --no-cache-dir torch==2.11.0
@@ -37,5 +37,8 @@ ENV MEDGEMMA_X_DATA_DIR=/var/lib/medgemma-x \
 VOLUME /var/lib/medgemma-x
 EXPOSE 7860
 STOPSIGNAL SIGTERM
+# `status` exits 0 when the server of the data dir runs and answers /readyz, 2 when it runs but is unhealthy.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+  CMD ["/opt/medgemma-x/bin/medgemma-x", "status"]
 ENTRYPOINT ["/opt/medgemma-x/bin/medgemma-x"]
 CMD ["serve"]
