@@ -34,6 +34,17 @@ pub enum Status {
     Rejected,
 }
 
+impl Status {
+    /// As serialized (and as the metrics label it).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Status::Stored => "stored",
+            Status::Duplicate => "duplicate",
+            Status::Rejected => "rejected",
+        }
+    }
+}
+
 /// What happened to one file of an upload.
 #[derive(Clone, Debug, Serialize)]
 pub struct FileOutcome {

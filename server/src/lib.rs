@@ -11,6 +11,7 @@ pub mod http;
 pub mod images;
 pub mod ingest;
 pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod objects;
 pub mod ops;

@@ -69,6 +69,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             config.min_free_disk_bytes,
             DECODED_CACHE_BYTES,
         )),
+        metrics: Arc::default(),
     };
 
     let signals = shutdown::Signals::install().context("cannot install signal handlers")?;

@@ -28,6 +28,7 @@ async fn state(tmp: &tempfile::TempDir) -> AppState {
             0,
             1 << 26,
         )),
+        metrics: std::sync::Arc::default(),
     }
 }
 

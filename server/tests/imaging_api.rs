@@ -343,3 +343,37 @@ fn uploads_stop_before_the_disk_fills() {
     assert!(body["files"][0]["message_zh"].as_str().unwrap().contains("磁盘空间不足"));
     assert_eq!(get_json(&server, "/api/v1/studies")["total"], 0);
 }
+
+#[test]
+fn metrics_count_requests_by_route_template_and_uploads_by_outcome() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&["--data-dir", data.path().to_str().unwrap()], &[]);
+    let form =
+        multipart::Form::new().part("files", part("synthetic/cxr.jpg")).part("files", part("hostile/truncated.dcm"));
+    assert_eq!(upload(&server, form).0, 207);
+    get_json(&server, "/api/v1/studies");
+    get_json(&server, "/api/v1/studies");
+    assert_eq!(reqwest::blocking::get(server.url("/api/v1/instances/424242")).unwrap().status().as_u16(), 404);
+
+    let text = reqwest::blocking::get(server.url("/metrics")).unwrap().text().unwrap();
+    let value = |series: &str| -> Option<f64> {
+        text.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+    };
+    assert_eq!(
+        value(r#"medgemma_x_http_requests_total{method="GET",route="/api/v1/studies",status="200"}"#),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(r#"medgemma_x_http_requests_total{method="GET",route="/api/v1/instances/{id}",status="404"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(r#"medgemma_x_http_requests_total{method="POST",route="/api/v1/uploads",status="207"}"#),
+        Some(1.0)
+    );
+    assert_eq!(value(r#"medgemma_x_uploaded_files_total{outcome="stored",code=""}"#), Some(1.0));
+    assert_eq!(value(r#"medgemma_x_uploaded_files_total{outcome="rejected",code="truncated"}"#), Some(1.0));
+    assert_eq!(value(r#"medgemma_x_http_request_duration_seconds_count{route="/api/v1/studies"}"#), Some(2.0));
+    assert!(!text.contains("424242"), "concrete ids must not become labels");
+}

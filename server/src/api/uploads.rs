@@ -65,6 +65,7 @@ pub async fn upload(State(state): State<AppState>, mut multipart: Multipart) -> 
             Received::Complete => {}
             Received::OverLimit(seen) => {
                 let error = ImagingError::TooLarge { what: "file bytes", value: seen, limit: limits.max_file_bytes };
+                state.metrics.record_upload("rejected", Some(error.code()));
                 outcomes.push(FileOutcome::rejected(file_name, &error));
                 continue;
             }
@@ -83,13 +84,15 @@ pub async fn upload(State(state): State<AppState>, mut multipart: Multipart) -> 
         .map_err(anyhow::Error::from)??;
         let now = crate::serve::now_rfc3339();
         for (name, result) in prepared {
-            match result {
-                Ok(p) => outcomes.push(ingest::record(&state.db, &p, &now).await?),
+            let outcome = match result {
+                Ok(p) => ingest::record(&state.db, &p, &now).await?,
                 Err(e) => {
                     tracing::info!(code = e.code(), reason = %e, "upload rejected");
-                    outcomes.push(FileOutcome::rejected(name, &e));
+                    FileOutcome::rejected(name, &e)
                 }
-            }
+            };
+            state.metrics.record_upload(outcome.status.label(), outcome.code);
+            outcomes.push(outcome);
         }
     }
     if outcomes.is_empty() {

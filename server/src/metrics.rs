@@ -1,0 +1,120 @@
+//! `/metrics` in the Prometheus text format: requests and latency by route, uploads by outcome. Counters
+//! live in memory (a restart starts them from zero, as Prometheus expects of counters).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::http::AppState;
+
+/// Latency buckets, seconds: from a health probe to a large upload.
+const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+#[derive(Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// (method, route, status) → count
+    requests: BTreeMap<(String, String, u16), u64>,
+    /// route → latency histogram
+    latency: BTreeMap<String, Histogram>,
+    /// (outcome, code) → files
+    uploads: BTreeMap<(&'static str, &'static str), u64>,
+}
+
+#[derive(Default)]
+struct Histogram {
+    buckets: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+impl Metrics {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn record_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let mut inner = self.lock();
+        *inner.requests.entry((method.to_string(), route.to_string(), status)).or_default() += 1;
+        let h = inner.latency.entry(route.to_string()).or_default();
+        for (bucket, le) in h.buckets.iter_mut().zip(BUCKETS) {
+            if seconds <= le {
+                *bucket += 1;
+            }
+        }
+        h.sum += seconds;
+        h.count += 1;
+    }
+
+    /// One uploaded file's outcome (`stored`, `duplicate`, `rejected`) and, for rejections, its code.
+    pub fn record_upload(&self, outcome: &'static str, code: Option<&'static str>) {
+        *self.lock().uploads.entry((outcome, code.unwrap_or(""))).or_default() += 1;
+    }
+
+    pub fn render(&self) -> String {
+        let inner = self.lock();
+        let mut out = String::new();
+        out.push_str("# HELP medgemma_x_http_requests_total HTTP requests by method, route and status.\n");
+        out.push_str("# TYPE medgemma_x_http_requests_total counter\n");
+        for ((method, route, status), n) in &inner.requests {
+            let _ = writeln!(
+                out,
+                "medgemma_x_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+                escape(route)
+            );
+        }
+        out.push_str("# HELP medgemma_x_http_request_duration_seconds Time to the response head, by route.\n");
+        out.push_str("# TYPE medgemma_x_http_request_duration_seconds histogram\n");
+        for (route, h) in &inner.latency {
+            let route = escape(route);
+            for (le, n) in BUCKETS.iter().zip(h.buckets) {
+                let _ = writeln!(
+                    out,
+                    "medgemma_x_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{le}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "medgemma_x_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(out, "medgemma_x_http_request_duration_seconds_sum{{route=\"{route}\"}} {}", h.sum);
+            let _ = writeln!(out, "medgemma_x_http_request_duration_seconds_count{{route=\"{route}\"}} {}", h.count);
+        }
+        out.push_str("# HELP medgemma_x_uploaded_files_total Uploaded files by outcome, and rejection code.\n");
+        out.push_str("# TYPE medgemma_x_uploaded_files_total counter\n");
+        for ((outcome, code), n) in &inner.uploads {
+            let _ = writeln!(out, "medgemma_x_uploaded_files_total{{outcome=\"{outcome}\",code=\"{code}\"}} {n}");
+        }
+        out
+    }
+}
+
+/// Label values are route templates and fixed words; escape anyway, as the format asks.
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Middleware: counts every request under its route template (`/api/v1/instances/{id}`, never the
+/// concrete path, so patient-related ids do not become label values).
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request.extensions().get::<MatchedPath>().map_or("other", |p| p.as_str()).to_string();
+    let response = next.run(request).await;
+    state.metrics.record_request(&method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
+}
+
+pub async fn endpoint(State(state): State<AppState>) -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+}
