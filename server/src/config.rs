@@ -55,6 +55,11 @@ pub struct ServeArgs {
     /// Seconds that in-flight requests and streams get to finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "MEDGEMMA_X_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+
+    /// Run the server as a child process and restart it (with backoff) when it crashes or stops answering
+    /// /healthz; events go to <data-dir>/logs/maintenance.log.
+    #[arg(long)]
+    pub supervise: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

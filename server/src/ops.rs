@@ -131,7 +131,7 @@ pub fn stop(data_dir: &Path, wait: Duration) -> anyhow::Result<Stopped> {
 }
 
 /// GET over plain HTTP/1.0 on loopback (the status command has no HTTP client dependency).
-fn get_json(addr: SocketAddr, path: &str) -> Option<serde_json::Value> {
+pub(crate) fn get_json(addr: SocketAddr, path: &str) -> Option<serde_json::Value> {
     let target = if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
     let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(1)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;

@@ -15,7 +15,7 @@ use crate::model::ModelSetup;
 use crate::objects::ObjectStore;
 use crate::runfile::{RunInfo, RunLock};
 use crate::shutdown::{self, Drain};
-use crate::{db, logging};
+use crate::{db, logging, sd_notify};
 
 /// Name cargo-leptos gives the wasm, js and css bundles (`name` in the workspace metadata, passed to
 /// every build through .cargo/config.toml).
@@ -37,6 +37,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let stale = config.data_dir.clear_tmp().context("cannot clear the data dir's tmp folder")?;
     if stale > 0 {
         tracing::warn!(files = stale, "removed partial uploads left by an earlier crash");
+        crate::maintenance::record(
+            &config.data_dir.logs(),
+            "partial_uploads_removed",
+            &format!("{stale} partial upload(s) in tmp/ from an interrupted run"),
+            "removed (they were never recorded; the uploader sees them as failed)",
+            "ok",
+        );
     }
     let pool = db::connect(&config.database).await?;
     db::record_start(&pool, &now_rfc3339()).await.context("cannot write to the database")?;
@@ -85,11 +92,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     })?;
     tracing::info!(addr = %addr, startup_ms = started.elapsed().as_millis() as u64, "listening");
     tracing::info!("服务已启动，请在浏览器打开 http://<服务器IP>:{} / server started", addr.port());
+    sd_notify::notify("READY=1");
+    if let Some(interval) = sd_notify::watchdog_interval() {
+        // Pinged from the runtime itself: if it wedges, the pings stop and systemd restarts us.
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval / 2);
+            loop {
+                tick.tick().await;
+                sd_notify::notify("WATCHDOG=1");
+            }
+        });
+    }
 
     tokio::spawn({
         let token = shutdown_token.clone();
         async move {
             signals.recv().await;
+            sd_notify::notify("STOPPING=1");
             token.cancel();
         }
     });
