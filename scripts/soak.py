@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Soak test on loopback: several clients upload, list, render, fetch raw values and measure nodules
+against one `medgemma-x serve` for a bounded time, then print requests served, errors (goal 0), p50/p99
+latency per kind of request, and the server's memory growth (RSS at the end of the first minute → end).
+
+Chat and report-export endpoints join the mix when their issues land; today the server has neither.
+Usage: .venv/bin/python scripts/soak.py [SECONDS=600] [CLIENTS=4] [BINARY=target/release/medgemma-x]
+Needs the DICOM fixtures (target/fixtures/dicom, made by scripts/test.sh).
+"""
+import json
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 600
+CLIENTS = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+BINARY = sys.argv[3] if len(sys.argv) > 3 else str(ROOT / "target/release/medgemma-x")
+FIXTURES = ROOT / "target/fixtures/dicom"
+UPLOADS = [FIXTURES / "synthetic/ct_phantom.dcm", FIXTURES / "synthetic/cr_monochrome1.dcm",
+           FIXTURES / "synthetic/cxr.jpg", FIXTURES / "pydicom/CT_small.dcm", FIXTURES / "pydicom/MR_small_RLE.dcm",
+           FIXTURES / "pydicom/JPGExtended.dcm", FIXTURES / "pydicom/SC_rgb_jpeg_gdcm.dcm"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def multipart(files, fields):
+    boundary = uuid.uuid4().hex
+    body = b""
+    for k, v in fields.items():
+        body += f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+    for name, data in files:
+        body += (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+                 f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+class Stats:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.latency = {}
+        self.errors = []
+
+    def add(self, kind, seconds, error=None):
+        with self.lock:
+            self.latency.setdefault(kind, []).append(seconds)
+            if error:
+                self.errors.append(f"{kind}: {error}")
+
+
+def request(base, path, data=None, content_type=None, expect=(200,)):
+    req = urllib.request.Request(base + path, data=data, method="POST" if data is not None else "GET")
+    if content_type:
+        req.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            body = r.read()
+            status = r.status
+    except urllib.error.HTTPError as e:
+        body, status = e.read(), e.code
+    if status not in expect:
+        raise RuntimeError(f"{path}: HTTP {status} {body[:200]!r}")
+    return body
+
+
+def client(base, stats, deadline, seed):
+    rng = random.Random(seed)
+    blobs = [(p.name, p.read_bytes()) for p in UPLOADS]
+    instances = []
+    while time.time() < deadline:
+        kind = rng.choice(["upload", "list", "render", "values", "nodule", "metadata"] if instances else ["upload"])
+        start = time.perf_counter()
+        error = None
+        try:
+            if kind == "upload":
+                # Two files: DICOMs come back as duplicates after their first upload (part of the mix); the
+                # JPEG gets bytes after its end marker, so each copy is a new study and storage keeps growing.
+                picked = [(n, b + rng.randbytes(8) if n.endswith(".jpg") else b) for n, b in rng.sample(blobs, 2)]
+                body, ctype = multipart(picked, {"patient_id": f"SOAK{seed}", "exam_date": "2025-10-15"})
+                result = json.loads(request(base, "/api/v1/uploads", body, ctype))
+                instances += [f["instance_id"] for f in result["files"] if "instance_id" in f]
+            elif kind == "list":
+                request(base, "/api/v1/studies?limit=20")
+            elif kind == "render":
+                request(base, f"/api/v1/instances/{rng.choice(instances)}/frames/1/image.png?max_side=512")
+            elif kind == "values":
+                request(base, f"/api/v1/instances/{rng.choice(instances)}/frames/1/values")
+            elif kind == "metadata":
+                request(base, f"/api/v1/instances/{rng.choice(instances)}")
+            elif kind == "nodule":
+                # Any click: a measurement or a clear 4xx (no nodule there, no spacing, colour image).
+                body = json.dumps({"x": rng.uniform(0, 60), "y": rng.uniform(0, 60)}).encode()
+                request(base, f"/api/v1/instances/{rng.choice(instances)}/frames/1/nodule", body, "application/json",
+                        expect=(200, 400, 422))
+        except Exception as e:  # noqa: BLE001 — every failure is counted and shown
+            error = str(e)
+        stats.add(kind, time.perf_counter() - start, error)
+
+
+def rss_kb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def main():
+    port = free_port()
+    with tempfile.TemporaryDirectory() as data:
+        server = subprocess.Popen([BINARY, "serve", "--data-dir", data, "--bind", f"127.0.0.1:{port}",
+                                   "--log-format", "json"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                request(base, "/healthz")
+                break
+            except Exception:  # noqa: BLE001
+                time.sleep(0.1)
+        stats = Stats()
+        deadline = time.time() + SECONDS
+        threads = [threading.Thread(target=client, args=(base, stats, deadline, i)) for i in range(CLIENTS)]
+        for t in threads:
+            t.start()
+        time.sleep(min(60, SECONDS / 4))
+        rss_warm = rss_kb(server.pid)
+        for t in threads:
+            t.join()
+        rss_end = rss_kb(server.pid)
+        server.terminate()
+        server.wait(timeout=15)
+    total = sum(len(v) for v in stats.latency.values())
+    print(f"soak: {SECONDS} s, {CLIENTS} clients, {total} requests, {len(stats.errors)} errors, "
+          f"server exit {server.returncode}")
+    print(f"{'kind':<10} {'count':>7} {'p50 ms':>8} {'p99 ms':>8}")
+    for kind, values in sorted(stats.latency.items()):
+        values.sort()
+        p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
+        print(f"{kind:<10} {len(values):>7} {statistics.median(values) * 1000:>8.1f} {p99 * 1000:>8.1f}")
+    print(f"server RSS: {rss_warm / 1024:.0f} MB after warm-up → {rss_end / 1024:.0f} MB at the end "
+          f"({(rss_end - rss_warm) / 1024:+.0f} MB)")
+    for e in stats.errors[:10]:
+        print("error:", e)
+    sys.exit(1 if stats.errors or server.returncode != 0 else 0)
+
+
+if __name__ == "__main__":
+    main()
