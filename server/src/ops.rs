@@ -38,10 +38,16 @@ pub struct Status {
     pub disk_free_bytes: Option<u64>,
     /// The last errors in the log (timestamp and message; no patient data is logged).
     pub recent_errors: Vec<String>,
+    /// The last line of logs/maintenance.log (a restart, a repair), as written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_maintenance: Option<serde_json::Value>,
 }
 
 pub fn status(data_dir: &Path) -> Status {
     let recent_errors = recent_errors(&data_dir.join("logs"), 5);
+    let last_maintenance = std::fs::read_to_string(data_dir.join("logs/maintenance.log"))
+        .ok()
+        .and_then(|text| text.lines().last().and_then(|l| serde_json::from_str(l).ok()));
     let disk_free_bytes = crate::data_dir::free_bytes(data_dir);
     let base = |state, exit_code, verdict: String| Status {
         state,
@@ -52,6 +58,7 @@ pub fn status(data_dir: &Path) -> Status {
         readiness: None,
         disk_free_bytes,
         recent_errors: recent_errors.clone(),
+        last_maintenance: last_maintenance.clone(),
     };
     if !runfile::locked(data_dir) {
         return match runfile::read_pid(data_dir) {
@@ -87,7 +94,7 @@ pub fn status(data_dir: &Path) -> Status {
         ),
         Some(_) => ("unhealthy", exit::UNHEALTHY, "服务在运行，但数据库不可用，请查看日志".into()),
     };
-    Status { state, exit_code, verdict, run, uptime_s, readiness, disk_free_bytes, recent_errors }
+    Status { state, exit_code, verdict, run, uptime_s, readiness, disk_free_bytes, recent_errors, last_maintenance }
 }
 
 /// What `stop` did.

@@ -37,6 +37,10 @@ fn a_killed_server_is_restarted_and_a_stopped_one_is_not() {
     assert_eq!(line["event"], "server_exited");
     assert!(line["seen"].as_str().unwrap().contains("signal: 9"), "{line}");
     assert!(line["action"].as_str().unwrap().starts_with("restart in"), "{line}");
+    // The nurse's status check shows it.
+    let status = Command::new(BIN).args(["status", "--json", "--data-dir", data.to_str().unwrap()]).output().unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["last_maintenance"]["event"], "server_exited");
 
     // Stopped on purpose: the server exits 0 and the supervisor follows instead of restarting it.
     let stop = Command::new(BIN).args(["stop", "--data-dir", data.to_str().unwrap()]).status().unwrap();

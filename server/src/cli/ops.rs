@@ -58,6 +58,16 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     if let Some(free) = s.disk_free_bytes {
         println!("  数据盘剩余：{:.1} GB", free as f64 / 1e9);
     }
+    if let Some(m) = &s.last_maintenance {
+        println!(
+            "  最近自动维护：{} {}：{} → {}（{}）",
+            m["ts"].as_str().unwrap_or(""),
+            m["event"].as_str().unwrap_or(""),
+            m["seen"].as_str().unwrap_or(""),
+            m["action"].as_str().unwrap_or(""),
+            m["outcome"].as_str().unwrap_or("")
+        );
+    }
     if s.recent_errors.is_empty() {
         println!("  最近错误：无");
     } else {
