@@ -4,7 +4,8 @@ against one `medgemma-x serve` for a bounded time, then print requests served, e
 latency per kind of request, and the server's memory growth (RSS at the end of the first minute → end).
 
 Chat and report-export endpoints join the mix when their issues land; today the server has neither.
-Usage: .venv/bin/python scripts/soak.py [SECONDS=600] [CLIENTS=4] [BINARY=target/release/medgemma-x]
+Usage: .venv/bin/python scripts/soak.py [SECONDS=600] [CLIENTS=4] [IMAGE_CACHE_MB=512] [BINARY=target/release/medgemma-x]
+The decoded-image cache fills up to IMAGE_CACHE_MB during the run; RSS growth beyond that is a leak.
 Needs the DICOM fixtures (target/fixtures/dicom, made by scripts/test.sh).
 """
 import json
@@ -24,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 600
 CLIENTS = int(sys.argv[2]) if len(sys.argv) > 2 else 4
-BINARY = sys.argv[3] if len(sys.argv) > 3 else str(ROOT / "target/release/medgemma-x")
+IMAGE_CACHE_MB = int(sys.argv[3]) if len(sys.argv) > 3 else 512
+BINARY = sys.argv[4] if len(sys.argv) > 4 else str(ROOT / "target/release/medgemma-x")
 FIXTURES = ROOT / "target/fixtures/dicom"
 UPLOADS = [FIXTURES / "synthetic/ct_phantom.dcm", FIXTURES / "synthetic/cr_monochrome1.dcm",
            FIXTURES / "synthetic/cxr.jpg", FIXTURES / "pydicom/CT_small.dcm", FIXTURES / "pydicom/MR_small_RLE.dcm",
@@ -122,7 +124,7 @@ def main():
     port = free_port()
     with tempfile.TemporaryDirectory() as data:
         server = subprocess.Popen([BINARY, "serve", "--data-dir", data, "--bind", f"127.0.0.1:{port}",
-                                   "--log-format", "json"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                                   "--log-format", "json", "--image-cache-mb", str(IMAGE_CACHE_MB)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
             try:
@@ -143,7 +145,7 @@ def main():
         server.terminate()
         server.wait(timeout=15)
     total = sum(len(v) for v in stats.latency.values())
-    print(f"soak: {SECONDS} s, {CLIENTS} clients, {total} requests, {len(stats.errors)} errors, "
+    print(f"soak: {SECONDS} s, {CLIENTS} clients, image cache {IMAGE_CACHE_MB} MB, {total} requests, {len(stats.errors)} errors, "
           f"server exit {server.returncode}")
     print(f"{'kind':<10} {'count':>7} {'p50 ms':>8} {'p99 ms':>8}")
     for kind, values in sorted(stats.latency.items()):

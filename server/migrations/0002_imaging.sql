@@ -28,6 +28,8 @@ CREATE TABLE studies (
     created_at       TEXT NOT NULL
 );
 CREATE INDEX studies_patient ON studies (patient_id);
+-- The worklist's order.
+CREATE INDEX studies_date ON studies (study_date DESC, id DESC);
 CREATE INDEX studies_accession ON studies (accession_number);
 
 CREATE TABLE series (

@@ -47,6 +47,10 @@ pub struct ServeArgs {
     #[arg(long, env = "MEDGEMMA_X_MAX_FILE_MB", default_value_t = 512)]
     pub max_file_mb: u64,
 
+    /// Memory for decoded images kept for the viewer (most recently used first out), MiB.
+    #[arg(long, env = "MEDGEMMA_X_IMAGE_CACHE_MB", default_value_t = 512)]
+    pub image_cache_mb: u64,
+
     /// Uploads are refused while the data dir's disk has less than this free, MiB, so that the database,
     /// logs and reports never run out of room.
     #[arg(long, env = "MEDGEMMA_X_MIN_FREE_DISK_MB", default_value_t = 2048)]
@@ -100,6 +104,7 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     pub max_upload_bytes: u64,
     pub min_free_disk_bytes: u64,
+    pub image_cache_bytes: u64,
     pub limits: imaging::Limits,
 }
 
@@ -126,6 +131,7 @@ impl ServeConfig {
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
             max_upload_bytes: args.max_upload_mb.saturating_mul(1 << 20),
             min_free_disk_bytes: args.min_free_disk_mb.saturating_mul(1 << 20),
+            image_cache_bytes: args.image_cache_mb.saturating_mul(1 << 20),
             limits: imaging::Limits {
                 max_file_bytes: args.max_file_mb.saturating_mul(1 << 20),
                 ..imaging::Limits::default()
@@ -147,6 +153,7 @@ impl ServeConfig {
             ("max_upload_mb", (self.max_upload_bytes >> 20).to_string()),
             ("max_file_mb", (self.limits.max_file_bytes >> 20).to_string()),
             ("min_free_disk_mb", (self.min_free_disk_bytes >> 20).to_string()),
+            ("image_cache_mb", (self.image_cache_bytes >> 20).to_string()),
         ]
     }
 }

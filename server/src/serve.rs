@@ -21,9 +21,6 @@ use crate::{db, logging, sd_notify};
 /// every build through .cargo/config.toml).
 pub const SITE_OUTPUT_NAME: &str = env!("LEPTOS_OUTPUT_NAME");
 
-/// Decoded frames kept in memory for the viewer (a few radiographs, or one CT volume).
-const DECODED_CACHE_BYTES: usize = 1 << 30;
-
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let config = ServeConfig::resolve(args)?;
@@ -74,7 +71,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             config.limits,
             config.max_upload_bytes,
             config.min_free_disk_bytes,
-            DECODED_CACHE_BYTES,
+            usize::try_from(config.image_cache_bytes).unwrap_or(usize::MAX),
         )),
         metrics: Arc::default(),
     };
