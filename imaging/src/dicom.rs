@@ -89,6 +89,11 @@ pub struct TransferSyntaxInfo {
 }
 
 impl DicomInfo {
+    /// The file's windows as the renderer takes them (first is the file's default).
+    pub fn file_windows(&self) -> Vec<measure::window::Window> {
+        self.windows.iter().map(|w| measure::window::Window { center: w.center, width: w.width }).collect()
+    }
+
     pub fn spacing(&self) -> Option<Spacing> {
         let [row_mm, col_mm] = self.pixel_spacing_mm?;
         Some(Spacing { row_mm, col_mm, source: self.pixel_spacing_source? })

@@ -22,11 +22,6 @@ impl Decoded {
             imaging::Samples::Rgb(v) => v.len(),
         }
     }
-
-    /// The windows the file carries, as the measure crate's type.
-    pub fn file_windows(&self) -> Vec<measure::window::Window> {
-        self.info.windows.iter().map(|w| measure::window::Window { center: w.center, width: w.width }).collect()
-    }
 }
 
 pub struct Images {

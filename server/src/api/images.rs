@@ -191,7 +191,7 @@ pub async fn render(
         invert: q.invert,
         max_side: Some(q.max_side.unwrap_or(MAX_RENDER_SIDE).clamp(16, MAX_RENDER_SIDE)),
     };
-    let windows = decoded.file_windows();
+    let windows = decoded.info.file_windows();
     let gray = matches!(decoded.frames.samples, Samples::Gray(_));
     let used = window.or_else(|| imaging::render::default_window(&decoded.frames, frame, &windows));
     let png = tokio::task::spawn_blocking(move || {

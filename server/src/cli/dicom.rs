@@ -56,8 +56,7 @@ pub fn run(command: DicomCommand) -> anyhow::Result<()> {
             if let Some(w) = window {
                 anyhow::ensure!(w.width >= 1.0, "窗宽须 ≥ 1 / window width must be at least 1");
             }
-            let file_windows: Vec<Window> =
-                image.info.windows.iter().map(|w| Window { center: w.center, width: w.width }).collect();
+            let file_windows = image.info.file_windows();
             let options = RenderOptions { frame: frame - 1, window, invert: false, max_side: None };
             let png = imaging::render::png(&imaging::render::to_8bit(&frames, &options, &file_windows)?);
             server::files::write_atomically(&out, &png)?;

@@ -118,8 +118,7 @@ fn image_pixels(engine: &Engine, path: &std::path::Path) -> anyhow::Result<tch::
         |e: imaging::ImagingError| anyhow::anyhow!("{}: {} / {}", path.display(), e.message_zh(), e.message_en());
     let image = imaging::dicom::read(&bytes, &imaging::Limits::default()).map_err(fail)?;
     let frames = image.decode().map_err(fail)?;
-    let windows: Vec<measure::window::Window> =
-        image.info.windows.iter().map(|w| measure::window::Window { center: w.center, width: w.width }).collect();
+    let windows = image.info.file_windows();
     let size = engine.preprocessor.height.max(engine.preprocessor.width) as u32;
     let input = imaging::model_input::for_frame(&frames, 0, image.info.modality.as_deref(), &windows, size)
         .context("the DICOM file has no frame to show the model")?;
