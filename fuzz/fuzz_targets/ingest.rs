@@ -2,7 +2,7 @@
 //! `POST /api/v1/uploads` runs on every file. Any panic, abort, sanitizer report or out-of-memory is a bug.
 #![no_main]
 
-use imaging::{Limits, archive, dicom, raster};
+use imaging::{Limits, archive, dicom, model_input, raster, render};
 use libfuzzer_sys::fuzz_target;
 
 /// Smaller than the server's defaults so that a legitimate maximum-size image stays within libFuzzer's
@@ -19,13 +19,19 @@ const LIMITS: Limits = Limits {
 };
 
 fn one(bytes: &[u8]) {
-    if dicom::is_dicom(bytes) {
-        if let Ok(image) = dicom::read(bytes, &LIMITS) {
-            let _ = image.decode();
-        }
+    let (frames, windows, modality) = if dicom::is_dicom(bytes) {
+        let Ok(image) = dicom::read(bytes, &LIMITS) else { return };
+        let Ok(frames) = image.decode() else { return };
+        (frames, image.info.file_windows(), image.info.modality)
     } else {
-        let _ = raster::decode(bytes, &LIMITS);
-    }
+        let Ok(frames) = raster::decode(bytes, &LIMITS) else { return };
+        (frames, Vec::new(), None)
+    };
+    // What the viewer and the model then do with every stored image.
+    let last = frames.count.saturating_sub(1);
+    let options = render::RenderOptions { frame: last, window: None, invert: false, max_side: Some(256) };
+    let _ = render::to_8bit(&frames, &options, &windows).map(|img| render::png(&img));
+    let _ = model_input::for_frame(&frames, last, modality.as_deref(), &windows, 64);
 }
 
 fuzz_target!(|data: &[u8]| {

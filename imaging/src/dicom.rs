@@ -160,6 +160,9 @@ pub fn read<'a>(bytes: &'a [u8], limits: &Limits) -> Result<DicomImage<'a>, Imag
     if layout.pixel_data.is_none() && object.get(tags::PIXEL_DATA).is_none() {
         return Err(ImagingError::NoPixels);
     }
+    if info.rows == 0 || info.columns == 0 {
+        return Err(ImagingError::Corrupt(format!("image of {} rows × {} columns", info.rows, info.columns)));
+    }
     within("rows × columns", u64::from(info.rows) * u64::from(info.columns), limits.max_frame_pixels)?;
     within("frames", u64::from(info.frames), limits.max_frames)?;
     within("decoded pixel bytes", info.decoded_bytes(), limits.max_decoded_bytes)?;

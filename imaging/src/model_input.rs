@@ -128,23 +128,25 @@ pub fn ct_slice(hu: &[f32], columns: u32, rows: u32, size: u32) -> ModelImage {
     square(RgbImage::from_raw(columns, rows, rgb).expect("sizes match"), size)
 }
 
+/// Resized so the long side is `size`, then centred on a black `size`×`size` square. (Padding first
+/// would allocate a square of the original's long side: 14 000² for a long-leg film.)
 fn square(img: RgbImage, size: u32) -> ModelImage {
-    let transform = ImageTransform::new(img.width(), img.height(), size);
-    let side = img.width().max(img.height());
-    let mut canvas = RgbImage::new(side, side);
-    image::imageops::replace(
-        &mut canvas,
-        &img,
-        i64::from((side - img.width()) / 2),
-        i64::from((side - img.height()) / 2),
-    );
-    // Integer padding in the canvas: record exactly what was done.
+    let (w, h) = img.dimensions();
+    let scale = f64::from(size) / f64::from(w.max(h));
+    let fit = |side: u32| ((f64::from(side) * scale).round() as u32).clamp(1, size);
+    let (nw, nh) = (fit(w), fit(h));
+    let resized = if (nw, nh) == (w, h) { img } else { image::imageops::resize(&img, nw, nh, FilterType::Triangle) };
+    let (pad_x, pad_y) = ((size - nw) / 2, (size - nh) / 2);
+    let mut rgb = RgbImage::new(size, size);
+    image::imageops::replace(&mut rgb, &resized, i64::from(pad_x), i64::from(pad_y));
     let transform = ImageTransform {
-        pad_x: f64::from((side - img.width()) / 2) * transform.scale,
-        pad_y: f64::from((side - img.height()) / 2) * transform.scale,
-        ..transform
+        original_columns: w,
+        original_rows: h,
+        size,
+        scale,
+        pad_x: f64::from(pad_x),
+        pad_y: f64::from(pad_y),
     };
-    let rgb = if side == size { canvas } else { image::imageops::resize(&canvas, size, size, FilterType::Triangle) };
     ModelImage { rgb, transform }
 }
 
@@ -183,6 +185,14 @@ mod tests {
         }
         let back = m.transform.to_original(f64::from(at.0) + 0.5, f64::from(at.1) + 0.5);
         assert!((29.5..34.5).contains(&back.x) && (3.5..8.5).contains(&back.y), "{back:?}");
+    }
+
+    #[test]
+    fn a_long_thin_image_is_scaled_before_it_is_padded() {
+        // 1 × 60 000 pixels: padding first would allocate a 60 000² square.
+        let m = chest_xray(&vec![100.0; 60_000], 1, 60_000, Window::full_range(0.0, 200.0), false, 64);
+        assert_eq!(m.rgb.dimensions(), (64, 64));
+        assert_eq!((m.transform.pad_x, m.transform.pad_y), (31.0, 0.0));
     }
 
     #[test]

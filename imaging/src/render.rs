@@ -39,7 +39,11 @@ pub fn to_8bit(
     let image = match &frames.samples {
         Samples::Gray(_) => {
             let values = frames.gray_frame(options.frame).ok_or_else(out_of_range)?;
-            let window = options.window.or_else(|| default_window(frames, options.frame, file_windows)).unwrap();
+            // No default window only for a frame without pixels, where any window draws the same nothing.
+            let window = options
+                .window
+                .or_else(|| default_window(frames, options.frame, file_windows))
+                .unwrap_or(Window { center: 0.0, width: 1.0 });
             let mut bytes = Vec::new();
             window.apply(values, frames.inverted != options.invert, &mut bytes);
             image::DynamicImage::ImageLuma8(GrayImage::from_raw(w, h, bytes).expect("sizes match"))
