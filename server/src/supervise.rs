@@ -14,6 +14,9 @@ use crate::maintenance;
 /// Health probe interval, and how many failed probes in a row mean "hung".
 const PROBE_EVERY: Duration = Duration::from_secs(5);
 const PROBES_TO_RESTART: u32 = 3;
+/// A server that has not started listening by then (loading libtorch and a model from a cold disk takes
+/// a while) counts as hung.
+const START_TIMEOUT: Duration = Duration::from_secs(180);
 /// Restart delays double from 1 s up to a minute; a child that ran this long resets them.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 const STABLE_AFTER: Duration = Duration::from_secs(300);
@@ -26,7 +29,17 @@ pub async fn run(serve_args: Vec<OsString>, data_dir: PathBuf, grace: Duration) 
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut backoff = Duration::from_secs(1);
     loop {
-        let mut child = Command::new(&exe).arg("serve").args(&serve_args).kill_on_drop(true).spawn()?;
+        let mut command = Command::new(&exe);
+        command.arg("serve").args(&serve_args).kill_on_drop(true);
+        // SAFETY: prctl(2) is async-signal-safe. If the supervisor itself is killed (even with SIGKILL), the
+        // server gets SIGTERM and shuts down cleanly instead of running on unsupervised.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let mut child = command.spawn()?;
         let started = Instant::now();
         let mut failed_probes = 0;
         let mut probe = tokio::time::interval(PROBE_EVERY);
@@ -36,7 +49,12 @@ pub async fn run(serve_args: Vec<OsString>, data_dir: PathBuf, grace: Duration) 
                 _ = terminate.recv() => return stop_child(&mut child, grace).await,
                 _ = interrupt.recv() => return stop_child(&mut child, grace).await,
                 _ = probe.tick() => {
-                    if started.elapsed() < PROBE_EVERY * 2 || healthy(&data_dir).await {
+                    let ok = match probe_child(&data_dir, child.id()).await {
+                        Probe::Healthy => true,
+                        Probe::NotListeningYet => started.elapsed() < START_TIMEOUT,
+                        Probe::NoAnswer => false,
+                    };
+                    if ok {
                         failed_probes = 0;
                     } else {
                         failed_probes += 1;
@@ -93,13 +111,26 @@ async fn stop_child(child: &mut Child, grace: Duration) -> anyhow::Result<i32> {
     }
 }
 
+enum Probe {
+    Healthy,
+    /// The child has not published its address yet (the run file is absent or a dead predecessor's).
+    NotListeningYet,
+    NoAnswer,
+}
+
 /// /healthz of the child, at the address it published in its run file.
-async fn healthy(data_dir: &Path) -> bool {
+async fn probe_child(data_dir: &Path, child_pid: Option<u32>) -> Probe {
     let data_dir = data_dir.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let Some(info) = crate::runfile::read_info(&data_dir) else { return false };
-        crate::ops::get_json(info.addr, "/healthz").is_some_and(|v| v["status"] == "ok")
+    tokio::task::spawn_blocking(move || match crate::runfile::read_info(&data_dir) {
+        Some(info) if Some(info.pid) == child_pid => {
+            if crate::ops::get_json(info.addr, "/healthz").is_some_and(|v| v["status"] == "ok") {
+                Probe::Healthy
+            } else {
+                Probe::NoAnswer
+            }
+        }
+        _ => Probe::NotListeningYet,
     })
     .await
-    .unwrap_or(false)
+    .unwrap_or(Probe::NoAnswer)
 }

@@ -8,6 +8,12 @@ use std::time::{Duration, Instant};
 
 use common::{BIN, Server};
 
+/// Running (a zombie waiting for a reaper does not count).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
+}
+
 fn pid(data: &std::path::Path) -> Option<u32> {
     std::fs::read_to_string(data.join("medgemma-x.pid")).ok()?.trim().parse().ok()
 }
@@ -84,4 +90,34 @@ fn systemd_hears_ready_watchdog_and_stopping() {
     assert!(status.success());
     let rest: Vec<String> = std::iter::from_fn(|| receive(Duration::from_millis(500))).collect();
     assert!(rest.iter().any(|m| m == "STOPPING=1"), "{rest:?}");
+}
+
+/// A server that stops answering (SIGSTOP stands in for a wedged process) is killed and replaced after
+/// three failed /healthz probes.
+#[test]
+fn a_hung_server_is_killed_and_replaced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let supervisor = Server::start(&["--data-dir", data.to_str().unwrap(), "--supervise"], &[]);
+    let first = pid(data).expect("the server published its PID");
+    assert!(Command::new("kill").args(["-STOP", &first.to_string()]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pid(data).is_none_or(|p| p == first)
+        || Command::new(BIN).args(["status", "--data-dir", data.to_str().unwrap()]).status().unwrap().code() != Some(0)
+    {
+        assert!(Instant::now() < deadline, "the hung server was not replaced within 60 s");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let log = std::fs::read_to_string(data.join("logs/maintenance.log")).unwrap();
+    assert!(log.contains("\"event\":\"server_hung\""), "{log}");
+    assert!(log.contains("\"event\":\"server_exited\""), "{log}");
+
+    // Killing the supervisor outright (SIGKILL, as the test harness does on drop) takes the server with it.
+    let server = pid(data).unwrap();
+    drop(supervisor);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while alive(server) {
+        assert!(Instant::now() < deadline, "the server outlived its killed supervisor");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
