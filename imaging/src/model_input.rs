@@ -32,19 +32,6 @@ pub struct ImageTransform {
 }
 
 impl ImageTransform {
-    pub fn new(columns: u32, rows: u32, size: u32) -> ImageTransform {
-        let side = f64::from(columns.max(rows));
-        let scale = f64::from(size) / side;
-        ImageTransform {
-            original_columns: columns,
-            original_rows: rows,
-            size,
-            scale,
-            pad_x: (side - f64::from(columns)) / 2.0 * scale,
-            pad_y: (side - f64::from(rows)) / 2.0 * scale,
-        }
-    }
-
     /// A point in model pixels (continuous coordinates, 0 at the top-left corner) to original pixel
     /// centres.
     pub fn to_original(&self, x: f64, y: f64) -> Point {
@@ -156,8 +143,8 @@ mod tests {
 
     #[test]
     fn a_point_maps_back_through_padding_and_scale() {
-        // 300 wide × 200 high → padded to 300×300 (50 px top), resized to 600: scale 2, pad_y 100.
-        let t = ImageTransform::new(300, 200, 600);
+        // 300 wide × 200 high → resized to 600 × 400 (scale 2), centred on 600 × 600: pad_y 100.
+        let t = chest_xray(&vec![0.0; 300 * 200], 300, 200, Window::full_range(0.0, 1.0), false, 600).transform;
         assert_eq!((t.scale, t.pad_x, t.pad_y), (2.0, 0.0, 100.0));
         // The centre of original pixel (10, 20) is at model (21, 141).
         let p = t.to_original(21.0, 141.0);
