@@ -35,6 +35,8 @@ pub struct TextConfig {
     pub query_pre_attn_scalar: f64,
     pub rms_norm_eps: f64,
     pub sliding_window: i64,
+    /// The context window: prompt and answer together (131 072 for MedGemma 4B).
+    pub max_position_embeddings: i64,
     pub layer_types: Vec<LayerType>,
     pub rope_full: Rope,
     pub rope_sliding: Rope,
@@ -255,6 +257,7 @@ impl TextConfig {
             query_pre_attn_scalar: f.float("query_pre_attn_scalar", 256.0)?,
             rms_norm_eps: f.float("rms_norm_eps", 1e-6)?,
             sliding_window: f.int("sliding_window", 4096)?,
+            max_position_embeddings: f.int("max_position_embeddings", 131_072)?,
             layer_types,
             rope_full,
             rope_sliding,

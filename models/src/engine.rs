@@ -9,7 +9,7 @@ use tokenizers::Tokenizer;
 use crate::config::{GenerationConfig, ModelConfig, PreprocessorConfig};
 use crate::error::{EngineError, Result};
 use crate::prompt::{self, TemplateTokens, Turn};
-use crate::text::{AttentionMask, KvCache, Logits, PromptAttention, TextModel};
+use crate::text::{AttentionMask, KvCache, Logits, PromptAttention, Sequence, TextModel};
 use crate::vision::{Projector, VisionTower};
 use crate::weights::Weights;
 
@@ -23,18 +23,17 @@ pub struct Engine {
     /// Byte-fallback tokens (`<0xE4>` …): a character split over them is only final once a token of
     /// another kind follows.
     pub byte_token_ids: HashSet<i64>,
+    /// Special tokens: decoding drops them.
+    pub silent_token_ids: HashSet<i64>,
+    /// MedGemma 1.5's thinking markers (`<unused94>`, `<unused95>`), when the tokenizer has them: what
+    /// lies between is the model's reasoning, kept out of the answer.
+    pub thinking_markers: Option<(i64, i64)>,
     pub text: TextModel,
     vision: VisionTower,
     projector: Projector,
     pub device: Device,
     pub kind: Kind,
     pub dir: PathBuf,
-}
-
-/// State after a prompt: its cache and mask, ready for decode steps.
-pub struct Sequence {
-    pub cache: KvCache,
-    pub mask: AttentionMask,
 }
 
 impl Engine {
@@ -85,6 +84,15 @@ impl Engine {
             .map(|(_, id)| i64::from(id))
             .collect();
 
+        let silent_token_ids = tokenizer
+            .get_added_tokens_decoder()
+            .into_iter()
+            .filter(|(_, token)| token.special)
+            .map(|(id, _)| i64::from(id))
+            .collect();
+        let id_of = |token: &str| tokenizer.token_to_id(token).map(i64::from);
+        let thinking_markers = id_of(prompt::THINKING_START).zip(id_of(prompt::THINKING_END));
+
         let weights = Weights::open(dir, kind, device)?;
         let text = TextModel::load(&weights, &config.text)?;
         let vision = VisionTower::load(&weights, &config.vision)?;
@@ -96,6 +104,8 @@ impl Engine {
             template,
             tokenizer,
             byte_token_ids,
+            silent_token_ids,
+            thinking_markers,
             text,
             vision,
             projector,
@@ -147,20 +157,18 @@ impl Engine {
         if capture_attention {
             cache.prompt_attention = Some(PromptAttention::new(ids.len() as i64, self.device));
         }
-        let logits = self.text.forward(&embeds, &mut cache, &mask, logits);
-        Ok((logits.squeeze_dim(0).to_kind(Kind::Float), Sequence { cache, mask }))
+        let mut seq = Sequence { cache, mask };
+        let logits = self.text.forward(&embeds, &mut [&mut seq], logits);
+        Ok((logits.squeeze_dim(0).to_kind(Kind::Float), seq))
     }
 
-    /// One decode step: the logits ([vocab], f32) after `token`.
-    pub fn decode_step(&self, token: i64, seq: &mut Sequence) -> Tensor {
+    /// One decode step of several sequences together: `tokens[b]` is the token `seqs[b]` just chose.
+    /// Returns logits [batch, vocab], f32.
+    pub fn decode_step(&self, tokens: &[i64], seqs: &mut [&mut Sequence]) -> Tensor {
         let _guard = tch::no_grad_guard();
-        let ids = Tensor::from_slice(&[token]).to_device(self.device).unsqueeze(0);
+        let ids = Tensor::from_slice(tokens).to_device(self.device).unsqueeze(1);
         let embeds = self.text.embed(&ids);
-        self.text
-            .forward(&embeds, &mut seq.cache, &seq.mask, Logits::Last)
-            .squeeze_dim(0)
-            .squeeze_dim(0)
-            .to_kind(Kind::Float)
+        self.text.forward(&embeds, seqs, Logits::Last).squeeze_dim(1).to_kind(Kind::Float)
     }
 
     /// Preprocesses one image file into pixel values on the engine's device.

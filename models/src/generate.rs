@@ -8,7 +8,7 @@ use tch::{Kind, Tensor};
 
 use crate::engine::{Engine, image_block_ids};
 use crate::error::{EngineError, Result};
-use crate::text::{Logits, PromptAttention};
+use crate::text::{Logits, PromptAttention, Sequence};
 
 #[derive(Clone, Debug)]
 pub struct GenerateOptions {
@@ -85,7 +85,145 @@ pub struct Generation {
     pub image_attention: Vec<ImageAttention>,
 }
 
+/// A generation in progress: its sequence, sampling state and answer so far. Several advance together,
+/// one token per [`Engine::step`], which is how the server decodes many conversations at once.
+pub struct Stream {
+    seq: Sequence,
+    options: GenerateOptions,
+    rng: SplitMix64,
+    prompt_ids: Vec<i64>,
+    /// Logits for the next token ([vocab], f32).
+    next_logits: Tensor,
+    token_ids: Vec<i64>,
+    logprobs: Vec<f64>,
+    /// Bytes of visible text already handed out.
+    emitted: usize,
+    stop: Option<StopReason>,
+    prefill_ms: f64,
+    decode_started: Instant,
+}
+
+impl Stream {
+    pub fn is_finished(&self) -> bool {
+        self.stop.is_some()
+    }
+
+    /// Stops before the next token; [`Engine::finish`] then reports [`StopReason::Cancelled`].
+    pub fn cancel(&mut self) {
+        self.stop.get_or_insert(StopReason::Cancelled);
+    }
+
+    pub fn prompt_len(&self) -> usize {
+        self.prompt_ids.len()
+    }
+
+    /// Tokens generated so far.
+    pub fn generated(&self) -> usize {
+        self.token_ids.len()
+    }
+}
+
 impl Engine {
+    /// Runs the prompt (with `pixel_values`, one per image) and returns the stream, ready for its first
+    /// token.
+    pub fn start(&self, prompt_ids: &[i64], pixel_values: &[Tensor], options: &GenerateOptions) -> Result<Stream> {
+        let started = Instant::now();
+        let (logits, seq) = self.prefill(prompt_ids, pixel_values, options.image_attention, Logits::Last)?;
+        let stop = (options.max_new_tokens == 0).then_some(StopReason::MaxTokens);
+        Ok(Stream {
+            seq,
+            options: options.clone(),
+            rng: SplitMix64(options.seed),
+            prompt_ids: prompt_ids.to_vec(),
+            next_logits: logits.get(0),
+            token_ids: Vec::new(),
+            logprobs: Vec::new(),
+            emitted: 0,
+            stop,
+            prefill_ms: ms(started),
+            decode_started: Instant::now(),
+        })
+    }
+
+    /// Advances every unfinished stream by one token. Returns, per stream, the text that became final
+    /// with it (often empty: a character split over byte tokens, hidden thinking); a stream that stops
+    /// here hands out all its remaining text. The streams still going then run one decode step together.
+    pub fn step(&self, streams: &mut [&mut Stream]) -> Result<Vec<String>> {
+        let mut pieces = vec![String::new(); streams.len()];
+        let mut running = Vec::new();
+        for (i, stream) in streams.iter_mut().enumerate() {
+            if stream.is_finished() {
+                continue;
+            }
+            let context = stream.prompt_ids.iter().chain(&stream.token_ids).copied().collect::<Vec<_>>();
+            let token = choose(&stream.next_logits, &context, &stream.options, &mut stream.rng)?;
+            stream.logprobs.push(stream.next_logits.log_softmax(-1, Kind::Float).double_value(&[token]));
+            stream.token_ids.push(token);
+            let context_full = (context.len() + 1) as i64 >= self.config.text.max_position_embeddings;
+            if self.eos_token_ids.contains(&token) {
+                stream.stop = Some(StopReason::Eos);
+            } else if stream.token_ids.len() >= stream.options.max_new_tokens || context_full {
+                stream.stop = Some(StopReason::MaxTokens);
+            }
+            // Hand out only text that can no longer change: a run of byte-fallback tokens (a character
+            // split into bytes) decodes differently until a token that writes text of its own closes it.
+            let visible = self.visible_ids(&stream.token_ids);
+            let settled = if stream.is_finished() {
+                visible.len()
+            } else {
+                visible.iter().rposition(|&t| self.closes_byte_run(t)).map_or(0, |i| i + 1)
+            };
+            let text = self.decode(&visible[..settled])?;
+            if text.len() > stream.emitted && text.is_char_boundary(stream.emitted) {
+                pieces[i] = text[stream.emitted..].to_string();
+                stream.emitted = text.len();
+            }
+            if !stream.is_finished() {
+                running.push(i);
+            }
+        }
+        if !running.is_empty() {
+            let tokens: Vec<i64> = running.iter().map(|&i| *streams[i].token_ids.last().unwrap_or(&0)).collect();
+            let logits = {
+                let mut seqs: Vec<&mut Sequence> = Vec::with_capacity(running.len());
+                for (i, stream) in streams.iter_mut().enumerate() {
+                    if running.contains(&i) {
+                        seqs.push(&mut stream.seq);
+                    }
+                }
+                self.decode_step(&tokens, &mut seqs)
+            };
+            for (row, &i) in running.iter().enumerate() {
+                streams[i].next_logits = logits.get(row as i64);
+            }
+        }
+        Ok(pieces)
+    }
+
+    /// The whole answer of a finished (or abandoned) stream.
+    pub fn finish(&self, stream: Stream) -> Result<Generation> {
+        let decode_ms = ms(stream.decode_started);
+        let text = self.visible_text(&stream.token_ids)?;
+        let image_attention = match &stream.seq.cache.prompt_attention {
+            Some(attention) => self.image_attention(&stream.prompt_ids, attention)?,
+            None => Vec::new(),
+        };
+        let decoded = stream.token_ids.len().saturating_sub(1) as f64;
+        Ok(Generation {
+            prompt_token_ids: stream.prompt_ids,
+            token_ids: stream.token_ids,
+            logprobs: stream.logprobs,
+            text,
+            stop: stream.stop.unwrap_or(StopReason::Cancelled),
+            timings: Timings {
+                prefill_ms: stream.prefill_ms,
+                decode_ms,
+                decode_tokens_per_s: if decode_ms > 0.0 { decoded / (decode_ms / 1000.0) } else { 0.0 },
+            },
+            image_attention,
+        })
+    }
+
     /// Generates after `prompt_ids` (with `pixel_values`, one per image). `on_text` receives each new
     /// piece of text as soon as it is complete UTF-8; `cancel` stops generation between tokens.
     pub fn generate(
@@ -96,66 +234,48 @@ impl Engine {
         cancel: &AtomicBool,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Generation> {
-        let started = Instant::now();
-        let (logits, mut seq) = self.prefill(prompt_ids, pixel_values, options.image_attention, Logits::Last)?;
-        let mut next_logits = logits.get(0);
-        let prefill_ms = ms(started);
-
-        let decode_started = Instant::now();
-        let mut rng = SplitMix64(options.seed);
-        let mut context: Vec<i64> = prompt_ids.to_vec();
-        let (mut token_ids, mut logprobs) = (Vec::new(), Vec::new());
-        let mut emitted = 0; // bytes of text already handed to on_text
-        let mut stop = StopReason::MaxTokens;
-        while token_ids.len() < options.max_new_tokens {
+        let mut stream = self.start(prompt_ids, pixel_values, options)?;
+        while !stream.is_finished() {
             if cancel.load(Ordering::Relaxed) {
-                stop = StopReason::Cancelled;
+                stream.cancel();
                 break;
             }
-            let token = choose(&next_logits, &context, options, &mut rng)?;
-            logprobs.push(next_logits.log_softmax(-1, Kind::Float).double_value(&[token]));
-            token_ids.push(token);
-            context.push(token);
-            if self.eos_token_ids.contains(&token) {
-                stop = StopReason::Eos;
-                break;
-            }
-            // Stream only text that can no longer change: a run of byte-fallback tokens (a character
-            // split into bytes) decodes differently until the next ordinary token closes it.
-            let settled = token_ids.iter().rposition(|t| !self.byte_token_ids.contains(t)).map_or(0, |i| i + 1);
-            let text = self.decode(&token_ids[..settled])?;
-            if text.len() > emitted && text.is_char_boundary(emitted) {
-                on_text(&text[emitted..]);
-                emitted = text.len();
-            }
-            if token_ids.len() < options.max_new_tokens {
-                next_logits = self.decode_step(token, &mut seq);
+            for piece in self.step(&mut [&mut stream])? {
+                if !piece.is_empty() {
+                    on_text(&piece);
+                }
             }
         }
-        let answer_ids: Vec<i64> = token_ids.iter().copied().filter(|id| !self.eos_token_ids.contains(id)).collect();
-        let text = self.decode(&answer_ids)?;
-        if text.len() > emitted && text.is_char_boundary(emitted) {
-            on_text(&text[emitted..]);
+        self.finish(stream)
+    }
+
+    /// The answer's tokens as the user sees them: no eos token, and no thinking (the span between the
+    /// thinking markers, or everything after an opening marker that has not closed yet).
+    fn visible_ids(&self, ids: &[i64]) -> Vec<i64> {
+        let mut visible = Vec::with_capacity(ids.len());
+        let mut thinking = false;
+        for &id in ids {
+            match self.thinking_markers {
+                Some((open, _)) if id == open => thinking = true,
+                Some((_, close)) if id == close => thinking = false,
+                _ if thinking || self.eos_token_ids.contains(&id) => {}
+                _ => visible.push(id),
+            }
         }
-        let decode_ms = ms(decode_started);
-        let image_attention = match &seq.cache.prompt_attention {
-            Some(attention) => self.image_attention(prompt_ids, attention)?,
-            None => Vec::new(),
-        };
-        let decoded = token_ids.len().saturating_sub(1) as f64;
-        Ok(Generation {
-            prompt_token_ids: prompt_ids.to_vec(),
-            token_ids,
-            logprobs,
-            text,
-            stop,
-            timings: Timings {
-                prefill_ms,
-                decode_ms,
-                decode_tokens_per_s: if decode_ms > 0.0 { decoded / (decode_ms / 1000.0) } else { 0.0 },
-            },
-            image_attention,
-        })
+        visible
+    }
+
+    fn visible_text(&self, ids: &[i64]) -> Result<String> {
+        self.decode(&self.visible_ids(ids))
+    }
+
+    /// Whether `id` writes text of its own, ending any run of byte tokens before it. Byte tokens do not;
+    /// nor do special tokens and ids without a token (a checkpoint's embedding table may be larger than
+    /// its vocabulary), which decoding drops, so bytes on both sides of them fuse.
+    fn closes_byte_run(&self, id: i64) -> bool {
+        !self.byte_token_ids.contains(&id)
+            && !self.silent_token_ids.contains(&id)
+            && self.tokenizer.id_to_token(id as u32).is_some()
     }
 
     /// Splits the captured prompt attention into one grid per image.

@@ -28,6 +28,9 @@ pub struct TemplateTokens {
 
 pub const START_OF_TURN: &str = "<start_of_turn>";
 pub const END_OF_TURN: &str = "<end_of_turn>";
+/// MedGemma 1.5 thinks between these before answering (its model card's thinking mode).
+pub const THINKING_START: &str = "<unused94>";
+pub const THINKING_END: &str = "<unused95>";
 
 /// One `<bos>`; `<start_of_turn>user\n…<end_of_turn>\n` per turn; the system text and a blank line
 /// before the first turn's text; text (trimmed) first, then each image as

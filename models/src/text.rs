@@ -67,6 +67,12 @@ impl PromptAttention {
     }
 }
 
+/// One sequence's state between forward passes: its cache and mask.
+pub struct Sequence {
+    pub cache: KvCache,
+    pub mask: AttentionMask,
+}
+
 /// Which keys each query may see, as absolute positions: causal, bidirectional inside one image's soft
 /// tokens, and for sliding layers only keys newer than `q - window`.
 pub struct AttentionMask {
@@ -155,11 +161,15 @@ fn inv_freq(rope: Rope, head_dim: i64, device: Device) -> Tensor {
     (Tensor::pow_scalar(rope.theta, &exponent).reciprocal() / rope.linear_factor).to_kind(Kind::Float)
 }
 
-/// cos, sin of shape [len, head_dim] for absolute positions start..start+len, in `kind`.
-fn rope_tables(inv_freq: &Tensor, start: i64, len: i64, kind: Kind) -> (Tensor, Tensor) {
-    let positions = Tensor::arange_start(start, start + len, (Kind::Float, inv_freq.device()));
-    let freqs = positions.unsqueeze(-1) * inv_freq.unsqueeze(0);
-    let emb = Tensor::cat(&[&freqs, &freqs], -1);
+/// cos, sin of shape [batch, 1, len, head_dim] in `kind`: row b holds absolute positions
+/// starts[b]..starts[b]+len (sequences of a batch sit at different positions).
+fn rope_tables(inv_freq: &Tensor, starts: &[i64], len: i64, kind: Kind) -> (Tensor, Tensor) {
+    let device = inv_freq.device();
+    let offsets = Tensor::arange(len, (Kind::Float, device));
+    let starts = Tensor::from_slice(starts).to_kind(Kind::Float).to_device(device);
+    let positions = starts.unsqueeze(-1) + offsets.unsqueeze(0); // [batch, len]
+    let freqs = positions.unsqueeze(-1) * inv_freq.view([1, 1, -1]);
+    let emb = Tensor::cat(&[&freqs, &freqs], -1).unsqueeze(1);
     (emb.cos().to_kind(kind), emb.sin().to_kind(kind))
 }
 
@@ -170,16 +180,19 @@ fn rotate_half(x: &Tensor) -> Tensor {
     Tensor::cat(&[&x2.neg(), &x1], -1)
 }
 
+/// One sequence's share of a layer's forward: its cache for this layer, its mask, and where to sum
+/// attention onto the prompt (full-attention layers of a heatmap sequence only).
+struct SequenceLayer<'a> {
+    cache: &'a mut LayerCache,
+    attend: &'a Tensor,
+    capture: Option<&'a mut PromptAttention>,
+}
+
 impl Attention {
-    fn forward(
-        &self,
-        x: &Tensor,
-        (cos, sin): (&Tensor, &Tensor),
-        cache: &mut LayerCache,
-        attend: &Tensor,
-        window: i64,
-        capture: Option<&mut PromptAttention>,
-    ) -> Tensor {
+    /// `x` is [batch, seq, hidden] with one row per sequence. Projections, norms and rotary embedding run
+    /// on the whole batch (the weights are read once per step, which is what batching buys); attention
+    /// runs per sequence over its own cache, whose length differs from its neighbours'.
+    fn forward(&self, x: &Tensor, (cos, sin): (&Tensor, &Tensor), window: i64, seqs: &mut [SequenceLayer]) -> Tensor {
         let (b, s, _) = x.size3().expect("hidden states are [batch, seq, hidden]");
         let shape = |t: Tensor, heads: i64| t.view([b, s, heads, self.head_dim]).transpose(1, 2);
         let q = self.q_norm.forward(&shape(self.q_proj.forward(x), self.num_heads));
@@ -187,17 +200,33 @@ impl Attention {
         let v = shape(self.v_proj.forward(x), self.num_kv_heads);
         let q = &q * cos + rotate_half(&q) * sin;
         let k = &k * cos + rotate_half(&k) * sin;
+        let window = (self.layer_type == LayerType::Sliding).then_some(window);
 
+        let mut outs: Vec<Tensor> = seqs
+            .iter_mut()
+            .enumerate()
+            .map(|(i, seq)| {
+                let (q, k, v) = (q.narrow(0, i as i64, 1), k.narrow(0, i as i64, 1), v.narrow(0, i as i64, 1));
+                self.attend(&q, k, v, window, seq)
+            })
+            .collect();
+        let out = if outs.len() == 1 { outs.remove(0) } else { Tensor::cat(&outs, 0) };
+        self.o_proj.forward(&out.transpose(1, 2).reshape([b, s, self.num_heads * self.head_dim]))
+    }
+
+    /// Attention of one sequence's new queries over its cached and new keys; updates its cache.
+    fn attend(&self, q: &Tensor, k: Tensor, v: Tensor, window: Option<i64>, seq: &mut SequenceLayer) -> Tensor {
+        let s = q.size()[2];
+        let cache = &mut *seq.cache;
         let (k, v) = match (&cache.k, &cache.v) {
             (Some(pk), Some(pv)) => (Tensor::cat(&[pk, &k], 2), Tensor::cat(&[pv, &v], 2)),
             _ => (k, v),
         };
         let kv_len = k.size()[2];
-        let window = (self.layer_type == LayerType::Sliding).then_some(window);
 
         // Grouped-query attention inside SDPA (enable_gqa): no copy of the keys and values per query head.
-        let out = Tensor::scaled_dot_product_attention(&q, &k, &v, Some(attend), 0.0, false, self.scale, true);
-        if let Some(capture) = capture {
+        let out = Tensor::scaled_dot_product_attention(q, &k, &v, Some(seq.attend), 0.0, false, self.scale, true);
+        if let Some(capture) = seq.capture.as_deref_mut() {
             // The last query is text after every cached key (positions ≤ it), so no mask applies; a
             // full-attention layer never trims its cache, so key i is position i.
             let last = q.narrow(2, s - 1, 1).to_kind(Kind::Float);
@@ -220,7 +249,7 @@ impl Attention {
             cache.k = Some(k);
             cache.v = Some(v);
         }
-        self.o_proj.forward(&out.transpose(1, 2).reshape([b, s, self.num_heads * self.head_dim]))
+        out
     }
 }
 
@@ -320,40 +349,60 @@ impl TextModel {
         Tensor::embedding(&self.embed_tokens, &ids, -1, false, false) * &self.embed_scale
     }
 
-    /// Runs `embeds` ([batch, seq, hidden]) after what `cache` holds; returns logits [batch, n, vocab] for
-    /// the positions `logits` asks for.
-    pub fn forward(&self, embeds: &Tensor, cache: &mut KvCache, mask: &AttentionMask, logits: Logits) -> Tensor {
+    /// Runs `embeds` ([batch, seq, hidden], row b for `seqs[b]`: a prompt of one sequence, or one decode
+    /// step of several) after what each sequence's cache holds; returns logits [batch, n, vocab] for the
+    /// positions `logits` asks for.
+    pub fn forward(&self, embeds: &Tensor, seqs: &mut [&mut Sequence], logits: Logits) -> Tensor {
         let seq = embeds.size()[1];
+        assert_eq!(embeds.size()[0], seqs.len() as i64, "one embeds row per sequence");
         let kind = embeds.kind();
-        let start = cache.len;
-        let (cos_full, sin_full) = rope_tables(&self.inv_freq_full, start, seq, kind);
-        let (cos_sliding, sin_sliding) = rope_tables(&self.inv_freq_sliding, start, seq, kind);
+        let device = embeds.device();
+        let starts: Vec<i64> = seqs.iter().map(|s| s.cache.len).collect();
+        let (cos_full, sin_full) = rope_tables(&self.inv_freq_full, &starts, seq, kind);
+        let (cos_sliding, sin_sliding) = rope_tables(&self.inv_freq_sliding, &starts, seq, kind);
         let window = self.config.sliding_window;
-        // Layers of one type share their mask: build each distinct one once per call.
-        let mut masks: Vec<(MaskKey, Tensor)> = Vec::new();
+        // Per sequence, layers of one type share their mask: build each distinct one once per call.
+        let mut masks: Vec<Vec<(MaskKey, Tensor)>> = seqs.iter().map(|_| Vec::new()).collect();
         let mut x = embeds.shallow_clone();
-        for (layer, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
+        for (l, layer) in self.layers.iter().enumerate() {
             let layer_type = layer.self_attn.layer_type;
             let (cos, sin) = match layer_type {
                 LayerType::Full => (&cos_full, &sin_full),
                 LayerType::Sliding => (&cos_sliding, &sin_sliding),
             };
-            if layer_cache.k.is_none() {
-                layer_cache.start = start;
-            }
-            let cached = layer_cache.k.as_ref().map_or(0, |k| k.size()[2]);
-            let key = (layer_cache.start, cached + seq, (layer_type == LayerType::Sliding).then_some(window));
-            let index = match masks.iter().position(|(k, _)| *k == key) {
-                Some(i) => i,
-                None => {
-                    masks.push((key, mask.build(start, seq, key.0, key.1, key.2, embeds.device())));
-                    masks.len() - 1
+            let mut mask_index = Vec::with_capacity(seqs.len());
+            for ((sequence, seq_masks), &start) in seqs.iter_mut().zip(&mut masks).zip(&starts) {
+                let layer_cache = &mut sequence.cache.layers[l];
+                if layer_cache.k.is_none() {
+                    layer_cache.start = start;
                 }
-            };
-            let capture = if layer_type == LayerType::Full { cache.prompt_attention.as_mut() } else { None };
+                let cached = layer_cache.k.as_ref().map_or(0, |k| k.size()[2]);
+                let key = (layer_cache.start, cached + seq, (layer_type == LayerType::Sliding).then_some(window));
+                let index = match seq_masks.iter().position(|(k, _)| *k == key) {
+                    Some(i) => i,
+                    None => {
+                        seq_masks.push((key, sequence.mask.build(start, seq, key.0, key.1, key.2, device)));
+                        seq_masks.len() - 1
+                    }
+                };
+                mask_index.push(index);
+            }
+            let mut seq_layers: Vec<SequenceLayer> = seqs
+                .iter_mut()
+                .zip(&masks)
+                .zip(&mask_index)
+                .map(|((sequence, seq_masks), &index)| {
+                    let KvCache { layers, prompt_attention, .. } = &mut sequence.cache;
+                    SequenceLayer {
+                        cache: &mut layers[l],
+                        attend: &seq_masks[index].1,
+                        capture: if layer_type == LayerType::Full { prompt_attention.as_mut() } else { None },
+                    }
+                })
+                .collect();
             let residual = x.shallow_clone();
             let h = layer.input_layernorm.forward(&x);
-            let h = layer.self_attn.forward(&h, (cos, sin), layer_cache, &masks[index].1, window, capture);
+            let h = layer.self_attn.forward(&h, (cos, sin), window, &mut seq_layers);
             x = residual + layer.post_attention_layernorm.forward(&h);
             let residual = x.shallow_clone();
             let h = layer.pre_feedforward_layernorm.forward(&x);
@@ -363,7 +412,9 @@ impl TextModel {
                 .forward(&(gelu_tanh(&layer.mlp.gate_proj.forward(&h)) * layer.mlp.up_proj.forward(&h)));
             x = residual + layer.post_feedforward_layernorm.forward(&h);
         }
-        cache.len += seq;
+        for sequence in seqs.iter_mut() {
+            sequence.cache.len += seq;
+        }
         // Generation needs only the last position; the vocabulary projection is the largest matmul of a
         // prefill, so skip it for the rest.
         let x = match logits {

@@ -123,3 +123,101 @@ fn resizing_matches_the_reference_image_processor_within_one_grey_level() {
     println!("resize: max {levels:.2} grey levels, mean {mean_levels:.3}");
     assert!(levels <= 1.0 + 1e-4, "resized pixels differ by {levels} grey levels");
 }
+
+/// Streams decoded together (the server's batched decode steps) must give each conversation exactly the
+/// answer it gets alone: different prompt lengths, one with an image and its heatmap, one joining late.
+#[test]
+fn streams_stepped_together_answer_as_each_would_alone() {
+    let engine = engine();
+    let image = engine.load_image(&fixture().join("resize.png")).unwrap();
+    let prompts = [
+        (Turn { role: Role::User, text: "右肺上叶结节，边缘毛刺？".into(), images: 0 }, false),
+        (Turn { role: Role::User, text: "描述这张胸片".into(), images: 1 }, true),
+        (
+            Turn {
+                role: Role::User,
+                text: "a much longer question about the left lower lobe and its pleura".into(),
+                images: 0,
+            },
+            false,
+        ),
+    ];
+    let options = |seed| GenerateOptions {
+        max_new_tokens: 20,
+        temperature: 0.8,
+        seed,
+        image_attention: true,
+        ..GenerateOptions::default()
+    };
+    let pixels = |with_image: bool| if with_image { vec![image.shallow_clone()] } else { vec![] };
+    let alone: Vec<Generation> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, (turn, with_image))| {
+            let ids = engine.encode_chat(None, std::slice::from_ref(turn)).unwrap();
+            engine
+                .generate(&ids, &pixels(*with_image), &options(i as u64), &AtomicBool::new(false), &mut |_| {})
+                .unwrap()
+        })
+        .collect();
+
+    let mut streams: Vec<models::generate::Stream> = Vec::new();
+    let mut texts = vec![String::new(); prompts.len()];
+    let mut steps = 0;
+    loop {
+        // The third conversation arrives after four steps of the first two.
+        if streams.len() < prompts.len() && (streams.len() < 2 || steps >= 4) {
+            let (turn, with_image) = &prompts[streams.len()];
+            let ids = engine.encode_chat(None, std::slice::from_ref(turn)).unwrap();
+            streams.push(engine.start(&ids, &pixels(*with_image), &options(streams.len() as u64)).unwrap());
+            continue;
+        }
+        if streams.iter().all(|s| s.is_finished()) {
+            break;
+        }
+        let mut batch: Vec<&mut models::generate::Stream> = streams.iter_mut().collect();
+        for (text, piece) in texts.iter_mut().zip(engine.step(&mut batch).unwrap()) {
+            text.push_str(&piece);
+        }
+        steps += 1;
+    }
+    assert_eq!(steps, 4 + 20, "the late stream ran its 20 steps after the first four");
+    for ((stream, text), alone) in streams.into_iter().zip(texts).zip(&alone) {
+        let together = engine.finish(stream).unwrap();
+        assert_eq!(together.token_ids, alone.token_ids);
+        assert_eq!(together.text, alone.text);
+        assert_eq!(text, alone.text, "streamed pieces add up to the answer");
+        for (a, b) in together.logprobs.iter().zip(&alone.logprobs) {
+            assert!((a - b).abs() < 1e-4, "log-probabilities {a} vs {b}");
+        }
+        assert_eq!(together.image_attention.len(), alone.image_attention.len());
+        for (a, b) in together.image_attention.iter().zip(&alone.image_attention) {
+            let diff = a.grid.iter().zip(&b.grid).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+            assert!(diff < 1e-5, "heatmap differs by {diff}");
+        }
+    }
+}
+
+/// MedGemma 1.5 thinks between `<unused94>` and `<unused95>`; that reasoning is not the answer.
+#[test]
+fn thinking_between_the_markers_is_kept_out_of_the_answer() {
+    let mut engine = engine();
+    assert!(engine.thinking_markers.is_some(), "the tiny tokenizer has the thinking markers");
+    // The random model never emits the markers by itself: make it "think" by taking its first two
+    // sampled tokens as the markers (a seed where they differ and do not come back later).
+    let (options, plain) = (0..50)
+        .map(|seed| {
+            let options = GenerateOptions { max_new_tokens: 8, ..sampled(seed) };
+            let plain = run(&engine, options.clone()).0;
+            (options, plain)
+        })
+        .find(|(_, g)| {
+            g.token_ids[0] != g.token_ids[1] && !g.token_ids[2..].iter().any(|t| g.token_ids[..2].contains(t))
+        })
+        .expect("a seed whose first two tokens differ");
+    engine.thinking_markers = Some((plain.token_ids[0], plain.token_ids[1]));
+    let (hidden, streamed) = run(&engine, options);
+    assert_eq!(hidden.token_ids, plain.token_ids, "hiding changes the text, not the tokens");
+    assert_eq!(hidden.text, engine.decode(&plain.token_ids[2..]).unwrap());
+    assert_eq!(streamed, hidden.text);
+}
