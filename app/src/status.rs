@@ -22,11 +22,22 @@ pub struct DatabaseStatus {
     pub error: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ModelStatus {
     pub loaded: bool,
     /// What the operator needs to know, in Chinese and English, e.g. that no model is configured.
     pub state: String,
     /// Where inference would run: "cpu" or "cuda:0 (…)".
     pub device: String,
+    /// The checkpoint folder's name, once loaded.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Random test weights: the UI labels every answer as meaningless.
+    #[serde(default)]
+    pub test_model: bool,
+    /// Questions waiting for the model, and answers in progress.
+    #[serde(default)]
+    pub queue_waiting: Option<usize>,
+    #[serde(default)]
+    pub queue_active: Option<usize>,
 }

@@ -50,6 +50,22 @@ impl ImageTransform {
         };
         [clamp(self.to_original(b[1] * s, b[0] * s)), clamp(self.to_original(b[3] * s, b[2] * s))]
     }
+
+    /// Cell (`row`, `col`) of a `side` × `side` grid over the model image (MedGemma's soft tokens: 16 × 16)
+    /// as `[x0, y0, x1, y1]` in original pixel-edge coordinates (0 is the image's left or top edge,
+    /// `original_columns` its right edge), cut to the image; None for a cell wholly in the padding.
+    pub fn cell_to_original(&self, side: u32, row: u32, col: u32) -> Option<[f64; 4]> {
+        let cell = f64::from(self.size) / f64::from(side);
+        let x = |m: f64| ((m - self.pad_x) / self.scale).clamp(0.0, f64::from(self.original_columns));
+        let y = |m: f64| ((m - self.pad_y) / self.scale).clamp(0.0, f64::from(self.original_rows));
+        let rect = [
+            x(f64::from(col) * cell),
+            y(f64::from(row) * cell),
+            x(f64::from(col + 1) * cell),
+            y(f64::from(row + 1) * cell),
+        ];
+        (rect[2] > rect[0] && rect[3] > rect[1]).then_some(rect)
+    }
 }
 
 /// One frame as MedGemma sees it: CT through the three HU windows; other grey images through the file's
@@ -140,6 +156,28 @@ fn square(img: RgbImage, size: u32) -> ModelImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heatmap_cells_land_on_the_original_pixels_they_covered() {
+        // 300 × 200 → scale 2 into 600 × 600, 100 rows of padding above and below; a 4 × 4 grid has
+        // 150-pixel cells, i.e. 75 original pixels.
+        let t = chest_xray(&vec![0.0; 300 * 200], 300, 200, Window::full_range(0.0, 1.0), false, 600).transform;
+        assert_eq!(t.cell_to_original(4, 0, 0), Some([0.0, 0.0, 75.0, 25.0]), "partly padding: cut at the top");
+        // On an 8 × 8 grid (75-pixel cells) the top row (model y 0..75, original −50..−12.5) is padding only.
+        assert_eq!(t.cell_to_original(8, 0, 2), None);
+        // Row 1 spans model y 150..300 = original (150−100)/2 .. (300−100)/2 = 25..100.
+        assert_eq!(t.cell_to_original(4, 1, 0), Some([0.0, 25.0, 75.0, 100.0]));
+        assert_eq!(t.cell_to_original(4, 2, 3), Some([225.0, 100.0, 300.0, 175.0]));
+        // Row 3 spans model 450..600 = original 175..250, cut at the bottom edge (200).
+        assert_eq!(t.cell_to_original(4, 3, 1), Some([75.0, 175.0, 150.0, 200.0]));
+        // The cells that lie on the image tile it exactly.
+        let area: f64 = (0..4)
+            .flat_map(|r| (0..4).map(move |c| (r, c)))
+            .filter_map(|(r, c)| t.cell_to_original(4, r, c))
+            .map(|[x0, y0, x1, y1]| (x1 - x0) * (y1 - y0))
+            .sum();
+        assert_eq!(area, 300.0 * 200.0);
+    }
 
     #[test]
     fn a_point_maps_back_through_padding_and_scale() {

@@ -13,6 +13,9 @@ use crate::text::{Logits, PromptAttention, Sequence};
 #[derive(Clone, Debug)]
 pub struct GenerateOptions {
     pub max_new_tokens: usize,
+    /// No eos before this many tokens (transformers' min_new_tokens): fixed-length answers for load
+    /// tests and benchmarks.
+    pub min_new_tokens: usize,
     /// 0 means greedy.
     pub temperature: f64,
     /// Nucleus sampling: keep the smallest set of tokens whose probability reaches top_p (1 = off).
@@ -31,6 +34,7 @@ impl Default for GenerateOptions {
     fn default() -> Self {
         Self {
             max_new_tokens: 256,
+            min_new_tokens: 0,
             temperature: 0.0,
             top_p: 1.0,
             top_k: 0,
@@ -156,7 +160,13 @@ impl Engine {
                 continue;
             }
             let context = stream.prompt_ids.iter().chain(&stream.token_ids).copied().collect::<Vec<_>>();
-            let token = choose(&stream.next_logits, &context, &stream.options, &mut stream.rng)?;
+            let logits = if stream.token_ids.len() < stream.options.min_new_tokens && !self.eos_token_ids.is_empty() {
+                let eos = Tensor::from_slice(&self.eos_token_ids).to_device(stream.next_logits.device());
+                stream.next_logits.index_fill(0, &eos, f64::NEG_INFINITY)
+            } else {
+                stream.next_logits.shallow_clone()
+            };
+            let token = choose(&logits, &context, &stream.options, &mut stream.rng)?;
             stream.logprobs.push(stream.next_logits.log_softmax(-1, Kind::Float).double_value(&[token]));
             stream.token_ids.push(token);
             let context_full = (context.len() + 1) as i64 >= self.config.text.max_position_embeddings;

@@ -8,12 +8,14 @@ pub enum Role {
     Model,
 }
 
-/// One turn: its text, then `images` images (user turns only carry images).
+/// One turn: its text, then `images` images (user turns only carry images), each followed by its
+/// caption where `image_captions` has one (Google's CT recipe labels each slice "SLICE n").
 #[derive(Clone, Debug)]
 pub struct Turn {
     pub role: Role,
     pub text: String,
     pub images: usize,
+    pub image_captions: Vec<String>,
 }
 
 /// The token strings the template needs, read from the checkpoint's tokenizer and config.
@@ -54,8 +56,11 @@ pub fn render(system: Option<&str>, turns: &[Turn], t: &TemplateTokens) -> Strin
             out.push_str("\n\n");
         }
         out.push_str(turn.text.trim());
-        for _ in 0..turn.images {
+        for i in 0..turn.images {
             out.push_str(&image);
+            if let Some(caption) = turn.image_captions.get(i) {
+                out.push_str(caption.trim());
+            }
         }
         out.push_str(END_OF_TURN);
         out.push('\n');
@@ -79,9 +84,9 @@ mod tests {
             image_tokens: 2,
         };
         let turns = [
-            Turn { role: Role::User, text: " 描述这张胸片 ".into(), images: 1 },
-            Turn { role: Role::Model, text: "未见异常。".into(), images: 0 },
-            Turn { role: Role::User, text: "对比上次".into(), images: 0 },
+            Turn { role: Role::User, text: " 描述这张胸片 ".into(), images: 1, image_captions: Vec::new() },
+            Turn { role: Role::Model, text: "未见异常。".into(), images: 0, image_captions: Vec::new() },
+            Turn { role: Role::User, text: "对比上次".into(), images: 0, image_captions: Vec::new() },
         ];
         assert_eq!(
             render(Some("你是助手。"), &turns, &t),

@@ -21,7 +21,10 @@ fn engine() -> Engine {
 }
 
 fn run(engine: &Engine, options: GenerateOptions) -> (Generation, String) {
-    let turns = [Turn { role: Role::User, text: "右肺上叶结节，边缘毛刺？".into(), images: 0 }];
+    let turns =
+        [Turn {
+            role: Role::User, text: "右肺上叶结节，边缘毛刺？".into(), images: 0, image_captions: Vec::new()
+        }];
     let ids = engine.encode_chat(None, &turns).unwrap();
     let mut streamed = String::new();
     let generation =
@@ -88,9 +91,22 @@ fn an_eos_token_ends_the_answer_and_is_not_in_the_text() {
 }
 
 #[test]
+fn no_eos_comes_before_the_minimum_length() {
+    let mut engine = engine();
+    let first = run(&engine, GenerateOptions { max_new_tokens: 1, ..GenerateOptions::default() }).0.token_ids[0];
+    engine.eos_token_ids.push(first);
+    let options = GenerateOptions { max_new_tokens: 8, min_new_tokens: 5, ..GenerateOptions::default() };
+    let (generation, _) = run(&engine, options);
+    assert!(!generation.token_ids[..5].iter().any(|t| engine.eos_token_ids.contains(t)), "{:?}", generation.token_ids);
+    assert!(generation.token_ids.len() >= 5);
+}
+
+#[test]
 fn cancellation_stops_before_the_next_token() {
     let engine = engine();
-    let ids = engine.encode_chat(None, &[Turn { role: Role::User, text: "hi".into(), images: 0 }]).unwrap();
+    let ids = engine
+        .encode_chat(None, &[Turn { role: Role::User, text: "hi".into(), images: 0, image_captions: Vec::new() }])
+        .unwrap();
     let generation =
         engine.generate(&ids, &[], &GenerateOptions::default(), &AtomicBool::new(true), &mut |_| {}).unwrap();
     assert_eq!(generation.stop, StopReason::Cancelled);
@@ -100,7 +116,9 @@ fn cancellation_stops_before_the_next_token() {
 #[test]
 fn a_mismatch_between_image_tokens_and_images_is_an_input_error() {
     let engine = engine();
-    let ids = engine.encode_chat(None, &[Turn { role: Role::User, text: "x".into(), images: 1 }]).unwrap();
+    let ids = engine
+        .encode_chat(None, &[Turn { role: Role::User, text: "x".into(), images: 1, image_captions: Vec::new() }])
+        .unwrap();
     let err =
         engine.generate(&ids, &[], &GenerateOptions::default(), &AtomicBool::new(false), &mut |_| {}).unwrap_err();
     assert!(err.to_string().contains("image tokens in the prompt for 0 image(s)"), "{err}");
@@ -131,13 +149,19 @@ fn streams_stepped_together_answer_as_each_would_alone() {
     let engine = engine();
     let image = engine.load_image(&fixture().join("resize.png")).unwrap();
     let prompts = [
-        (Turn { role: Role::User, text: "右肺上叶结节，边缘毛刺？".into(), images: 0 }, false),
-        (Turn { role: Role::User, text: "描述这张胸片".into(), images: 1 }, true),
+        (
+            Turn {
+                role: Role::User, text: "右肺上叶结节，边缘毛刺？".into(), images: 0, image_captions: Vec::new()
+            },
+            false,
+        ),
+        (Turn { role: Role::User, text: "描述这张胸片".into(), images: 1, image_captions: Vec::new() }, true),
         (
             Turn {
                 role: Role::User,
                 text: "a much longer question about the left lower lobe and its pleura".into(),
                 images: 0,
+                image_captions: Vec::new(),
             },
             false,
         ),

@@ -15,26 +15,28 @@ use tch::{Device, Kind, Tensor};
 
 const LOGITS_TOLERANCE: f64 = 1e-4;
 
-/// The golden case's chat messages as (system, turns): text items first, then images, per turn.
+/// The golden case's chat messages as (system, turns): the text items before the first image, then
+/// each image with the text item right after it as its caption (the CT recipe's "SLICE n").
 fn conversation(messages: &[Value]) -> (Option<String>, Vec<Turn>) {
-    let text_of = |m: &Value| -> String {
-        m["content"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|i| i["type"] == "text")
-            .map(|i| i["text"].as_str().unwrap())
-            .collect()
-    };
     let mut system = None;
     let mut turns = Vec::new();
     for m in messages {
+        let items = m["content"].as_array().unwrap();
+        let first_image = items.iter().position(|i| i["type"] == "image").unwrap_or(items.len());
+        let text: String = items[..first_image].iter().map(|i| i["text"].as_str().unwrap()).collect();
+        let images = items.iter().filter(|i| i["type"] == "image").count();
+        let image_captions = items
+            .windows(2)
+            .filter(|w| w[0]["type"] == "image" && w[1]["type"] == "text")
+            .map(|w| w[1]["text"].as_str().unwrap().to_string())
+            .collect();
         match m["role"].as_str().unwrap() {
-            "system" => system = Some(text_of(m)),
+            "system" => system = Some(text),
             role => turns.push(Turn {
                 role: if role == "user" { Role::User } else { Role::Model },
-                text: text_of(m),
-                images: m["content"].as_array().unwrap().iter().filter(|i| i["type"] == "image").count(),
+                text,
+                images,
+                image_captions,
             }),
         }
     }

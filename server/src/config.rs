@@ -60,6 +60,26 @@ pub struct ServeArgs {
     #[arg(long, env = "MEDGEMMA_X_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
 
+    /// Answers the model decodes together (continuous batching); more wait in the queue.
+    #[arg(long, env = "MEDGEMMA_X_CHAT_MAX_ACTIVE", default_value_t = 8)]
+    pub chat_max_active: usize,
+
+    /// Questions that may wait for the model; one more gets 503 with Retry-After.
+    #[arg(long, env = "MEDGEMMA_X_CHAT_MAX_WAITING", default_value_t = 32)]
+    pub chat_max_waiting: usize,
+
+    /// Longest an answer may take from the question to its last token, seconds (then it stops, marked so).
+    #[arg(long, env = "MEDGEMMA_X_CHAT_TIMEOUT_SECS", default_value_t = 300)]
+    pub chat_timeout_secs: u64,
+
+    /// Default answer length limit, tokens (a request may ask for up to 4096).
+    #[arg(long, env = "MEDGEMMA_X_CHAT_MAX_NEW_TOKENS", default_value_t = 512)]
+    pub chat_max_new_tokens: usize,
+
+    /// Most CT slices shown to the model for one question (Google's CT recipe uses 85).
+    #[arg(long, env = "MEDGEMMA_X_CHAT_MAX_CT_SLICES", default_value_t = 85)]
+    pub chat_max_ct_slices: usize,
+
     /// Run the server as a child process and restart it (with backoff) when it crashes or stops answering
     /// /healthz; events go to <data-dir>/logs/maintenance.log.
     #[arg(long)]
@@ -106,6 +126,15 @@ pub struct ServeConfig {
     pub min_free_disk_bytes: u64,
     pub image_cache_bytes: u64,
     pub limits: imaging::Limits,
+    pub inference: crate::inference::InferenceLimits,
+    pub chat: ChatSettings,
+}
+
+/// Defaults for chat requests.
+#[derive(Clone, Copy, Debug)]
+pub struct ChatSettings {
+    pub max_new_tokens: usize,
+    pub max_ct_slices: usize,
 }
 
 impl ServeConfig {
@@ -136,6 +165,15 @@ impl ServeConfig {
                 max_file_bytes: args.max_file_mb.saturating_mul(1 << 20),
                 ..imaging::Limits::default()
             },
+            inference: crate::inference::InferenceLimits {
+                max_active: args.chat_max_active.max(1),
+                max_waiting: args.chat_max_waiting,
+                timeout: Duration::from_secs(args.chat_timeout_secs.max(1)),
+            },
+            chat: ChatSettings {
+                max_new_tokens: args.chat_max_new_tokens.clamp(1, 4096),
+                max_ct_slices: args.chat_max_ct_slices.max(1),
+            },
         })
     }
 
@@ -154,6 +192,11 @@ impl ServeConfig {
             ("max_file_mb", (self.limits.max_file_bytes >> 20).to_string()),
             ("min_free_disk_mb", (self.min_free_disk_bytes >> 20).to_string()),
             ("image_cache_mb", (self.image_cache_bytes >> 20).to_string()),
+            ("chat_max_active", self.inference.max_active.to_string()),
+            ("chat_max_waiting", self.inference.max_waiting.to_string()),
+            ("chat_timeout_secs", self.inference.timeout.as_secs().to_string()),
+            ("chat_max_new_tokens", self.chat.max_new_tokens.to_string()),
+            ("chat_max_ct_slices", self.chat.max_ct_slices.to_string()),
         ]
     }
 }

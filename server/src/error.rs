@@ -17,6 +17,9 @@ pub enum AppError {
     /// Input refused for a reason with its own code and status (an image over a limit, a corrupt file).
     #[error("rejected ({code}): {en}")]
     Rejected { status: StatusCode, code: &'static str, zh: String, en: String },
+    /// 503 with Retry-After: the service is there but cannot take this now (model loading, queue full).
+    #[error("busy ({code}): {en}")]
+    Busy { code: &'static str, zh: String, en: String, retry_after_s: u64 },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -41,6 +44,7 @@ impl IntoResponse for AppError {
             Self::BadRequest { zh, en } => (StatusCode::BAD_REQUEST, "bad_request", zh.as_str(), en.as_str()),
             Self::Unavailable { zh, en } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", zh.as_str(), en.as_str()),
             Self::Rejected { status, code, zh, en } => (*status, *code, zh.as_str(), en.as_str()),
+            Self::Busy { code, zh, en, .. } => (StatusCode::SERVICE_UNAVAILABLE, *code, zh.as_str(), en.as_str()),
             Self::Internal(err) => {
                 tracing::error!(error = format!("{err:#}"), "internal error");
                 (
@@ -52,7 +56,11 @@ impl IntoResponse for AppError {
             }
         };
         let body = ErrorBody { error: ErrorDetail { code, message_zh: zh, message_en: en } };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Self::Busy { retry_after_s, .. } = &self {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, (*retry_after_s).into());
+        }
+        response
     }
 }
 

@@ -34,6 +34,9 @@ pub struct AppState {
     /// Stored images, the limits every file is held to, decoded-frame cache.
     pub images: Arc<Images>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The model's worker; None when no usable model is configured.
+    pub inference: Option<crate::inference::Inference>,
+    pub chat: crate::config::ChatSettings,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -92,13 +95,52 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             error: Some("数据库无响应（2 秒） / database did not answer within 2 s".into()),
         },
     };
-    let readiness = Readiness {
-        ready: database.ok,
-        version: VERSION.to_string(),
-        database,
-        // No build loads a model yet: the engine lands in the `models` crate with its own issue.
-        model: ModelStatus { loaded: false, state: state.model.describe(), device: state.model.device_label() },
-    };
+    let readiness =
+        Readiness { ready: database.ok, version: VERSION.to_string(), database, model: model_status(&state) };
     let status = if readiness.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(readiness))
+}
+
+fn model_status(state: &AppState) -> ModelStatus {
+    use crate::inference::EngineState;
+    let Some(inference) = &state.inference else {
+        return ModelStatus {
+            loaded: false,
+            state: state.model.describe(),
+            device: state.model.device_label(),
+            ..ModelStatus::default()
+        };
+    };
+    let queue = inference.queue();
+    let (waiting, active) = (Some(queue.waiting), Some(queue.active));
+    match inference.state() {
+        EngineState::Loading => ModelStatus {
+            loaded: false,
+            state: "模型加载中 / model loading".into(),
+            device: state.model.device_label(),
+            ..ModelStatus::default()
+        },
+        EngineState::Failed(reason) => ModelStatus {
+            loaded: false,
+            state: format!("模型加载失败，对话不可用 / model failed to load: {reason}"),
+            device: state.model.device_label(),
+            ..ModelStatus::default()
+        },
+        EngineState::Ready(info) => ModelStatus {
+            loaded: true,
+            state: if info.test_model {
+                format!(
+                    "已加载随机测试模型 {}（回答无医学意义） / random test model loaded: answers mean nothing",
+                    info.name
+                )
+            } else {
+                format!("已加载模型 {} / model loaded", info.name)
+            },
+            device: info.device.clone(),
+            name: Some(info.name),
+            test_model: info.test_model,
+            queue_waiting: waiting,
+            queue_active: active,
+        },
+    }
 }

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod backup;
+pub mod chat;
 pub mod config;
 pub mod data_dir;
 pub mod db;
@@ -9,6 +10,7 @@ pub mod error;
 pub mod files;
 pub mod http;
 pub mod images;
+pub mod inference;
 pub mod ingest;
 pub mod logging;
 pub mod maintenance;

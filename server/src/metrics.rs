@@ -11,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::http::AppState;
+use crate::inference::QueueStatus;
 
 /// Latency buckets, seconds: from a health probe to a large upload.
 const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
@@ -28,6 +29,11 @@ struct Inner {
     latency: BTreeMap<String, Histogram>,
     /// (outcome, code) → files
     uploads: BTreeMap<(&'static str, &'static str), u64>,
+    /// stop reason (eos, max_tokens, cancelled, …) or error code → answers
+    chat_answers: BTreeMap<String, u64>,
+    chat_first_token: Histogram,
+    generated_tokens: u64,
+    decode_seconds: f64,
 }
 
 #[derive(Default)]
@@ -35,6 +41,28 @@ struct Histogram {
     buckets: [u64; BUCKETS.len()],
     sum: f64,
     count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        for (bucket, le) in self.buckets.iter_mut().zip(BUCKETS) {
+            if seconds <= le {
+                *bucket += 1;
+            }
+        }
+        self.sum += seconds;
+        self.count += 1;
+    }
+
+    fn write(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (le, n) in BUCKETS.iter().zip(self.buckets) {
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {n}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
 }
 
 impl Metrics {
@@ -45,14 +73,7 @@ impl Metrics {
     pub fn record_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let mut inner = self.lock();
         *inner.requests.entry((method.to_string(), route.to_string(), status)).or_default() += 1;
-        let h = inner.latency.entry(route.to_string()).or_default();
-        for (bucket, le) in h.buckets.iter_mut().zip(BUCKETS) {
-            if seconds <= le {
-                *bucket += 1;
-            }
-        }
-        h.sum += seconds;
-        h.count += 1;
+        inner.latency.entry(route.to_string()).or_default().observe(seconds);
     }
 
     /// One uploaded file's outcome (`stored`, `duplicate`, `rejected`) and, for rejections, its code.
@@ -60,7 +81,18 @@ impl Metrics {
         *self.lock().uploads.entry((outcome, code.unwrap_or(""))).or_default() += 1;
     }
 
-    pub fn render(&self) -> String {
+    /// One answer: how it ended, its time to first token, tokens and decode time.
+    pub fn record_chat(&self, outcome: &str, first_token_s: Option<f64>, tokens: i64, decode_s: f64) {
+        let mut inner = self.lock();
+        *inner.chat_answers.entry(outcome.to_string()).or_default() += 1;
+        if let Some(seconds) = first_token_s {
+            inner.chat_first_token.observe(seconds);
+        }
+        inner.generated_tokens += tokens.max(0) as u64;
+        inner.decode_seconds += decode_s;
+    }
+
+    pub fn render(&self, queue: Option<QueueStatus>) -> String {
         let inner = self.lock();
         let mut out = String::new();
         out.push_str("# HELP medgemma_x_http_requests_total HTTP requests by method, route and status.\n");
@@ -75,25 +107,38 @@ impl Metrics {
         out.push_str("# HELP medgemma_x_http_request_duration_seconds Time to the response head, by route.\n");
         out.push_str("# TYPE medgemma_x_http_request_duration_seconds histogram\n");
         for (route, h) in &inner.latency {
-            let route = escape(route);
-            for (le, n) in BUCKETS.iter().zip(h.buckets) {
-                let _ = writeln!(
-                    out,
-                    "medgemma_x_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{le}\"}} {n}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "medgemma_x_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(out, "medgemma_x_http_request_duration_seconds_sum{{route=\"{route}\"}} {}", h.sum);
-            let _ = writeln!(out, "medgemma_x_http_request_duration_seconds_count{{route=\"{route}\"}} {}", h.count);
+            h.write(&mut out, "medgemma_x_http_request_duration_seconds", &format!("route=\"{}\"", escape(route)));
         }
         out.push_str("# HELP medgemma_x_uploaded_files_total Uploaded files by outcome, and rejection code.\n");
         out.push_str("# TYPE medgemma_x_uploaded_files_total counter\n");
         for ((outcome, code), n) in &inner.uploads {
             let _ = writeln!(out, "medgemma_x_uploaded_files_total{{outcome=\"{outcome}\",code=\"{code}\"}} {n}");
+        }
+        out.push_str(
+            "# HELP medgemma_x_chat_answers_total Chat answers by how they ended (stop reason or error code).\n",
+        );
+        out.push_str("# TYPE medgemma_x_chat_answers_total counter\n");
+        for (outcome, n) in &inner.chat_answers {
+            let _ = writeln!(out, "medgemma_x_chat_answers_total{{outcome=\"{}\"}} {n}", escape(outcome));
+        }
+        out.push_str(
+            "# HELP medgemma_x_chat_time_to_first_token_seconds From the question to its first streamed text.\n",
+        );
+        out.push_str("# TYPE medgemma_x_chat_time_to_first_token_seconds histogram\n");
+        inner.chat_first_token.write(&mut out, "medgemma_x_chat_time_to_first_token_seconds", "");
+        out.push_str("# HELP medgemma_x_generated_tokens_total Tokens generated by the model.\n");
+        out.push_str("# TYPE medgemma_x_generated_tokens_total counter\n");
+        let _ = writeln!(out, "medgemma_x_generated_tokens_total {}", inner.generated_tokens);
+        out.push_str("# HELP medgemma_x_decode_seconds_total Time answers spent decoding (tokens/s = rate of tokens / rate of this).\n");
+        out.push_str("# TYPE medgemma_x_decode_seconds_total counter\n");
+        let _ = writeln!(out, "medgemma_x_decode_seconds_total {}", inner.decode_seconds);
+        if let Some(q) = queue {
+            out.push_str(
+                "# HELP medgemma_x_inference_queue Questions waiting for the model and answers in progress.\n",
+            );
+            out.push_str("# TYPE medgemma_x_inference_queue gauge\n");
+            let _ = writeln!(out, "medgemma_x_inference_queue{{state=\"waiting\"}} {}", q.waiting);
+            let _ = writeln!(out, "medgemma_x_inference_queue{{state=\"active\"}} {}", q.active);
         }
         out
     }
@@ -116,5 +161,8 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
 }
 
 pub async fn endpoint(State(state): State<AppState>) -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(state.inference.as_ref().map(|i| i.queue())),
+    )
 }

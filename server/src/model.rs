@@ -18,8 +18,8 @@ pub struct ModelSetup {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ModelState {
     NotConfigured,
-    /// The folder's config.json is a Gemma 3 (MedGemma) configuration the engine can run; the server
-    /// does not load it yet (chat comes with its own issue; `medgemma-x generate` runs it).
+    /// The folder's config.json is a Gemma 3 (MedGemma) configuration the engine can run; the inference
+    /// worker loads it (its state says how far it got).
     Checked(PathBuf),
     /// The folder is missing or its config.json is not one the engine runs; the server runs without a model.
     Unreadable {
@@ -46,11 +46,9 @@ impl ModelSetup {
             ModelState::NotConfigured => "未配置模型：可阅片、测量和出报告，对话功能不可用 / \
                 No model configured: viewing, measuring and reporting work; chat is unavailable"
                 .into(),
-            ModelState::Checked(dir) => format!(
-                "模型目录 {} 配置有效，服务暂不加载模型（对话功能随后提供） / \
-                 Model folder configuration is valid; the server does not load models yet (chat comes later)",
-                dir.display()
-            ),
+            ModelState::Checked(dir) => {
+                format!("模型目录 {} 配置有效，正在加载 / Model folder configuration is valid; loading", dir.display())
+            }
             ModelState::Unreadable { dir, reason } => format!(
                 "模型目录不可用（{}），服务在无模型状态下运行 / \
                  Model folder {} unusable ({reason}); running without a model",

@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{ServeArgs, ServeConfig};
 use crate::http::{self, AppState};
 use crate::images::Images;
-use crate::model::ModelSetup;
+use crate::inference::Inference;
+use crate::model::{ModelSetup, ModelState};
 use crate::objects::ObjectStore;
 use crate::runfile::{RunInfo, RunLock};
 use crate::shutdown::{self, Drain};
@@ -48,6 +49,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let model = ModelSetup::inspect(config.model_dir.as_deref());
     tracing::info!(model = %model.describe(), "model");
     detect_device_in_background(&model);
+    // Loads in its own thread: the server answers (and serves everything but chat) meanwhile.
+    let inference = match &model.state {
+        ModelState::Checked(dir) => Some(Inference::start(dir.clone(), config.inference)),
+        ModelState::NotConfigured | ModelState::Unreadable { .. } => None,
+    };
 
     check_site_assets(&config.site_root);
     let leptos_options = LeptosOptions::builder()
@@ -74,6 +80,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             usize::try_from(config.image_cache_bytes).unwrap_or(usize::MAX),
         )),
         metrics: Arc::default(),
+        inference,
+        chat: config.chat,
     };
 
     let signals = shutdown::Signals::install().context("cannot install signal handlers")?;

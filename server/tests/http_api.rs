@@ -29,6 +29,8 @@ async fn state(tmp: &tempfile::TempDir) -> AppState {
             1 << 26,
         )),
         metrics: std::sync::Arc::default(),
+        inference: None,
+        chat: server::config::ChatSettings { max_new_tokens: 64, max_ct_slices: 85 },
     }
 }
 

@@ -105,14 +105,40 @@ fn an_unusable_model_dir_is_reported_and_the_server_still_runs() {
     assert!(state.contains("模型目录不可用") && state.contains("running without a model"), "{state}");
 }
 
+/// The model part of /readyz once the worker has finished loading (or failed to).
+fn wait_for_model(server: &Server) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let model = json(&get(&server.url("/readyz")).1)["model"].clone();
+        if !model["state"].as_str().unwrap().contains("加载中") {
+            return model;
+        }
+        assert!(std::time::Instant::now() < deadline, "still loading after 30 s: {model}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn a_model_dir_is_checked_at_start() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let model = common::fixture("tiny-a");
     let server = Server::start(&["--data-dir", data.to_str().unwrap(), "--model-dir", model.to_str().unwrap()], &[]);
-    let state = json(&get(&server.url("/readyz")).1)["model"]["state"].as_str().unwrap().to_string();
-    assert!(state.contains("配置有效"), "{state}");
+    let loaded = wait_for_model(&server);
+    assert_eq!(loaded["loaded"], true, "{loaded}");
+    assert!(loaded["state"].as_str().unwrap().contains("已加载随机测试模型"), "{loaded}");
+    drop(server);
+
+    // A valid config.json but no weights: the load fails, the server says why and runs without chat.
+    let broken = tmp.path().join("no-weights");
+    std::fs::create_dir(&broken).unwrap();
+    for file in ["config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json"] {
+        std::fs::copy(model.join(file), broken.join(file)).unwrap();
+    }
+    let server = Server::start(&["--data-dir", data.to_str().unwrap(), "--model-dir", broken.to_str().unwrap()], &[]);
+    let failed = wait_for_model(&server);
+    assert_eq!(failed["loaded"], false, "{failed}");
+    assert!(failed["state"].as_str().unwrap().contains("模型加载失败"), "{failed}");
     drop(server);
 
     // A folder holding some other model's config.json: reported with the reason, server still up.

@@ -21,17 +21,17 @@ use crate::http::AppState;
 use crate::images::{Decoded, StoredInstance};
 
 #[derive(sqlx::FromRow)]
-struct InstanceRow {
+pub(super) struct InstanceRow {
     id: i64,
     series_id: i64,
-    study_id: i64,
+    pub(super) study_id: i64,
     format: String,
     object_sha256: String,
     object_bytes: i64,
     metadata: String,
 }
 
-async fn load_row(state: &AppState, id: i64) -> Result<InstanceRow, AppError> {
+pub(super) async fn load_row(state: &AppState, id: i64) -> Result<InstanceRow, AppError> {
     sqlx::query_as(
         "SELECT instances.id, instances.series_id, series.study_id, instances.format, instances.object_sha256, \
          instances.object_bytes, instances.metadata FROM instances JOIN series ON series.id = instances.series_id \
@@ -53,7 +53,7 @@ fn stored(row: &InstanceRow) -> Result<StoredInstance, AppError> {
 }
 
 /// Decodes off the async runtime (a 3000×3000 radiograph takes tens of milliseconds).
-async fn decoded(state: &AppState, id: i64) -> Result<Arc<Decoded>, AppError> {
+pub(super) async fn decoded(state: &AppState, id: i64) -> Result<Arc<Decoded>, AppError> {
     let row = load_row(state, id).await?;
     let stored = stored(&row)?;
     let images = Arc::clone(&state.images);
@@ -61,7 +61,7 @@ async fn decoded(state: &AppState, id: i64) -> Result<Arc<Decoded>, AppError> {
 }
 
 /// 1-based frame number (as DICOMweb counts) to an index.
-fn frame_index(frames: &Frames, number: usize) -> Result<usize, AppError> {
+pub(super) fn frame_index(frames: &Frames, number: usize) -> Result<usize, AppError> {
     if number == 0 || number > frames.count {
         return Err(AppError::not_found(
             format!("没有第 {number} 帧（共 {} 帧）", frames.count),

@@ -1,5 +1,6 @@
 //! The integrators' REST API under /api/v1. The web app uses the same endpoints.
 
+mod chat;
 mod images;
 mod studies;
 mod uploads;
@@ -19,6 +20,8 @@ pub fn router(max_upload_bytes: u64) -> Router<AppState> {
         )
         .route("/studies", get(studies::list))
         .route("/studies/{id}", get(studies::detail))
+        .route("/studies/{id}/chat", get(chat::history).post(chat::chat))
+        .route("/chat/prompts", get(chat::prompts))
         .route("/instances/{id}", get(images::instance))
         .route("/instances/{id}/file", get(images::original_file))
         .route("/instances/{id}/frames/{number}/image.png", get(images::render))

@@ -28,6 +28,9 @@ pub struct GenerateArgs {
     images: Vec<PathBuf>,
     #[arg(long, default_value_t = 256)]
     max_new_tokens: usize,
+    /// No end of answer before this many tokens (fixed-length runs for benchmarks).
+    #[arg(long, default_value_t = 0)]
+    min_new_tokens: usize,
     /// 0 means greedy.
     #[arg(long, default_value_t = 0.0)]
     temperature: f64,
@@ -80,10 +83,12 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let engine = Engine::load(&args.model_dir, device, kind)?;
     let load_ms = load_started.elapsed().as_secs_f64() * 1000.0;
     let pixels = args.images.iter().map(|p| image_pixels(&engine, p)).collect::<anyhow::Result<Vec<_>>>()?;
-    let turns = [Turn { role: Role::User, text: args.prompt.clone(), images: args.images.len() }];
+    let turns =
+        [Turn { role: Role::User, text: args.prompt.clone(), images: args.images.len(), image_captions: Vec::new() }];
     let ids = engine.encode_chat(args.system.as_deref(), &turns)?;
     let options = GenerateOptions {
         max_new_tokens: args.max_new_tokens,
+        min_new_tokens: args.min_new_tokens,
         temperature: args.temperature,
         top_p: args.top_p,
         top_k: args.top_k,

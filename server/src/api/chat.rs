@@ -1,0 +1,572 @@
+//! `POST /api/v1/studies/{id}/chat`: a question about the study's images, answered as server-sent
+//! events — `token` (text as it is produced), then `heatmap` and `boxes` where there are any, then
+//! `done`; or `error`. The question and the answer are kept as the study's conversation.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream};
+use image::RgbImage;
+use models::generate::GenerateOptions;
+use models::prompt::{Role, Turn};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_util::sync::CancellationToken;
+
+use super::images::{decoded, frame_index, load_row};
+use crate::chat::{self, Mode, NewMessage, PromptImage};
+use crate::error::AppError;
+use crate::http::AppState;
+use crate::inference::{Answer, ChatRequest, EngineState, Failure, JobControl, JobEvent, Refusal, StopCause};
+
+/// Longest question, characters.
+const MAX_QUESTION_CHARS: usize = 4000;
+/// Most tokens one answer may ask for.
+const MAX_NEW_TOKENS_LIMIT: usize = 4096;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatBody {
+    message: String,
+    #[serde(default)]
+    mode: Mode,
+    /// Images to ask about. Default: the study's first image; for a CT series, up to the slice limit
+    /// of its slices, evenly spaced.
+    #[serde(default)]
+    images: Vec<ImageRef>,
+    /// For `compare`: the prior image. Default: the first image of the patient's latest earlier study.
+    prior: Option<ImageRef>,
+    /// Use the study's earlier questions and answers as context (default true).
+    #[serde(default = "yes")]
+    context: bool,
+    max_new_tokens: Option<usize>,
+    /// No end of answer before this many tokens (load tests and benchmarks want fixed lengths).
+    min_new_tokens: Option<usize>,
+    /// 0 (the default) answers greedily: the same question gets the same answer.
+    temperature: Option<f64>,
+    seed: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageRef {
+    instance_id: i64,
+    /// 1-based; default 1.
+    #[serde(default = "first_frame")]
+    frame: usize,
+}
+
+fn first_frame() -> usize {
+    1
+}
+
+pub async fn chat(State(state): State<AppState>, Path(study_id): Path<i64>, body: Bytes) -> Result<Response, AppError> {
+    let body: ChatBody = serde_json::from_slice(&body)
+        .map_err(|e| AppError::bad_request(format!("请求格式错误：{e}"), format!("invalid request body: {e}")))?;
+    let question = body.message.trim();
+    if question.is_empty() || question.chars().count() > MAX_QUESTION_CHARS {
+        return Err(AppError::bad_request(
+            format!("问题不能为空，且不超过 {MAX_QUESTION_CHARS} 字"),
+            format!("the question must be 1–{MAX_QUESTION_CHARS} characters"),
+        ));
+    }
+    let temperature = body.temperature.unwrap_or(0.0);
+    let max_new_tokens = body.max_new_tokens.unwrap_or(state.chat.max_new_tokens);
+    if !(0.0..=2.0).contains(&temperature) || !(1..=MAX_NEW_TOKENS_LIMIT).contains(&max_new_tokens) {
+        return Err(AppError::bad_request(
+            format!("参数无效：temperature 0–2，max_new_tokens 1–{MAX_NEW_TOKENS_LIMIT}"),
+            format!("invalid temperature (0–2) or max_new_tokens (1–{MAX_NEW_TOKENS_LIMIT})"),
+        ));
+    }
+    let Some(inference) = state.inference.clone() else {
+        return Err(AppError::Unavailable {
+            zh: format!("未配置模型：{}", state.model.describe()),
+            en: "No model is configured: chat is unavailable".into(),
+        });
+    };
+    let model = match inference.state() {
+        EngineState::Ready(info) => info,
+        EngineState::Loading => return Err(loading()),
+        EngineState::Failed(reason) => return Err(load_failed(&reason)),
+    };
+
+    let study = load_study(&state, study_id).await?;
+    let (current, ct_slices) = match body.images.as_slice() {
+        [] => default_images(&state, study_id, state.chat.max_ct_slices).await?,
+        chosen => (chosen.to_vec(), false),
+    };
+    let prior = match (body.mode, body.prior) {
+        (Mode::Compare, Some(prior)) => Some(prior),
+        (Mode::Compare, None) => Some(prior_image(&state, &study).await?),
+        (_, Some(_)) => {
+            return Err(AppError::bad_request("只有对比模式（compare）使用既往图像", "`prior` is for mode compare"));
+        }
+        _ => None,
+    };
+    let mut refs: Vec<(ImageRef, &'static str)> = Vec::new();
+    if let Some(prior) = prior {
+        refs.push((prior, "prior"));
+    }
+    let current_role = if ct_slices { "slice" } else { "current" };
+    refs.extend(current.iter().map(|r| (*r, current_role)));
+    let mut prompt_images = Vec::with_capacity(refs.len());
+    let mut pixels = Vec::with_capacity(refs.len());
+    for (image_ref, role) in &refs {
+        let (rgb, prompt_image) = model_image(&state, image_ref, role, model.image_size, &study).await?;
+        pixels.push(rgb);
+        prompt_images.push(prompt_image);
+    }
+
+    let prior_date = match prior {
+        Some(p) => study_date_of_instance(&state, p.instance_id).await?,
+        None => String::new(),
+    };
+    let text = chat::question_text(body.mode, ct_slices, question, &prior_date, &display_date(&study.study_date));
+    let image_captions =
+        if ct_slices { (1..=pixels.len()).map(|n| format!("SLICE {n}")).collect() } else { Vec::new() };
+    let turn = Turn { role: Role::User, text, images: pixels.len(), image_captions };
+    let earlier = chat::history(&state.db, study_id).await?;
+    let history = if body.context { chat::context_turns(&earlier) } else { Vec::new() };
+    let images_json = serde_json::to_value(&prompt_images).map_err(anyhow::Error::from)?;
+
+    let request = ChatRequest {
+        client: client_key(&study),
+        system: chat::SYSTEM_ZH.to_string(),
+        history,
+        turn,
+        images: pixels,
+        options: GenerateOptions {
+            max_new_tokens,
+            min_new_tokens: body.min_new_tokens.unwrap_or(0).min(max_new_tokens),
+            temperature,
+            top_p: if temperature > 0.0 { 0.95 } else { 1.0 },
+            top_k: if temperature > 0.0 { 64 } else { 0 },
+            repetition_penalty: 1.0,
+            seed: body.seed.unwrap_or(0),
+            image_attention: true,
+        },
+    };
+    let ticket = inference.submit(request).map_err(|refusal| match refusal {
+        Refusal::Loading => loading(),
+        Refusal::LoadFailed(reason) => load_failed(&reason),
+        Refusal::QueueFull { retry_after_s } => AppError::Busy {
+            code: "queue_full",
+            zh: "当前提问较多，请稍后重试".into(),
+            en: "Too many questions are waiting; try again shortly".into(),
+            retry_after_s,
+        },
+    })?;
+    // Recorded once the model has taken it: a refused question is not part of the conversation.
+    let question_id = chat::store(
+        &state.db,
+        NewMessage {
+            study_id,
+            role: "user",
+            content: question,
+            mode: body.mode,
+            images: images_json.clone(),
+            stop: None,
+            model: None,
+            prompt_tokens: None,
+            answer_tokens: None,
+            details: None,
+        },
+    )
+    .await?;
+
+    let answering = Answering {
+        state: state.clone(),
+        study_id,
+        mode: body.mode,
+        images: prompt_images,
+        images_json,
+        question_id,
+        events: ticket.events,
+        control: StopOnDrop(ticket.control),
+        shutdown: state.shutdown.clone(),
+        shutdown_seen: false,
+        pending: VecDeque::new(),
+        finished: false,
+        started: Instant::now(),
+        first_token_ms: None,
+    };
+    let mut response = Sse::new(answering.into_stream()).keep_alive(KeepAlive::default()).into_response();
+    // No proxy between us and the browser may hold tokens back.
+    response.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+/// `GET /api/v1/studies/{id}/chat`: the conversation so far.
+pub async fn history(
+    State(state): State<AppState>,
+    Path(study_id): Path<i64>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    load_study(&state, study_id).await?;
+    let messages = chat::history(&state.db, study_id).await?;
+    Ok(Json(json!({ "messages": messages, "advisory": chat::ADVISORY })))
+}
+
+/// `GET /api/v1/chat/prompts`: the quick prompts and the prompt version.
+pub async fn prompts() -> Result<Json<serde_json::Value>, AppError> {
+    let quick: serde_json::Value = serde_json::from_str(chat::QUICK_PROMPTS_ZH).map_err(anyhow::Error::from)?;
+    Ok(Json(json!({ "version": chat::PROMPT_VERSION, "quick": quick, "advisory": chat::ADVISORY })))
+}
+
+fn loading() -> AppError {
+    AppError::Busy {
+        code: "model_loading",
+        zh: "模型正在加载，请稍后重试".into(),
+        en: "The model is loading; try again shortly".into(),
+        retry_after_s: 30,
+    }
+}
+
+fn load_failed(reason: &str) -> AppError {
+    AppError::Unavailable {
+        zh: format!("模型加载失败，对话功能不可用：{reason}"),
+        en: format!("The model failed to load; chat is unavailable: {reason}"),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct StudyRow {
+    id: i64,
+    patient_id: i64,
+    study_date: Option<String>,
+}
+
+async fn load_study(state: &AppState, id: i64) -> Result<StudyRow, AppError> {
+    sqlx::query_as("SELECT id, patient_id, study_date FROM studies WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&state.db)
+        .await?
+        .ok_or_else(|| AppError::not_found("没有这个检查", "No such study"))
+}
+
+/// Fair admission is per client. Until accounts exist, the study's patient stands in: one patient's
+/// many questions cannot crowd out another's.
+fn client_key(study: &StudyRow) -> String {
+    format!("patient:{}", study.patient_id)
+}
+
+fn display_date(dicom_date: &Option<String>) -> String {
+    match dicom_date.as_deref() {
+        Some(d) if d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("{}-{}-{}", &d[..4], &d[4..6], &d[6..])
+        }
+        Some(d) if !d.is_empty() => d.to_string(),
+        _ => "日期不详".to_string(),
+    }
+}
+
+/// The study's first image; a CT series' slices (evenly spaced, at most `max_slices`), one per
+/// instance or one per frame of a multi-frame instance. The bool says whether these are CT slices.
+async fn default_images(state: &AppState, study_id: i64, max_slices: usize) -> Result<(Vec<ImageRef>, bool), AppError> {
+    let first: Option<(i64, Option<String>)> =
+        sqlx::query_as("SELECT id, modality FROM series WHERE study_id = $1 ORDER BY series_number, id LIMIT 1")
+            .bind(study_id)
+            .fetch_optional(&state.db)
+            .await?;
+    let Some((series_id, modality)) = first else {
+        return Err(AppError::bad_request("该检查没有图像", "the study has no images"));
+    };
+    let instances: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT id, frames FROM instances WHERE series_id = $1 ORDER BY instance_number, id")
+            .bind(series_id)
+            .fetch_all(&state.db)
+            .await?;
+    let Some(&(first_instance, frames)) = instances.first() else {
+        return Err(AppError::bad_request("该检查没有图像", "the study has no images"));
+    };
+    if modality.as_deref() != Some("CT") {
+        return Ok((vec![ImageRef { instance_id: first_instance, frame: 1 }], false));
+    }
+    let slices: Vec<ImageRef> = if instances.len() > 1 {
+        imaging::model_input::ct_slice_indices(instances.len(), max_slices)
+            .into_iter()
+            .map(|i| ImageRef { instance_id: instances[i].0, frame: 1 })
+            .collect()
+    } else {
+        imaging::model_input::ct_slice_indices(frames.max(1) as usize, max_slices)
+            .into_iter()
+            .map(|i| ImageRef { instance_id: first_instance, frame: i + 1 })
+            .collect()
+    };
+    let ct = slices.len() > 1;
+    Ok((slices, ct))
+}
+
+/// The first image of the same patient's latest study before this one.
+async fn prior_image(state: &AppState, study: &StudyRow) -> Result<ImageRef, AppError> {
+    let prior: Option<i64> = sqlx::query_scalar(
+        "SELECT instances.id FROM studies JOIN series ON series.study_id = studies.id \
+         JOIN instances ON instances.series_id = series.id \
+         WHERE studies.patient_id = $1 AND studies.id <> $2 AND COALESCE(studies.study_date, '') <= COALESCE($3, '') \
+         ORDER BY studies.study_date DESC, studies.id DESC, series.series_number, instances.instance_number, instances.id \
+         LIMIT 1",
+    )
+    .bind(study.patient_id)
+    .bind(study.id)
+    .bind(&study.study_date)
+    .fetch_optional(&state.db)
+    .await?;
+    prior.map(|instance_id| ImageRef { instance_id, frame: 1 }).ok_or_else(|| {
+        AppError::bad_request("该患者没有更早的检查可供对比", "the patient has no earlier study to compare with")
+    })
+}
+
+async fn study_date_of_instance(state: &AppState, instance_id: i64) -> Result<String, AppError> {
+    let date: Option<String> = sqlx::query_scalar(
+        "SELECT studies.study_date FROM instances JOIN series ON series.id = instances.series_id \
+         JOIN studies ON studies.id = series.study_id WHERE instances.id = $1",
+    )
+    .bind(instance_id)
+    .fetch_optional(&state.db)
+    .await?
+    .flatten();
+    Ok(display_date(&date))
+}
+
+/// Decodes one frame and prepares it as the model sees it. A current image must belong to the study, a
+/// prior one to the same patient.
+async fn model_image(
+    state: &AppState,
+    image_ref: &ImageRef,
+    role: &'static str,
+    size: u32,
+    study: &StudyRow,
+) -> Result<(RgbImage, PromptImage), AppError> {
+    let row = load_row(state, image_ref.instance_id).await?;
+    let belongs = if role == "prior" {
+        let patient: Option<i64> = sqlx::query_scalar("SELECT patient_id FROM studies WHERE id = $1")
+            .bind(row.study_id)
+            .fetch_optional(&state.db)
+            .await?;
+        patient == Some(study.patient_id)
+    } else {
+        row.study_id == study.id
+    };
+    if !belongs {
+        return Err(AppError::bad_request(
+            format!("图像 {} 不属于该检查（既往图像须属于同一患者）", image_ref.instance_id),
+            format!("image {} is not part of this study (a prior must be the same patient's)", image_ref.instance_id),
+        ));
+    }
+    let decoded = decoded(state, image_ref.instance_id).await?;
+    let index = frame_index(&decoded.frames, image_ref.frame)?;
+    let frame_number = image_ref.frame;
+    let prepared = tokio::task::spawn_blocking(move || {
+        let windows = decoded.info.file_windows();
+        imaging::model_input::for_frame(&decoded.frames, index, decoded.info.modality.as_deref(), &windows, size)
+    })
+    .await
+    .map_err(anyhow::Error::from)?
+    .ok_or_else(|| AppError::bad_request("该帧无法显示给模型", "this frame cannot be shown to the model"))?;
+    let image =
+        PromptImage { instance_id: image_ref.instance_id, frame: frame_number, role, transform: prepared.transform };
+    Ok((prepared.rgb, image))
+}
+
+/// Stops the job when the response is dropped: the browser left or pressed stop.
+struct StopOnDrop(Arc<JobControl>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop(StopCause::ClientGone);
+    }
+}
+
+/// One answer on its way to the browser.
+struct Answering {
+    state: AppState,
+    study_id: i64,
+    mode: Mode,
+    images: Vec<PromptImage>,
+    images_json: serde_json::Value,
+    question_id: i64,
+    events: UnboundedReceiver<JobEvent>,
+    control: StopOnDrop,
+    shutdown: CancellationToken,
+    shutdown_seen: bool,
+    pending: VecDeque<Event>,
+    finished: bool,
+    started: Instant,
+    first_token_ms: Option<f64>,
+}
+
+impl Answering {
+    fn into_stream(self) -> impl Stream<Item = Result<Event, Infallible>> {
+        stream::unfold(self, |mut a| async move {
+            loop {
+                if let Some(event) = a.pending.pop_front() {
+                    return Some((Ok(event), a));
+                }
+                if a.finished {
+                    return None;
+                }
+                let next = if a.shutdown_seen {
+                    a.events.recv().await
+                } else {
+                    tokio::select! {
+                        next = a.events.recv() => next,
+                        _ = a.shutdown.cancelled() => {
+                            // The worker stops the answer before its next token and sends what there is.
+                            a.control.0.stop(StopCause::Shutdown);
+                            a.shutdown_seen = true;
+                            continue;
+                        }
+                    }
+                };
+                match next {
+                    Some(JobEvent::Token(text)) => {
+                        a.first_token_ms.get_or_insert_with(|| a.started.elapsed().as_secs_f64() * 1000.0);
+                        a.pending.push_back(event("token", &json!({ "text": text })));
+                    }
+                    Some(JobEvent::Done(answer)) => {
+                        a.finished = true;
+                        a.answered(*answer).await;
+                    }
+                    Some(JobEvent::Failed(failure)) => {
+                        a.finished = true;
+                        a.failed(failure).await;
+                    }
+                    None => {
+                        a.finished = true;
+                        a.failed(Failure {
+                            code: "engine_error",
+                            message_zh: "推理服务已停止".into(),
+                            message_en: "the inference worker stopped".into(),
+                        })
+                        .await;
+                    }
+                }
+            }
+        })
+    }
+
+    async fn answered(&mut self, answer: Answer) {
+        let g = &answer.generation;
+        let heatmaps: Vec<chat::Heatmap> = self
+            .images
+            .iter()
+            .zip(&g.image_attention)
+            .map(|(image, attention)| chat::heatmap(image, attention))
+            .collect();
+        if !heatmaps.is_empty() {
+            self.pending.push_back(event("heatmap", &json!({ "images": heatmaps })));
+        }
+        // Boxes belong to the image the question is about: the last one (the current image after a prior).
+        let parsed = chat::parse_boxes(&g.text);
+        let boxes: Vec<chat::LocatedBox> = match self.images.last() {
+            Some(image) => parsed.boxes.into_iter().map(|(label, b)| chat::locate(image, label, b)).collect(),
+            None => Vec::new(),
+        };
+        if !boxes.is_empty() || !parsed.problems.is_empty() || self.mode == Mode::Localize {
+            self.pending.push_back(event("boxes", &json!({ "boxes": boxes, "problems": parsed.problems })));
+        }
+        let stop = match answer.cause {
+            StopCause::Finished => serde_json::to_value(g.stop).ok().and_then(|v| v.as_str().map(str::to_string)),
+            cause => serde_json::to_value(cause).ok().and_then(|v| v.as_str().map(str::to_string)),
+        }
+        .unwrap_or_else(|| "eos".into());
+        let total_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let timings = json!({
+            "queued_ms": answer.queued_ms,
+            "prefill_ms": g.timings.prefill_ms,
+            "decode_ms": g.timings.decode_ms,
+            "decode_tokens_per_s": g.timings.decode_tokens_per_s,
+            "time_to_first_token_ms": self.first_token_ms,
+            "total_ms": total_ms,
+        });
+        let answer_tokens = g.token_ids.len() as i64;
+        let prompt_tokens = g.prompt_token_ids.len() as i64;
+        let details = json!({ "boxes": boxes, "timings": timings, "history_turns": answer.history_turns });
+        let stored = chat::store(
+            &self.state.db,
+            NewMessage {
+                study_id: self.study_id,
+                role: "assistant",
+                content: &g.text,
+                mode: self.mode,
+                images: self.images_json.clone(),
+                stop: Some(&stop),
+                model: Some(&answer.model.name),
+                prompt_tokens: Some(prompt_tokens),
+                answer_tokens: Some(answer_tokens),
+                details: Some(details),
+            },
+        )
+        .await;
+        let message_id = match stored {
+            Ok(id) => Some(id),
+            Err(err) => {
+                tracing::error!(error = %err, "cannot store an answer");
+                None
+            }
+        };
+        self.state.metrics.record_chat(
+            &stop,
+            self.first_token_ms.map(|ms| ms / 1000.0),
+            answer_tokens,
+            g.timings.decode_ms / 1000.0,
+        );
+        self.pending.push_back(event(
+            "done",
+            &json!({
+                "text": g.text,
+                "stop": stop,
+                "question_id": self.question_id,
+                "message_id": message_id,
+                "prompt_tokens": prompt_tokens,
+                "answer_tokens": answer_tokens,
+                "history_turns": answer.history_turns,
+                "timings": timings,
+                "model": answer.model,
+                "prompt_version": chat::PROMPT_VERSION,
+                "advisory": chat::ADVISORY,
+            }),
+        ));
+    }
+
+    async fn failed(&mut self, failure: Failure) {
+        self.state.metrics.record_chat(failure.code, None, 0, 0.0);
+        let stored = chat::store(
+            &self.state.db,
+            NewMessage {
+                study_id: self.study_id,
+                role: "assistant",
+                content: "",
+                mode: self.mode,
+                images: self.images_json.clone(),
+                stop: Some("error"),
+                model: None,
+                prompt_tokens: None,
+                answer_tokens: None,
+                details: Some(json!({ "error": failure })),
+            },
+        )
+        .await;
+        if let Err(err) = stored {
+            tracing::error!(error = %err, "cannot store a failed answer");
+        }
+        self.pending.push_back(event("error", &failure));
+    }
+}
+
+fn event(name: &str, data: &impl Serialize) -> Event {
+    Event::default().event(name).json_data(data).unwrap_or_else(|_| Event::default().event(name).data("{}"))
+}

@@ -1,0 +1,382 @@
+//! Chat through the running server with the tiny random checkpoint (models/tests/fixtures): streamed
+//! events, heatmaps on the image's pixels, history, the queue limit, cancellation, concurrent answers,
+//! prior comparison, CT slices, and SIGTERM in the middle of an answer.
+//!
+//! Long answers are sampled (temperature 1): the random model's greedy answer repeats one byte token,
+//! which never completes a character, so there would be no text to stream before the end. They ask for
+//! a minimum length, or the random model would end them early.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::time::{Duration, Instant};
+
+use common::{Server, dicom_fixture, fixture};
+use reqwest::blocking::{Client, Response, multipart};
+use serde_json::{Value, json};
+
+fn model_args(data: &tempfile::TempDir, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "--data-dir".into(),
+        data.path().to_str().unwrap().into(),
+        "--model-dir".into(),
+        fixture("tiny-a").to_str().unwrap().into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn start(data: &tempfile::TempDir, extra: &[&str]) -> Server {
+    let args = model_args(data, extra);
+    let server = Server::start(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready: Value = reqwest::blocking::get(server.url("/readyz")).unwrap().json().unwrap();
+        if ready["model"]["loaded"] == true {
+            assert_eq!(ready["model"]["test_model"], true, "{ready}");
+            assert!(ready["model"]["state"].as_str().unwrap().contains("随机测试模型"), "{ready}");
+            return server;
+        }
+        assert!(Instant::now() < deadline, "model not loaded within 30 s: {ready}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Uploads a JPEG/PNG fixture as a study of patient `patient` on `date`; returns (study id, instance id).
+fn upload_image(server: &Server, fixture_name: &str, patient: &str, date: &str) -> (i64, i64) {
+    let file = dicom_fixture(fixture_name);
+    let form = multipart::Form::new()
+        .text("patient_id", patient.to_string())
+        .text("patient_name", "测试患者")
+        .text("exam_date", date.to_string())
+        .part(
+            "files",
+            multipart::Part::bytes(std::fs::read(&file).unwrap())
+                .file_name(file.file_name().unwrap().to_string_lossy().to_string()),
+        );
+    let body: Value = Client::new().post(server.url("/api/v1/uploads")).multipart(form).send().unwrap().json().unwrap();
+    let f = &body["files"][0];
+    assert_eq!(f["status"], "stored", "{body:#}");
+    (f["study_id"].as_i64().unwrap(), f["instance_id"].as_i64().unwrap())
+}
+
+fn post_chat(server: &Server, study: i64, body: Value) -> Response {
+    Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap()
+        .post(server.url(&format!("/api/v1/studies/{study}/chat")))
+        .json(&body)
+        .send()
+        .unwrap()
+}
+
+/// Reads server-sent events one at a time, noting when each arrived.
+struct Events {
+    reader: BufReader<Response>,
+}
+
+struct Received {
+    name: String,
+    data: Value,
+    at: Instant,
+}
+
+impl Events {
+    fn new(response: Response) -> Events {
+        assert_eq!(response.status(), 200);
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+        assert_eq!(response.headers()["x-accel-buffering"], "no");
+        Events { reader: BufReader::new(response) }
+    }
+
+    fn next(&mut self) -> Option<Received> {
+        let (mut name, mut data) = (String::new(), String::new());
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return None;
+            }
+            let line = line.trim_end_matches(['\r', '\n']);
+            if line.is_empty() {
+                if name.is_empty() && data.is_empty() {
+                    continue; // a keep-alive comment's end
+                }
+                let data = serde_json::from_str(&data).unwrap_or_else(|e| panic!("event {name}: {e}: {data}"));
+                return Some(Received { name, data, at: Instant::now() });
+            }
+            if let Some(v) = line.strip_prefix("event:") {
+                name = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push_str(v.strip_prefix(' ').unwrap_or(v));
+            }
+        }
+    }
+
+    fn all(mut self) -> Vec<Received> {
+        std::iter::from_fn(|| self.next()).collect()
+    }
+
+    /// Events up to and including the first of `name`.
+    fn until(&mut self, name: &str) -> Vec<Received> {
+        let mut seen = Vec::new();
+        while let Some(event) = self.next() {
+            let stop = event.name == name;
+            seen.push(event);
+            if stop {
+                return seen;
+            }
+        }
+        panic!("the stream ended before a {name} event: {:?}", seen.iter().map(|e| &e.name).collect::<Vec<_>>());
+    }
+}
+
+fn get_json(server: &Server, path: &str) -> Value {
+    reqwest::blocking::get(server.url(path)).unwrap().json().unwrap()
+}
+
+#[test]
+fn an_answer_streams_token_by_token_with_a_heatmap_on_the_image_and_is_kept_as_history() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(&data, &[]);
+    let (study, instance) = upload_image(&server, "synthetic/cxr.jpg", "P-CHAT-1", "2025-10-15");
+    let detail = get_json(&server, &format!("/api/v1/instances/{instance}"));
+    let (columns, rows) =
+        (detail["metadata"]["columns"].as_f64().unwrap(), detail["metadata"]["rows"].as_f64().unwrap());
+
+    let asked = Instant::now();
+    let events = Events::new(post_chat(
+        &server,
+        study,
+        json!({"message": "右肺上叶这个结节边缘有毛刺，是否符合肺癌影像学特征？", "max_new_tokens": 300, "temperature": 1.0}),
+    ))
+    .all();
+    let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+    let tokens: Vec<&Received> = events.iter().filter(|e| e.name == "token").collect();
+    assert!(tokens.len() > 10, "{names:?}");
+    assert_eq!(names.last(), Some(&"done"), "{names:?}");
+    assert!(names.contains(&"heatmap"), "{names:?}");
+    let done = &events.last().unwrap().data;
+
+    // Streamed, not buffered: the first token reached us well before the answer was complete.
+    let decode_ms = done["timings"]["decode_ms"].as_f64().unwrap();
+    let first_to_done = (events.last().unwrap().at - tokens[0].at).as_secs_f64() * 1000.0;
+    println!(
+        "decode {decode_ms:.0} ms; first token → done {first_to_done:.0} ms; asked → first token {:.0} ms",
+        (tokens[0].at - asked).as_secs_f64() * 1000.0
+    );
+    assert!(
+        first_to_done > 0.5 * decode_ms,
+        "tokens arrived in a burst: first→done {first_to_done:.0} ms of {decode_ms:.0} ms decoding"
+    );
+
+    let streamed: String = tokens.iter().map(|e| e.data["text"].as_str().unwrap()).collect();
+    assert_eq!(streamed, done["text"].as_str().unwrap());
+    assert!(matches!(done["stop"].as_str(), Some("eos" | "max_tokens")), "{done}");
+    assert_eq!(done["model"]["test_model"], true);
+    assert_eq!(done["model"]["name"], "tiny-a");
+    assert_eq!(done["advisory"], "【AI辅助分析】结论仅供参考，须由执业医师复核确认");
+    assert!(done["prompt_version"].as_str().is_some_and(|v| !v.is_empty()));
+    assert!(done["timings"]["time_to_first_token_ms"].as_f64().unwrap() > 0.0);
+
+    // The heatmap: one image, a grid summing to 1, cells that tile the image's own pixels.
+    let heatmap = &events.iter().find(|e| e.name == "heatmap").unwrap().data["images"][0];
+    assert_eq!(heatmap["instance_id"], instance);
+    assert_eq!(heatmap["side"], 2, "tiny-a has 4 soft tokens per image");
+    let grid: Vec<f64> = heatmap["grid"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert!((grid.iter().sum::<f64>() - 1.0).abs() < 1e-4, "{grid:?}");
+    let mut area = 0.0;
+    for cell in heatmap["cells"].as_array().unwrap().iter().filter(|c| !c.is_null()) {
+        let c: Vec<f64> = cell.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert!(c[0] >= 0.0 && c[1] >= 0.0 && c[2] <= columns && c[3] <= rows && c[0] < c[2] && c[1] < c[3], "{c:?}");
+        area += (c[2] - c[0]) * (c[3] - c[1]);
+    }
+    assert!((area - columns * rows).abs() < 1e-6 * columns * rows, "cells cover {area} of {} pixels", columns * rows);
+
+    // Kept: the question and the answer; the next question has them as context.
+    let history = get_json(&server, &format!("/api/v1/studies/{study}/chat"));
+    let messages = history["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2, "{history:#}");
+    assert_eq!(messages[0]["role"], "user");
+    assert_eq!(messages[0]["content"], "右肺上叶这个结节边缘有毛刺，是否符合肺癌影像学特征？");
+    assert_eq!(messages[1]["content"], done["text"]);
+    assert_eq!(messages[1]["id"], done["message_id"]);
+    let second =
+        Events::new(post_chat(&server, study, json!({"message": "与上次相比呢？", "max_new_tokens": 5}))).all();
+    let second_done = &second.last().unwrap().data;
+    assert_eq!(second_done["history_turns"], 2, "{second_done}");
+    assert!(second_done["prompt_tokens"].as_i64() > done["prompt_tokens"].as_i64());
+    let no_context = Events::new(post_chat(
+        &server,
+        study,
+        json!({"message": "与上次相比呢？", "max_new_tokens": 5, "context": false}),
+    ))
+    .all();
+    assert_eq!(no_context.last().unwrap().data["history_turns"], 0);
+
+    let metrics = reqwest::blocking::get(server.url("/metrics")).unwrap().text().unwrap();
+    assert!(metrics.contains("medgemma_x_chat_time_to_first_token_seconds_count{} 3"), "{metrics}");
+    assert!(metrics.contains("medgemma_x_inference_queue{state=\"active\"} 0"), "{metrics}");
+}
+
+#[test]
+fn bad_questions_get_clear_errors_and_no_model_means_503() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(&data, &[]);
+    let (study, _) = upload_image(&server, "synthetic/cxr.jpg", "P-CHAT-2", "2025-10-15");
+    let (other_study, other_instance) = upload_image(&server, "synthetic/cxr16.png", "P-CHAT-3", "2025-10-16");
+    let check = |server: &Server, study: i64, body: &str, status: u16, needle: &str| {
+        let response = Client::new()
+            .post(server.url(&format!("/api/v1/studies/{study}/chat")))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{body}");
+        let error: Value = response.json().unwrap();
+        let zh = error["error"]["message_zh"].as_str().unwrap();
+        assert!(zh.contains(needle), "{body}: {error}");
+    };
+    check(&server, study, "{not json", 400, "请求格式错误");
+    check(&server, study, r#"{"message": "   "}"#, 400, "问题不能为空");
+    check(&server, study, r#"{"message": "x", "surprise": 1}"#, 400, "请求格式错误");
+    check(&server, 999_999, r#"{"message": "x"}"#, 404, "没有这个检查");
+    check(
+        &server,
+        study,
+        &format!(r#"{{"message": "x", "images": [{{"instance_id": {other_instance}}}]}}"#),
+        400,
+        "不属于该检查",
+    );
+    check(&server, study, r#"{"message": "x", "images": [{"instance_id": 1, "frame": 9}]}"#, 404, "没有第 9 帧");
+    // P-CHAT-3 has one study only: nothing to compare with.
+    check(&server, other_study, r#"{"message": "x", "mode": "compare"}"#, 400, "没有更早的检查");
+    drop(server);
+
+    let bare = tempfile::tempdir().unwrap();
+    let server = Server::start(&["--data-dir", bare.path().to_str().unwrap()], &[]);
+    let (study, _) = upload_image(&server, "synthetic/cxr.jpg", "P-CHAT-2", "2025-10-15");
+    check(&server, study, r#"{"message": "描述这张胸片"}"#, 503, "未配置模型");
+}
+
+#[test]
+fn a_full_queue_answers_503_and_a_client_that_leaves_frees_its_slot() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(&data, &["--chat-max-active", "1", "--chat-max-waiting", "1"]);
+    let (study, _) = upload_image(&server, "synthetic/cxr.jpg", "P-CHAT-4", "2025-10-15");
+    let long = json!({"message": "请详细描述", "max_new_tokens": 4000, "min_new_tokens": 4000, "temperature": 1.0});
+
+    let mut first = Events::new(post_chat(&server, study, long.clone()));
+    first.until("token");
+    let waiting = post_chat(&server, study, long.clone()); // the one place in the queue
+    assert_eq!(waiting.status(), 200);
+    let refused = post_chat(&server, study, long.clone());
+    assert_eq!(refused.status().as_u16(), 503);
+    assert_eq!(refused.headers()["retry-after"], "10");
+    let error: Value = refused.json().unwrap();
+    assert_eq!(error["error"]["code"], "queue_full");
+
+    // Both leave: their slots free and a new question is answered in full.
+    drop(first);
+    drop(waiting);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let events = loop {
+        let response = post_chat(&server, study, json!({"message": "描述这张胸片", "max_new_tokens": 8}));
+        if response.status() == 200 {
+            break Events::new(response).all();
+        }
+        assert!(Instant::now() < deadline, "the slots were not freed within 10 s");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(events.last().unwrap().name, "done");
+    let queue = get_json(&server, "/readyz");
+    assert_eq!((queue["model"]["queue_active"].as_u64(), queue["model"]["queue_waiting"].as_u64()), (Some(0), Some(0)));
+}
+
+#[test]
+fn two_conversations_progress_together() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(&data, &[]);
+    let (study_a, _) = upload_image(&server, "synthetic/cxr.jpg", "P-CHAT-5", "2025-10-15");
+    let (study_b, _) = upload_image(&server, "synthetic/cxr16.png", "P-CHAT-6", "2025-10-15");
+    let long = json!({"message": "请详细描述", "max_new_tokens": 4000, "min_new_tokens": 4000, "temperature": 1.0});
+    let mut a = Events::new(post_chat(&server, study_a, long.clone()));
+    a.until("token");
+    let mut b = Events::new(post_chat(&server, study_b, long));
+    b.until("token");
+    // Both answers are in the decoding batch at once, and A keeps streaming after B has begun.
+    let ready = get_json(&server, "/readyz");
+    assert_eq!(ready["model"]["queue_active"], 2, "{ready}");
+    assert_eq!(a.next().unwrap().name, "token", "A finished before B started: they did not run together");
+    let (rest_a, rest_b) = (a.all(), b.all());
+    assert_eq!(rest_a.last().unwrap().name, "done");
+    assert_eq!(rest_b.last().unwrap().name, "done");
+}
+
+#[test]
+fn comparison_puts_the_prior_first_and_ct_questions_see_labelled_slices() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(&data, &[]);
+    let (prior_study, prior_instance) = upload_image(&server, "synthetic/cxr16.png", "P-CHAT-7", "2025-04-01");
+    let (study, instance) = upload_image(&server, "synthetic/cxr.jpg", "P-CHAT-7", "2025-10-15");
+    assert_ne!(prior_study, study);
+    let events = Events::new(post_chat(
+        &server,
+        study,
+        json!({"message": "与上次相比有何变化？", "mode": "compare", "max_new_tokens": 4}),
+    ))
+    .all();
+    let heatmap = &events.iter().find(|e| e.name == "heatmap").unwrap().data["images"];
+    let order: Vec<(i64, &str)> = heatmap
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["instance_id"].as_i64().unwrap(), h["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(order, [(prior_instance, "prior"), (instance, "current")]);
+    let shares: f64 = heatmap.as_array().unwrap().iter().map(|h| h["share"].as_f64().unwrap()).sum();
+    assert!(shares > 0.0 && shares <= 1.0 + 1e-6, "{shares}");
+
+    // A CT series of five files: all go in, in order, as labelled slices.
+    let form = (1..=5).fold(multipart::Form::new(), |form, n| {
+        let file = dicom_fixture(&format!("synthetic/ct_series/slice{n}.dcm"));
+        form.part("files", multipart::Part::bytes(std::fs::read(file).unwrap()).file_name(format!("slice{n}.dcm")))
+    });
+    let body: Value = Client::new().post(server.url("/api/v1/uploads")).multipart(form).send().unwrap().json().unwrap();
+    assert_eq!(body["stored"], 5, "{body:#}");
+    let ct_study = body["files"][0]["study_id"].as_i64().unwrap();
+    let events = Events::new(post_chat(&server, ct_study, json!({"message": "请描述", "max_new_tokens": 2}))).all();
+    assert_eq!(events.last().unwrap().name, "done");
+    let maps = events.iter().find(|e| e.name == "heatmap").unwrap().data["images"].as_array().unwrap().clone();
+    assert_eq!(maps.len(), 5);
+    assert!(maps.iter().all(|m| m["role"] == "slice"));
+    let detail = get_json(&server, &format!("/api/v1/studies/{ct_study}"));
+    let in_order: Vec<i64> =
+        detail["series"][0]["instances"].as_array().unwrap().iter().map(|i| i["id"].as_i64().unwrap()).collect();
+    let shown: Vec<i64> = maps.iter().map(|m| m["instance_id"].as_i64().unwrap()).collect();
+    assert_eq!(shown, in_order);
+}
+
+#[test]
+fn sigterm_during_an_answer_ends_the_stream_cleanly_and_exits_zero() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(&data, &[]);
+    let (study, _) = upload_image(&server, "synthetic/cxr.jpg", "P-CHAT-8", "2025-10-15");
+    let mut events = Events::new(post_chat(
+        &server,
+        study,
+        json!({"message": "请详细描述", "max_new_tokens": 4000, "min_new_tokens": 4000, "temperature": 1.0}),
+    ));
+    events.until("token");
+    let pid = server.child.id();
+    let reader = std::thread::spawn(move || events.all());
+    std::thread::sleep(Duration::from_millis(50));
+    let (status, took) = server.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let rest = reader.join().unwrap();
+    let last = rest.last().expect("events after SIGTERM");
+    assert_eq!(last.name, "done", "pid {pid}: {:?}", rest.iter().map(|e| &e.name).collect::<Vec<_>>());
+    assert_eq!(last.data["stop"], "shutdown");
+}
