@@ -8,6 +8,10 @@ BIN="$REPO_ROOT/target/release/medgemma-x"
 [ -x "$BIN" ] || { log "尚未构建 / not built yet: run ./scripts/run.sh once"; exit 1; }
 export MEDGEMMA_X_DATA_DIR="${MEDGEMMA_X_DATA_DIR:-$REPO_ROOT/data}"
 mkdir -p "$MEDGEMMA_X_DATA_DIR/logs"
+# As run.sh: no model configured → the random test model that run.sh generated, if it is there.
+if [ -z "${MEDGEMMA_X_MODEL_DIR:-}" ] && [[ " $* " != *" --model-dir"* ]] && [ -d "$REPO_ROOT/target/fixtures/tiny-a" ]; then
+  export MEDGEMMA_X_MODEL_DIR="$REPO_ROOT/target/fixtures/tiny-a"
+fi
 
 if "$BIN" status >/dev/null 2>&1; then
   "$BIN" status

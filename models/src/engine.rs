@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use tch::{Device, Kind, Tensor};
 use tokenizers::Tokenizer;
@@ -34,6 +35,8 @@ pub struct Engine {
     pub device: Device,
     pub kind: Kind,
     pub dir: PathBuf,
+    /// Built on the first constrained generation (a trie over the whole vocabulary).
+    constraint_factory: OnceLock<std::result::Result<Arc<llguidance::ParserFactory>, String>>,
 }
 
 impl Engine {
@@ -112,6 +115,7 @@ impl Engine {
             device,
             kind,
             dir: dir.to_path_buf(),
+            constraint_factory: OnceLock::new(),
         })
     }
 
@@ -169,6 +173,26 @@ impl Engine {
         let ids = Tensor::from_slice(tokens).to_device(self.device).unsqueeze(1);
         let embeds = self.text.embed(&ids);
         self.text.forward(&embeds, seqs, Logits::Last).squeeze_dim(1).to_kind(Kind::Float)
+    }
+
+    /// The parser factory for constrained generation, built once.
+    pub(crate) fn constraint_factory(&self) -> Result<Arc<llguidance::ParserFactory>> {
+        self.constraint_factory
+            .get_or_init(|| {
+                let path = self.dir.join("tokenizer.json");
+                let json: serde_json::Value = crate::config::read_json(&path).map_err(|e| e.to_string())?;
+                // Answers end at <end_of_turn>; a checkpoint without it ends at its first eos id.
+                let end = self
+                    .tokenizer
+                    .token_to_id(prompt::END_OF_TURN)
+                    .or_else(|| self.eos_token_ids.first().map(|&id| id as u32))
+                    .unwrap_or(0);
+                crate::constrain::parser_factory(&json, &self.tokenizer, self.config.text.vocab_size as usize, end)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(EngineError::Input)
     }
 
     /// Preprocesses one image file into pixel values on the engine's device.

@@ -6,6 +6,7 @@ use std::time::Instant;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
+use crate::constrain::Constraint;
 use crate::engine::{Engine, image_block_ids};
 use crate::error::{EngineError, Result};
 use crate::text::{Logits, PromptAttention, Sequence};
@@ -105,9 +106,17 @@ pub struct Stream {
     stop: Option<StopReason>,
     prefill_ms: f64,
     decode_started: Instant,
+    /// A grammar the answer must follow (JSON Schema), if any.
+    constraint: Option<Constraint>,
 }
 
 impl Stream {
+    /// From the next token on, only tokens the constraint allows are chosen; the answer ends when the
+    /// constrained document is complete.
+    pub fn constrain(&mut self, constraint: Constraint) {
+        self.constraint = Some(constraint);
+    }
+
     pub fn is_finished(&self) -> bool {
         self.stop.is_some()
     }
@@ -146,6 +155,7 @@ impl Engine {
             stop,
             prefill_ms: ms(started),
             decode_started: Instant::now(),
+            constraint: None,
         })
     }
 
@@ -160,17 +170,28 @@ impl Engine {
                 continue;
             }
             let context = stream.prompt_ids.iter().chain(&stream.token_ids).copied().collect::<Vec<_>>();
-            let logits = if stream.token_ids.len() < stream.options.min_new_tokens && !self.eos_token_ids.is_empty() {
+            let mut logits = if stream.token_ids.len() < stream.options.min_new_tokens && !self.eos_token_ids.is_empty()
+            {
                 let eos = Tensor::from_slice(&self.eos_token_ids).to_device(stream.next_logits.device());
                 stream.next_logits.index_fill(0, &eos, f64::NEG_INFINITY)
             } else {
                 stream.next_logits.shallow_clone()
             };
+            if let Some(constraint) = stream.constraint.as_mut() {
+                logits = constraint.mask(&logits)?;
+            }
             let token = choose(&logits, &context, &stream.options, &mut stream.rng)?;
+            let is_eos = self.eos_token_ids.contains(&token);
+            if let Some(constraint) = stream.constraint.as_mut()
+                && !is_eos
+            {
+                constraint.accept(token)?;
+            }
             stream.logprobs.push(stream.next_logits.log_softmax(-1, Kind::Float).double_value(&[token]));
             stream.token_ids.push(token);
             let context_full = (context.len() + 1) as i64 >= self.config.text.max_position_embeddings;
-            if self.eos_token_ids.contains(&token) {
+            let document_complete = stream.constraint.as_ref().is_some_and(Constraint::is_complete);
+            if is_eos || document_complete {
                 stream.stop = Some(StopReason::Eos);
             } else if stream.token_ids.len() >= stream.options.max_new_tokens || context_full {
                 stream.stop = Some(StopReason::MaxTokens);
@@ -351,7 +372,8 @@ fn choose(logits: &Tensor, context: &[i64], o: &GenerateOptions, rng: &mut Split
             return Ok(i as i64);
         }
     }
-    Ok(order[keep - 1] as i64)
+    // Rounding left a sliver: the most likely token, never one of probability zero (a masked one).
+    Ok(order[0] as i64)
 }
 
 /// A small seeded generator (SplitMix64): the same seed gives the same answer on every machine.

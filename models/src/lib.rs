@@ -6,6 +6,7 @@
 //! [`engine`] (all of it loaded), [`generate`] (sampling). Reference: transformers' modeling_gemma3.py.
 
 pub mod config;
+pub mod constrain;
 pub mod device;
 pub mod engine;
 pub mod error;

@@ -4,6 +4,7 @@
 //! optional), published as `report/report.schema.json`. [`hl7`] renders HL7 v2.5 ORU^R01 and [`fhir`] a
 //! FHIR R4 Bundle with a DiagnosticReport and its Observations, both from the same report.
 
+pub mod draft;
 pub mod fhir;
 pub mod hl7;
 pub mod model;

@@ -39,3 +39,15 @@ fn the_published_json_schema_matches_the_model() {
     }
     assert!(generated.contains("\"exam_id\"") && generated.contains("\"adjacent_structures\""));
 }
+
+/// report/draft.schema.json is the grammar the model drafts under; it must match the code.
+#[test]
+fn the_published_draft_schema_matches_the_code() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/draft.schema.json");
+    let generated = serde_json::to_string_pretty(&report::draft::draft_schema()).unwrap() + "\n";
+    let published = std::fs::read_to_string(path).unwrap_or_default();
+    if published != generated {
+        std::fs::write(format!("{path}.new"), &generated).unwrap();
+        panic!("{path} is out of date: review {path}.new and move it over the published file");
+    }
+}

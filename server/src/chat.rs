@@ -15,6 +15,7 @@ pub const SYSTEM_ZH: &str = include_str!("../prompts/system.zh.md");
 const LOCALIZE_ZH: &str = include_str!("../prompts/localize.zh.md");
 const COMPARE_ZH: &str = include_str!("../prompts/compare.zh.md");
 const CT_ZH: &str = include_str!("../prompts/ct.zh.md");
+const REPORT_DRAFT_ZH: &str = include_str!("../prompts/report_draft.zh.md");
 pub const QUICK_PROMPTS_ZH: &str = include_str!("../prompts/quick.zh.json");
 
 /// Printed with every answer, in the UI, the report and the exports.
@@ -30,6 +31,8 @@ pub enum Mode {
     Localize,
     /// The prior exam's image, then the current one, with the comparison instruction.
     Compare,
+    /// A structured report draft, generated under the draft JSON Schema (report/draft.schema.json).
+    ReportDraft,
 }
 
 impl Mode {
@@ -38,6 +41,7 @@ impl Mode {
             Mode::Chat => "chat",
             Mode::Localize => "localize",
             Mode::Compare => "compare",
+            Mode::ReportDraft => "report_draft",
         }
     }
 }
@@ -60,6 +64,10 @@ pub fn question_text(mode: Mode, ct_slices: bool, question: &str, prior_date: &s
             text.push_str(
                 COMPARE_ZH.trim().replace("{prior_date}", prior_date).replace("{current_date}", current_date).as_str(),
             );
+            text.push('\n');
+        }
+        Mode::ReportDraft => {
+            text.push_str(REPORT_DRAFT_ZH.trim());
             text.push('\n');
         }
     }

@@ -105,6 +105,8 @@ pub struct ChatRequest {
     /// Prepared for the model (imaging::model_input), in prompt order.
     pub images: Vec<RgbImage>,
     pub options: GenerateOptions,
+    /// A JSON Schema the answer must follow (constrained generation), if any.
+    pub schema: Option<serde_json::Value>,
 }
 
 /// What the worker sends about one job, in order: tokens, then exactly one `Done` or `Failed`.
@@ -471,9 +473,15 @@ fn start(
     };
     let pixels: Vec<tch::Tensor> =
         request.images.iter().map(|rgb| engine.image_tensor(&image::DynamicImage::ImageRgb8(rgb.clone()))).collect();
-    let stream = engine
+    let mut stream = engine
         .start(&ids, &pixels, &request.options)
         .map_err(|e| Failure::new("bad_input", "模型无法处理该输入", format!("the model refused the input: {e}")))?;
+    if let Some(schema) = &request.schema {
+        let constraint = engine.json_constraint(schema).map_err(|e| {
+            Failure::new("bad_schema", "结构化输出的约束无法建立", format!("cannot constrain the answer: {e}"))
+        })?;
+        stream.constrain(constraint);
+    }
     Ok((stream, history))
 }
 
@@ -552,6 +560,7 @@ mod tests {
                     },
                     images: vec![],
                     options: GenerateOptions::default(),
+                    schema: None,
                 },
                 control: Arc::default(),
                 events,

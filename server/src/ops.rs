@@ -86,10 +86,14 @@ pub fn status(data_dir: &Path) -> Status {
             "running",
             exit::RUNNING,
             format!(
-                "服务运行正常：PID {}，端口 {}；{}",
+                "服务运行正常：PID {}，端口 {}；{}{}",
                 info.pid,
                 info.addr.port(),
-                r["model"]["state"].as_str().unwrap_or("").split(" / ").next().unwrap_or("")
+                r["model"]["state"].as_str().unwrap_or("").split(" / ").next().unwrap_or(""),
+                match (r["model"]["queue_active"].as_u64(), r["model"]["queue_waiting"].as_u64()) {
+                    (Some(active), Some(waiting)) => format!("；对话：进行中 {active}，排队 {waiting}"),
+                    _ => String::new(),
+                }
             ),
         ),
         Some(_) => ("unhealthy", exit::UNHEALTHY, "服务在运行，但数据库不可用，请查看日志".into()),

@@ -15,6 +15,14 @@ use common::{Server, dicom_fixture, fixture};
 use reqwest::blocking::{Client, Response, multipart};
 use serde_json::{Value, json};
 
+/// One model server at a time: libtorch's worker threads spin while they wait, and several servers
+/// decoding at once on a small machine slow each other down several times over.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn model_args(data: &tempfile::TempDir, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "--data-dir".into(),
@@ -61,14 +69,11 @@ fn upload_image(server: &Server, fixture_name: &str, patient: &str, date: &str) 
 }
 
 fn post_chat(server: &Server, study: i64, body: Value) -> Response {
-    Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .unwrap()
-        .post(server.url(&format!("/api/v1/studies/{study}/chat")))
-        .json(&body)
-        .send()
-        .unwrap()
+    post(&server.url(&format!("/api/v1/studies/{study}/chat")), body)
+}
+
+fn post(url: &str, body: Value) -> Response {
+    Client::builder().timeout(Duration::from_secs(300)).build().unwrap().post(url).json(&body).send().unwrap()
 }
 
 /// Reads server-sent events one at a time, noting when each arrived.
@@ -138,6 +143,7 @@ fn get_json(server: &Server, path: &str) -> Value {
 
 #[test]
 fn an_answer_streams_token_by_token_with_a_heatmap_on_the_image_and_is_kept_as_history() {
+    let _serial = one_at_a_time();
     let data = tempfile::tempdir().unwrap();
     let server = start(&data, &[]);
     let (study, instance) = upload_image(&server, "synthetic/cxr.jpg", "P-CHAT-1", "2025-10-15");
@@ -222,6 +228,7 @@ fn an_answer_streams_token_by_token_with_a_heatmap_on_the_image_and_is_kept_as_h
 
 #[test]
 fn bad_questions_get_clear_errors_and_no_model_means_503() {
+    let _serial = one_at_a_time();
     let data = tempfile::tempdir().unwrap();
     let server = start(&data, &[]);
     let (study, _) = upload_image(&server, "synthetic/cxr.jpg", "P-CHAT-2", "2025-10-15");
@@ -262,6 +269,7 @@ fn bad_questions_get_clear_errors_and_no_model_means_503() {
 
 #[test]
 fn a_full_queue_answers_503_and_a_client_that_leaves_frees_its_slot() {
+    let _serial = one_at_a_time();
     let data = tempfile::tempdir().unwrap();
     let server = start(&data, &["--chat-max-active", "1", "--chat-max-waiting", "1"]);
     let (study, _) = upload_image(&server, "synthetic/cxr.jpg", "P-CHAT-4", "2025-10-15");
@@ -296,6 +304,7 @@ fn a_full_queue_answers_503_and_a_client_that_leaves_frees_its_slot() {
 
 #[test]
 fn two_conversations_progress_together() {
+    let _serial = one_at_a_time();
     let data = tempfile::tempdir().unwrap();
     let server = start(&data, &[]);
     let (study_a, _) = upload_image(&server, "synthetic/cxr.jpg", "P-CHAT-5", "2025-10-15");
@@ -316,6 +325,7 @@ fn two_conversations_progress_together() {
 
 #[test]
 fn comparison_puts_the_prior_first_and_ct_questions_see_labelled_slices() {
+    let _serial = one_at_a_time();
     let data = tempfile::tempdir().unwrap();
     let server = start(&data, &[]);
     let (prior_study, prior_instance) = upload_image(&server, "synthetic/cxr16.png", "P-CHAT-7", "2025-04-01");
@@ -360,6 +370,7 @@ fn comparison_puts_the_prior_first_and_ct_questions_see_labelled_slices() {
 
 #[test]
 fn sigterm_during_an_answer_ends_the_stream_cleanly_and_exits_zero() {
+    let _serial = one_at_a_time();
     let data = tempfile::tempdir().unwrap();
     let server = start(&data, &[]);
     let (study, _) = upload_image(&server, "synthetic/cxr.jpg", "P-CHAT-8", "2025-10-15");
@@ -379,4 +390,63 @@ fn sigterm_during_an_answer_ends_the_stream_cleanly_and_exits_zero() {
     let last = rest.last().expect("events after SIGTERM");
     assert_eq!(last.name, "done", "pid {pid}: {:?}", rest.iter().map(|e| &e.name).collect::<Vec<_>>());
     assert_eq!(last.data["stop"], "shutdown");
+}
+
+/// "生成结构化报告": every draft, whatever the (random) model samples, parses and validates against
+/// report/draft.schema.json, and the report built from it against report/report.schema.json, with the
+/// viewer's measurement merged in. Twenty seeds, answered together.
+#[test]
+fn report_drafts_validate_against_the_schemas_on_every_seed() {
+    let _serial = one_at_a_time();
+    let schema = |name: &str| -> Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../report").join(name);
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let draft_schema = jsonschema::validator_for(&schema("draft.schema.json")).unwrap();
+    let report_schema = jsonschema::validator_for(&schema("report.schema.json")).unwrap();
+
+    let data = tempfile::tempdir().unwrap();
+    let server = start(&data, &["--chat-max-active", "20"]);
+    let (study, _) = upload_image(&server, "synthetic/cxr.jpg", "P-DRAFT-1", "2025-10-15");
+    let measurement = json!({"location": "右肺上叶", "long_axis_mm": 12.3, "short_axis_mm": 8.1,
+                             "basis": "肺窗 −600/1500；像素间距 0.15 毫米（上传者提供）"});
+    let answers: Vec<Value> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..20)
+            .map(|seed| {
+                let url = server.url(&format!("/api/v1/studies/{study}/chat"));
+                let body = json!({"message": "生成结构化报告", "mode": "report_draft", "temperature": 1.0,
+                                  "seed": seed, "context": false, "measurements": [measurement]});
+                scope.spawn(move || Events::new(post(&url, body)).all())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap().pop().unwrap())
+            .map(|e| {
+                assert_eq!(e.name, "done", "{}", e.data);
+                e.data
+            })
+            .collect()
+    });
+    let mut distinct = std::collections::HashSet::new();
+    for done in &answers {
+        assert_eq!(done["stop"], "eos", "the draft must complete: {done}");
+        let text = done["text"].as_str().unwrap();
+        let draft: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("draft is not JSON ({e}): {text}"));
+        let errors: Vec<String> = draft_schema.iter_errors(&draft).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "draft {draft}: {errors:?}");
+        let report = &done["report"];
+        let errors: Vec<String> = report_schema.iter_errors(report).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "report {report}: {errors:?}");
+        assert_eq!(report["status"], "draft");
+        assert_eq!(report["patient"]["id"], "P-DRAFT-1");
+        assert_eq!(report["ai"]["model_name"], "tiny-a");
+        let measured: Vec<&Value> =
+            report["findings"].as_array().unwrap().iter().filter(|f| f["measurements"]["long_axis"] == 12.3).collect();
+        assert_eq!(measured.len(), 1, "the viewer's measurement is in exactly one finding: {report}");
+        assert_eq!(measured[0]["measurements"]["short_axis"], 8.1);
+        assert_eq!(measured[0]["measurements"]["unit"], "mm");
+        distinct.insert(text.to_string());
+    }
+    assert!(distinct.len() >= 15, "sampling should vary the drafts: {} distinct", distinct.len());
 }

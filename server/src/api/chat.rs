@@ -45,6 +45,10 @@ pub struct ChatBody {
     images: Vec<ImageRef>,
     /// For `compare`: the prior image. Default: the first image of the patient's latest earlier study.
     prior: Option<ImageRef>,
+    /// For `report_draft`: the radiologist's measurements from the viewer. The model is told them, and
+    /// they are merged into the draft's findings (by location) with their basis.
+    #[serde(default)]
+    measurements: Vec<ViewerMeasurement>,
     /// Use the study's earlier questions and answers as context (default true).
     #[serde(default = "yes")]
     context: bool,
@@ -73,6 +77,38 @@ fn first_frame() -> usize {
     1
 }
 
+/// One measurement as the viewer made it.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewerMeasurement {
+    /// Where, as the radiologist labelled it (e.g. 右肺上叶).
+    location: String,
+    long_axis_mm: f64,
+    short_axis_mm: Option<f64>,
+    /// What the numbers rest on (window, spacing source), printed beside them.
+    basis: Option<String>,
+}
+
+impl ViewerMeasurement {
+    fn is_valid(&self) -> bool {
+        let ok = |v: f64| v.is_finite() && v > 0.0 && v <= 500.0;
+        !self.location.trim().is_empty()
+            && self.location.chars().count() <= 60
+            && ok(self.long_axis_mm)
+            && self.short_axis_mm.is_none_or(ok)
+    }
+
+    /// How the model is told it: 右肺上叶：长径 12.3 毫米，短径 8.1 毫米
+    fn sentence(&self) -> String {
+        match self.short_axis_mm {
+            Some(short) => {
+                format!("{}：长径 {:.1} 毫米，短径 {:.1} 毫米", self.location.trim(), self.long_axis_mm, short)
+            }
+            None => format!("{}：长径 {:.1} 毫米", self.location.trim(), self.long_axis_mm),
+        }
+    }
+}
+
 pub async fn chat(State(state): State<AppState>, Path(study_id): Path<i64>, body: Bytes) -> Result<Response, AppError> {
     let body: ChatBody = serde_json::from_slice(&body)
         .map_err(|e| AppError::bad_request(format!("请求格式错误：{e}"), format!("invalid request body: {e}")))?;
@@ -85,10 +121,24 @@ pub async fn chat(State(state): State<AppState>, Path(study_id): Path<i64>, body
     }
     let temperature = body.temperature.unwrap_or(0.0);
     let max_new_tokens = body.max_new_tokens.unwrap_or(state.chat.max_new_tokens);
+    // A draft gets the budget of the longest document its schema allows: it always completes.
+    let answer_tokens = if body.mode == Mode::ReportDraft { report::draft::max_tokens() } else { max_new_tokens };
     if !(0.0..=2.0).contains(&temperature) || !(1..=MAX_NEW_TOKENS_LIMIT).contains(&max_new_tokens) {
         return Err(AppError::bad_request(
             format!("参数无效：temperature 0–2，max_new_tokens 1–{MAX_NEW_TOKENS_LIMIT}"),
             format!("invalid temperature (0–2) or max_new_tokens (1–{MAX_NEW_TOKENS_LIMIT})"),
+        ));
+    }
+    if !body.measurements.is_empty() && body.mode != Mode::ReportDraft {
+        return Err(AppError::bad_request(
+            "测量值只用于生成结构化报告（report_draft）",
+            "`measurements` are for mode report_draft",
+        ));
+    }
+    if body.measurements.len() > 20 || !body.measurements.iter().all(ViewerMeasurement::is_valid) {
+        return Err(AppError::bad_request(
+            "测量值无效：最多 20 项，部位不能为空，长度须在 0–500 毫米之间",
+            "invalid measurements: at most 20, a location each, lengths in 0–500 mm",
         ));
     }
     let Some(inference) = state.inference.clone() else {
@@ -134,7 +184,14 @@ pub async fn chat(State(state): State<AppState>, Path(study_id): Path<i64>, body
         Some(p) => study_date_of_instance(&state, p.instance_id).await?,
         None => String::new(),
     };
-    let text = chat::question_text(body.mode, ct_slices, question, &prior_date, &display_date(&study.study_date));
+    let mut text = chat::question_text(body.mode, ct_slices, question, &prior_date, &display_date(&study.study_date));
+    if !body.measurements.is_empty() {
+        text.push_str("\n医生在阅片器中的测量（以此为准）：\n");
+        for m in &body.measurements {
+            text.push_str(&m.sentence());
+            text.push('\n');
+        }
+    }
     let image_captions =
         if ct_slices { (1..=pixels.len()).map(|n| format!("SLICE {n}")).collect() } else { Vec::new() };
     let turn = Turn { role: Role::User, text, images: pixels.len(), image_captions };
@@ -149,8 +206,8 @@ pub async fn chat(State(state): State<AppState>, Path(study_id): Path<i64>, body
         turn,
         images: pixels,
         options: GenerateOptions {
-            max_new_tokens,
-            min_new_tokens: body.min_new_tokens.unwrap_or(0).min(max_new_tokens),
+            max_new_tokens: answer_tokens,
+            min_new_tokens: body.min_new_tokens.unwrap_or(0).min(answer_tokens),
             temperature,
             top_p: if temperature > 0.0 { 0.95 } else { 1.0 },
             top_k: if temperature > 0.0 { 64 } else { 0 },
@@ -158,6 +215,7 @@ pub async fn chat(State(state): State<AppState>, Path(study_id): Path<i64>, body
             seed: body.seed.unwrap_or(0),
             image_attention: true,
         },
+        schema: (body.mode == Mode::ReportDraft).then(report::draft::draft_schema),
     };
     let ticket = inference.submit(request).map_err(|refusal| match refusal {
         Refusal::Loading => loading(),
@@ -202,6 +260,7 @@ pub async fn chat(State(state): State<AppState>, Path(study_id): Path<i64>, body
         finished: false,
         started: Instant::now(),
         first_token_ms: None,
+        draft_basis: (body.mode == Mode::ReportDraft).then_some(DraftBasis { study, measurements: body.measurements }),
     };
     let mut response = Sse::new(answering.into_stream()).keep_alive(KeepAlive::default()).into_response();
     // No proxy between us and the browser may hold tokens back.
@@ -242,15 +301,32 @@ fn load_failed(reason: &str) -> AppError {
     }
 }
 
+/// The study and its patient, as the prompt, the prior lookup and a report draft need them.
 #[derive(sqlx::FromRow)]
 struct StudyRow {
     id: i64,
     patient_id: i64,
     study_date: Option<String>,
+    study_uid: String,
+    accession_number: Option<String>,
+    description: Option<String>,
+    modality: Option<String>,
+    patient_key: String,
+    patient_dicom_id: Option<String>,
+    patient_name: Option<String>,
+    patient_sex: Option<String>,
+    patient_birth_date: Option<String>,
 }
 
 async fn load_study(state: &AppState, id: i64) -> Result<StudyRow, AppError> {
-    sqlx::query_as("SELECT id, patient_id, study_date FROM studies WHERE id = $1")
+    sqlx::query_as(
+        "SELECT studies.id, studies.patient_id, studies.study_date, studies.study_uid, studies.accession_number, \
+         studies.description, \
+         (SELECT modality FROM series WHERE series.study_id = studies.id ORDER BY series_number, id LIMIT 1) AS modality, \
+         patients.patient_key, patients.patient_id AS patient_dicom_id, patients.name AS patient_name, \
+         patients.sex AS patient_sex, patients.birth_date AS patient_birth_date \
+         FROM studies JOIN patients ON patients.id = studies.patient_id WHERE studies.id = $1",
+    )
         .bind(id)
         .fetch_optional(&state.db)
         .await?
@@ -406,6 +482,13 @@ struct Answering {
     finished: bool,
     started: Instant,
     first_token_ms: Option<f64>,
+    /// For a report draft: what the server merges into what the model wrote.
+    draft_basis: Option<DraftBasis>,
+}
+
+struct DraftBasis {
+    study: StudyRow,
+    measurements: Vec<ViewerMeasurement>,
 }
 
 impl Answering {
@@ -494,7 +577,14 @@ impl Answering {
         });
         let answer_tokens = g.token_ids.len() as i64;
         let prompt_tokens = g.prompt_token_ids.len() as i64;
-        let details = json!({ "boxes": boxes, "timings": timings, "history_turns": answer.history_turns });
+        let report = match (&self.draft_basis, answer.cause, g.stop) {
+            (Some(basis), StopCause::Finished, models::generate::StopReason::Eos) => {
+                Some(draft_report(basis, &g.text, &answer.model))
+            }
+            _ => None,
+        };
+        let details =
+            json!({ "boxes": boxes, "timings": timings, "history_turns": answer.history_turns, "report": report });
         let stored = chat::store(
             &self.state.db,
             NewMessage {
@@ -538,6 +628,7 @@ impl Answering {
                 "model": answer.model,
                 "prompt_version": chat::PROMPT_VERSION,
                 "advisory": chat::ADVISORY,
+                "report": report,
             }),
         ));
     }
@@ -565,6 +656,62 @@ impl Answering {
         }
         self.pending.push_back(event("error", &failure));
     }
+}
+
+/// The full report a finished draft starts: what the model wrote (constrained to the draft schema, so
+/// it parses), the study's identity, the viewer's measurements merged into the findings at their
+/// location (or added as findings of their own), and the AI provenance.
+fn draft_report(basis: &DraftBasis, text: &str, model: &crate::inference::ModelInfo) -> serde_json::Value {
+    let draft: report::draft::Draft = match serde_json::from_str(text) {
+        Ok(draft) => draft,
+        // Cannot happen under the constraint; say so rather than invent a report.
+        Err(e) => return json!({ "error": format!("草稿无法解析 / the draft does not parse: {e}") }),
+    };
+    let s = &basis.study;
+    let ai = report::model::AiProvenance {
+        model_name: model.name.clone(),
+        model_version: format!("medgemma-x {} · prompts {}", crate::http::VERSION, chat::PROMPT_VERSION),
+        generated_at: crate::serve::now_rfc3339(),
+        hardware: format!("{} ({})", model.device, model.dtype),
+    };
+    let exam_id = s.accession_number.clone().filter(|a| !a.is_empty()).unwrap_or_else(|| s.study_uid.clone());
+    let mut report = draft.into_report(exam_id, ai);
+    report.patient = Some(report::model::Patient {
+        id: s.patient_dicom_id.clone().unwrap_or_else(|| s.patient_key.clone()),
+        name: s.patient_name.clone(),
+        sex: s.patient_sex.clone(),
+        birth_date: s.patient_birth_date.clone(),
+    });
+    report.study = Some(report::model::Study {
+        study_instance_uid: Some(s.study_uid.clone()),
+        accession_number: s.accession_number.clone(),
+        modality: s.modality.clone(),
+        study_date: s.study_date.clone(),
+        description: s.description.clone(),
+    });
+    for m in &basis.measurements {
+        let measurements = report::model::Measurements {
+            long_axis: m.long_axis_mm,
+            short_axis: m.short_axis_mm,
+            unit: report::model::LengthUnit::Millimetre,
+            basis: m.basis.clone(),
+            ..report::model::Measurements::default()
+        };
+        let location = m.location.trim();
+        let same_place = |f: &&mut report::model::Finding| {
+            f.measurements.is_none() && (f.location.contains(location) || location.contains(f.location.as_str()))
+        };
+        match report.findings.iter_mut().find(same_place) {
+            Some(finding) => finding.measurements = Some(measurements),
+            None => report.findings.push(report::model::Finding {
+                location: location.to_string(),
+                feature: m.sentence(),
+                measurements: Some(measurements),
+                ..report::model::Finding::default()
+            }),
+        }
+    }
+    serde_json::to_value(report).unwrap_or_default()
 }
 
 fn event(name: &str, data: &impl Serialize) -> Event {

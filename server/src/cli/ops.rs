@@ -54,6 +54,11 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         println!("  数据库：{}", if r["database"]["ok"] == true { "正常" } else { "异常" });
         println!("  模型：{}", r["model"]["state"].as_str().unwrap_or("?"));
         println!("  计算设备：{}", r["model"]["device"].as_str().unwrap_or("?"));
+        if let (Some(active), Some(waiting)) =
+            (r["model"]["queue_active"].as_u64(), r["model"]["queue_waiting"].as_u64())
+        {
+            println!("  对话队列：进行中 {active}，排队 {waiting}");
+        }
     }
     if let Some(free) = s.disk_free_bytes {
         println!("  数据盘剩余：{:.1} GB", free as f64 / 1e9);

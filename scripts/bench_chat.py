@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Chat load test on loopback: 1, 4 and 16 concurrent chats (by default) against one `medgemma-x serve`,
+each answer a fixed number of tokens (min_new_tokens = max_new_tokens), and prints per level the
+time to first token (p50 / max, from the request to the first `token` event) and the aggregate decode
+throughput (all answers' tokens / wall time of the level), with the ratio to one stream.
+
+Usage: .venv/bin/python scripts/bench_chat.py [--model-dir DIR] [--levels 1,4,16] [--tokens 64]
+       [--binary target/release/medgemma-x]
+Default model: the tiny random test model (target/fixtures/tiny-a, made by scripts/test.sh): that measures
+the server and scheduler, not the network; pass a full-size checkpoint for real numbers.
+"""
+import argparse
+import http.client
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(port, path):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        return json.load(r)
+
+
+def upload(port, path):
+    boundary = uuid.uuid4().hex
+    body = b""
+    for k, v in {"patient_id": "BENCH-1", "patient_name": "基准测试", "exam_date": "2025-10-15"}.items():
+        body += f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+    body += (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{path.name}"\r\n'
+             "Content-Type: application/octet-stream\r\n\r\n").encode() + path.read_bytes() + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/uploads", data=body, method="POST")
+    req.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.load(r)["files"][0]["study_id"]
+
+
+def chat(port, study, tokens, seed, out):
+    """One streamed answer; appends (started, first_token, ended, answer_tokens) to out."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    body = json.dumps({"message": "请用放射科报告语言描述这张胸片。", "max_new_tokens": tokens,
+                       "min_new_tokens": tokens, "temperature": 1.0, "seed": seed, "context": False})
+    started = time.perf_counter()
+    conn.request("POST", f"/api/v1/studies/{study}/chat", body, {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    if response.status != 200:
+        raise RuntimeError(f"HTTP {response.status}: {response.read()[:200]!r}")
+    first_token, event, done = None, None, None
+    while True:
+        line = response.readline()
+        if not line:
+            break
+        line = line.decode().rstrip("\r\n")
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:") and event == "token" and first_token is None:
+            first_token = time.perf_counter()
+        elif line.startswith("data:") and event in ("done", "error"):
+            done = json.loads(line[5:])
+            if event == "error":
+                raise RuntimeError(f"error event: {done}")
+            break
+    ended = time.perf_counter()
+    conn.close()
+    out.append((started, first_token or ended, ended, done["answer_tokens"]))
+
+
+def level(port, study, streams, tokens):
+    results, threads = [], []
+    for i in range(streams):
+        t = threading.Thread(target=chat, args=(port, study, tokens, i, results))
+        threads.append(t)
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if len(results) != streams:
+        raise RuntimeError(f"{streams - len(results)} of {streams} chats failed")
+    wall = max(r[2] for r in results) - min(r[0] for r in results)
+    ttft = sorted((r[1] - r[0]) * 1000 for r in results)
+    total = sum(r[3] for r in results)
+    return {"streams": streams, "ttft_p50_ms": statistics.median(ttft), "ttft_max_ms": ttft[-1],
+            "tokens": total, "wall_s": wall, "tokens_per_s": total / wall}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", default=str(ROOT / "target/release/medgemma-x"))
+    ap.add_argument("--model-dir", default=str(ROOT / "target/fixtures/tiny-a"))
+    ap.add_argument("--levels", default="1,4,16")
+    ap.add_argument("--tokens", type=int, default=64)
+    args = ap.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+    port = free_port()
+    with tempfile.TemporaryDirectory() as data:
+        server = subprocess.Popen(
+            [args.binary, "serve", "--bind", f"127.0.0.1:{port}", "--data-dir", data, "--model-dir", args.model_dir,
+             "--log-format", "json", "--chat-max-active", str(max(levels)), "--chat-max-waiting", "64"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 600
+            while True:
+                try:
+                    model = get_json(port, "/readyz")["model"]
+                    if model["loaded"]:
+                        break
+                    if "失败" in model["state"]:
+                        sys.exit(f"model failed to load: {model['state']}")
+                except OSError:
+                    pass
+                if time.time() > deadline:
+                    sys.exit("the model did not load within 10 minutes")
+                time.sleep(0.2)
+            print(f"model: {model['name']} on {model['device']} (test model: {model['test_model']})")
+            study = upload(port, ROOT / "target/fixtures/dicom/synthetic/cxr.jpg")
+            level(port, study, 1, 8)  # warm-up
+            rows = [level(port, study, n, args.tokens) for n in levels]
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    base = rows[0]["tokens_per_s"]
+    print(f"{'streams':>7} {'TTFT p50 ms':>12} {'TTFT max ms':>12} {'tokens':>7} {'wall s':>7} {'tok/s':>8} {'× 1 stream':>10}")
+    for r in rows:
+        print(f"{r['streams']:>7} {r['ttft_p50_ms']:>12.0f} {r['ttft_max_ms']:>12.0f} {r['tokens']:>7} "
+              f"{r['wall_s']:>7.2f} {r['tokens_per_s']:>8.1f} {r['tokens_per_s'] / base:>10.2f}")
+
+
+if __name__ == "__main__":
+    main()
