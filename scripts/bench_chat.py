@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Chat load test on loopback: 1, 4 and 16 concurrent chats (by default) against one `medgemma-x serve`,
 each answer a fixed number of tokens (min_new_tokens = max_new_tokens), and prints per level the
-time to first token (p50 / max, from the request to the first `token` event) and the aggregate decode
-throughput (all answers' tokens / wall time of the level), with the ratio to one stream.
+time to first token (p50 / max: the server's queue wait + prompt time of each answer, as its `done` event
+reports them — the first *text* can come later when the first tokens are partial characters) and the
+aggregate throughput (all answers' tokens / wall time of the level, prompts included), with the ratio to
+one stream.
 
 Usage: .venv/bin/python scripts/bench_chat.py [--model-dir DIR] [--levels 1,4,16] [--tokens 64]
        [--binary target/release/medgemma-x]
@@ -52,7 +54,7 @@ def upload(port, path):
 
 
 def chat(port, study, tokens, seed, out):
-    """One streamed answer; appends (started, first_token, ended, answer_tokens) to out."""
+    """One streamed answer; appends (started, first token ms as the server saw it, ended, tokens) to out."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     body = json.dumps({"message": "请用放射科报告语言描述这张胸片。", "max_new_tokens": tokens,
                        "min_new_tokens": tokens, "temperature": 1.0, "seed": seed, "context": False})
@@ -61,7 +63,7 @@ def chat(port, study, tokens, seed, out):
     response = conn.getresponse()
     if response.status != 200:
         raise RuntimeError(f"HTTP {response.status}: {response.read()[:200]!r}")
-    first_token, event, done = None, None, None
+    event, done = None, None
     while True:
         line = response.readline()
         if not line:
@@ -69,8 +71,6 @@ def chat(port, study, tokens, seed, out):
         line = line.decode().rstrip("\r\n")
         if line.startswith("event:"):
             event = line[6:].strip()
-        elif line.startswith("data:") and event == "token" and first_token is None:
-            first_token = time.perf_counter()
         elif line.startswith("data:") and event in ("done", "error"):
             done = json.loads(line[5:])
             if event == "error":
@@ -78,7 +78,8 @@ def chat(port, study, tokens, seed, out):
             break
     ended = time.perf_counter()
     conn.close()
-    out.append((started, first_token or ended, ended, done["answer_tokens"]))
+    t = done["timings"]
+    out.append((started, t["queued_ms"] + t["prefill_ms"], ended, done["answer_tokens"], done["prompt_tokens"]))
 
 
 def level(port, study, streams, tokens):
@@ -93,9 +94,9 @@ def level(port, study, streams, tokens):
     if len(results) != streams:
         raise RuntimeError(f"{streams - len(results)} of {streams} chats failed")
     wall = max(r[2] for r in results) - min(r[0] for r in results)
-    ttft = sorted((r[1] - r[0]) * 1000 for r in results)
+    ttft = sorted(r[1] for r in results)
     total = sum(r[3] for r in results)
-    return {"streams": streams, "ttft_p50_ms": statistics.median(ttft), "ttft_max_ms": ttft[-1],
+    return {"prompt_tokens": results[0][4], "streams": streams, "ttft_p50_ms": statistics.median(ttft), "ttft_max_ms": ttft[-1],
             "tokens": total, "wall_s": wall, "tokens_per_s": total / wall}
 
 
@@ -104,7 +105,7 @@ def main():
     ap.add_argument("--binary", default=str(ROOT / "target/release/medgemma-x"))
     ap.add_argument("--model-dir", default=str(ROOT / "target/fixtures/tiny-a"))
     ap.add_argument("--levels", default="1,4,16")
-    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--tokens", type=int, default=128)
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     port = free_port()
@@ -127,13 +128,15 @@ def main():
                 if time.time() > deadline:
                     sys.exit("the model did not load within 10 minutes")
                 time.sleep(0.2)
-            print(f"model: {model['name']} on {model['device']} (test model: {model['test_model']})")
+            print(f"model: {model['name']} on {model['device']} (test model: {model['test_model']}); "
+                  f"{args.tokens} tokens per answer")
             study = upload(port, ROOT / "target/fixtures/dicom/synthetic/cxr.jpg")
             level(port, study, 1, 8)  # warm-up
             rows = [level(port, study, n, args.tokens) for n in levels]
         finally:
             server.terminate()
             server.wait(timeout=30)
+    print(f"prompt: {rows[0]['prompt_tokens']} tokens (system prompt, question, image) per answer")
     base = rows[0]["tokens_per_s"]
     print(f"{'streams':>7} {'TTFT p50 ms':>12} {'TTFT max ms':>12} {'tokens':>7} {'wall s':>7} {'tok/s':>8} {'× 1 stream':>10}")
     for r in rows:

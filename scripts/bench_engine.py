@@ -11,12 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "models/tests/fixtures"))
+sys.path.insert(0, str(ROOT / "scripts"))
+import make_bench_gemma3  # noqa: E402
 import make_tiny_gemma3 as tiny  # noqa: E402
 from transformers import Gemma3Config, Gemma3ForConditionalGeneration  # noqa: E402
 
@@ -26,39 +27,6 @@ NEW_TOKENS = 64
 SYSTEM = "你是放射科医生的助手。"
 PROMPT = "请用放射科报告语言描述这张胸片的主要所见，包括部位、形态、密度、边界和邻近结构。"
 THREADS = torch.get_num_threads()
-
-
-def make_checkpoint():
-    if (OUT / "model.safetensors").exists():
-        return
-    OUT.mkdir(parents=True, exist_ok=True)
-    config_json = {
-        "architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3",
-        "boi_token_index": tiny.SPECIALS["<start_of_image>"], "eoi_token_index": tiny.SPECIALS["<end_of_image>"],
-        "image_token_index": tiny.SPECIALS["<image_soft_token>"],
-        "eos_token_id": [tiny.SPECIALS["<eos>"], tiny.SPECIALS["<end_of_turn>"]],
-        "mm_tokens_per_image": 64, "torch_dtype": "float32",
-        "text_config": tiny.text_config(vocab_size=32_000, hidden_size=640, intermediate_size=2048,
-                                        num_hidden_layers=12, num_attention_heads=4, num_key_value_heads=1,
-                                        head_dim=256, query_pre_attn_scalar=256, sliding_window=512,
-                                        sliding_window_pattern=6,
-                                        rope_scaling={"rope_type": "linear", "factor": 8.0}),
-        "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 384, "intermediate_size": 1536,
-                          "num_hidden_layers": 6, "num_attention_heads": 6, "image_size": 224, "patch_size": 14,
-                          "layer_norm_eps": 1e-6, "vision_use_head": False},
-    }
-    model = Gemma3ForConditionalGeneration(Gemma3Config.from_dict(config_json)).eval()
-    model.tie_weights()
-    (OUT / "config.json").write_text(json.dumps(config_json, indent=2))
-    tiny.save_weights(model, OUT, "legacy", 1)
-    tiny.make_tokenizer().save(str(OUT / "tokenizer.json"))
-    (OUT / "generation_config.json").write_text(json.dumps({
-        "bos_token_id": tiny.SPECIALS["<bos>"], "eos_token_id": [tiny.SPECIALS["<eos>"], tiny.SPECIALS["<end_of_turn>"]]}))
-    (OUT / "preprocessor_config.json").write_text(json.dumps({
-        "size": {"height": 224, "width": 224}, "image_mean": [0.5] * 3, "image_std": [0.5] * 3,
-        "rescale_factor": 1 / 255}))
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8), "RGB").save(OUT / "image.png")
 
 
 def bench_transformers(dtype):
@@ -101,7 +69,7 @@ def bench_ours(dtype):
     return best
 
 
-make_checkpoint()
+make_bench_gemma3.make(OUT, "100m")
 params = sum(p.numel() for p in Gemma3ForConditionalGeneration.from_pretrained(OUT).parameters())
 results = {}
 for name, torch_dtype in (("f32", torch.float32), ("bf16", torch.bfloat16)):

@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""Soak test on loopback: several clients upload, list, render, fetch raw values and measure nodules
-against one `medgemma-x serve` for a bounded time, then print requests served, errors (goal 0), p50/p99
-latency per kind of request, and the server's memory growth (RSS at the end of the first minute → end).
-
-Chat and report-export endpoints join the mix when their issues land; today the server has neither.
+"""Soak test on loopback: several clients upload, list, render, fetch raw values, measure nodules, chat
+(streamed to the end, sometimes with the study's history as context, sometimes a schema-constrained report
+draft) and read chat history against one `medgemma-x serve` for a bounded time, then print requests served,
+errors (goal 0), p50/p99 latency per kind of request, and the server's memory growth (RSS at the end of the
+first minute → end). Report exports join the mix when the server serves them.
 Usage: .venv/bin/python scripts/soak.py [SECONDS=600] [CLIENTS=4] [IMAGE_CACHE_MB=512] [BINARY=target/release/medgemma-x]
 The decoded-image cache fills up to IMAGE_CACHE_MB during the run; RSS growth beyond that is a leak.
-Needs the DICOM fixtures (target/fixtures/dicom, made by scripts/test.sh).
+Chat runs on MEDGEMMA_X_MODEL_DIR (default: the tiny random test model, target/fixtures/tiny-a).
+Needs the fixtures (target/fixtures, made by scripts/test.sh).
 """
 import json
+import os
 import random
 import socket
 import statistics
@@ -28,6 +30,7 @@ CLIENTS = int(sys.argv[2]) if len(sys.argv) > 2 else 4
 IMAGE_CACHE_MB = int(sys.argv[3]) if len(sys.argv) > 3 else 512
 BINARY = sys.argv[4] if len(sys.argv) > 4 else str(ROOT / "target/release/medgemma-x")
 FIXTURES = ROOT / "target/fixtures/dicom"
+MODEL_DIR = os.environ.get("MEDGEMMA_X_MODEL_DIR", str(ROOT / "target/fixtures/tiny-a"))
 UPLOADS = [FIXTURES / "synthetic/ct_phantom.dcm", FIXTURES / "synthetic/cr_monochrome1.dcm",
            FIXTURES / "synthetic/cxr.jpg", FIXTURES / "pydicom/CT_small.dcm", FIXTURES / "pydicom/MR_small_RLE.dcm",
            FIXTURES / "pydicom/JPGExtended.dcm", FIXTURES / "pydicom/SC_rgb_jpeg_gdcm.dcm"]
@@ -79,12 +82,30 @@ def request(base, path, data=None, content_type=None, expect=(200,)):
     return body
 
 
+def chat(base, study, body):
+    """One streamed answer, read to its `done` event; an `error` event is an error."""
+    req = urllib.request.Request(f"{base}/api/v1/studies/{study}/chat", data=json.dumps(body).encode(), method="POST")
+    req.add_header("Content-Type", "application/json")
+    event = None
+    with urllib.request.urlopen(req, timeout=300) as r:
+        for raw in r:
+            line = raw.decode().rstrip("\r\n")
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event == "error":
+                raise RuntimeError(f"chat error event: {line[5:200]}")
+            elif line.startswith("data:") and event == "done":
+                return json.loads(line[5:])
+    raise RuntimeError("chat stream ended without a done event")
+
+
 def client(base, stats, deadline, seed):
     rng = random.Random(seed)
     blobs = [(p.name, p.read_bytes()) for p in UPLOADS]
-    instances = []
+    instances, studies = [], []
+    kinds = ["upload", "list", "render", "values", "nodule", "metadata", "chat", "chat", "draft", "history"]
     while time.time() < deadline:
-        kind = rng.choice(["upload", "list", "render", "values", "nodule", "metadata"] if instances else ["upload"])
+        kind = rng.choice(kinds if instances else ["upload"])
         start = time.perf_counter()
         error = None
         try:
@@ -95,6 +116,7 @@ def client(base, stats, deadline, seed):
                 body, ctype = multipart(picked, {"patient_id": f"SOAK{seed}", "exam_date": "2025-10-15"})
                 result = json.loads(request(base, "/api/v1/uploads", body, ctype))
                 instances += [f["instance_id"] for f in result["files"] if "instance_id" in f]
+                studies += [f["study_id"] for f in result["files"] if "study_id" in f]
             elif kind == "list":
                 request(base, "/api/v1/studies?limit=20")
             elif kind == "render":
@@ -108,6 +130,14 @@ def client(base, stats, deadline, seed):
                 body = json.dumps({"x": rng.uniform(0, 60), "y": rng.uniform(0, 60)}).encode()
                 request(base, f"/api/v1/instances/{rng.choice(instances)}/frames/1/nodule", body, "application/json",
                         expect=(200, 400, 422))
+            elif kind == "chat":
+                chat(base, rng.choice(studies), {"message": "请描述这张胸片", "max_new_tokens": 32, "temperature": 1.0,
+                                                 "seed": rng.randrange(1000), "context": rng.random() < 0.3})
+            elif kind == "draft":
+                chat(base, rng.choice(studies), {"message": "生成结构化报告", "mode": "report_draft", "temperature": 1.0,
+                                                 "seed": rng.randrange(1000), "context": False})
+            elif kind == "history":
+                request(base, f"/api/v1/studies/{rng.choice(studies)}/chat")
         except Exception as e:  # noqa: BLE001 — every failure is counted and shown
             error = str(e)
         stats.add(kind, time.perf_counter() - start, error)
@@ -124,14 +154,16 @@ def main():
     port = free_port()
     with tempfile.TemporaryDirectory() as data:
         server = subprocess.Popen([BINARY, "serve", "--data-dir", data, "--bind", f"127.0.0.1:{port}",
-                                   "--log-format", "json", "--image-cache-mb", str(IMAGE_CACHE_MB)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                                   "--log-format", "json", "--image-cache-mb", str(IMAGE_CACHE_MB), "--model-dir", MODEL_DIR],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
+        for _ in range(3000):  # a real checkpoint takes a while to load
             try:
-                request(base, "/healthz")
-                break
+                if json.loads(request(base, "/readyz"))["model"]["loaded"]:
+                    break
             except Exception:  # noqa: BLE001
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         stats = Stats()
         deadline = time.time() + SECONDS
         threads = [threading.Thread(target=client, args=(base, stats, deadline, i)) for i in range(CLIENTS)]

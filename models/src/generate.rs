@@ -348,6 +348,23 @@ fn choose(logits: &Tensor, context: &[i64], o: &GenerateOptions, rng: &mut Split
     }
     let mut probs: Vec<f32> =
         Vec::<f32>::try_from((logits / o.temperature).softmax(-1, Kind::Float).to_device(tch::Device::Cpu))?;
+    if o.top_k == 0 && o.top_p >= 1.0 {
+        // Plain sampling needs no ranking (sorting a 262 k vocabulary per token is most of a CPU step).
+        let total: f64 = probs.iter().map(|&p| f64::from(p)).sum();
+        let mut target = rng.next_f64() * total;
+        let mut most_likely = 0;
+        for (i, &p) in probs.iter().enumerate() {
+            if p > probs[most_likely] {
+                most_likely = i;
+            }
+            target -= f64::from(p);
+            if target <= 0.0 && p > 0.0 {
+                return Ok(i as i64);
+            }
+        }
+        // Rounding left a sliver: the most likely token, never one of probability zero (a masked one).
+        return Ok(most_likely as i64);
+    }
     let mut order: Vec<usize> = (0..probs.len()).collect();
     order.sort_unstable_by(|&a, &b| probs[b].total_cmp(&probs[a]));
     let mut keep = if o.top_k > 0 { o.top_k.min(order.len()) } else { order.len() };
