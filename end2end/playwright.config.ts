@@ -9,6 +9,8 @@ const bin = process.env.MEDGEMMA_X_BIN ?? resolve(__dirname, '../target/release/
 // A fresh data dir per run, shared with the worker processes through the environment.
 process.env.MEDGEMMA_X_E2E_DATA_DIR ??= mkdtempSync(join(tmpdir(), 'medgemma-x-e2e-'));
 const dataDir = process.env.MEDGEMMA_X_E2E_DATA_DIR;
+// The tiny random test model (scripts/test.sh generates it): chat runs end to end, answers are noise.
+const modelDir = process.env.MEDGEMMA_X_E2E_MODEL_DIR ?? resolve(__dirname, '../target/fixtures/tiny-a');
 
 export default defineConfig({
   testDir: './tests',
@@ -36,7 +38,7 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `${bin} serve --bind 127.0.0.1:${port} --data-dir ${dataDir} --log-format json`,
+    command: `${bin} serve --bind 127.0.0.1:${port} --data-dir ${dataDir} --model-dir ${modelDir} --log-format json`,
     url: `http://127.0.0.1:${port}/healthz`,
     reuseExistingServer: false,
     timeout: 60_000,

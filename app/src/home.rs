@@ -18,6 +18,7 @@ pub fn HomePage() -> impl IntoView {
                 <p class="tagline">"基层胸部影像智能辅助系统 · Chest imaging assistant for county hospitals"</p>
             </header>
             <p class="advisory">{AI_ADVISORY_LABEL}</p>
+            <p><a class="worklist-link" href="/studies">"进入工作列表 / Open the worklist"</a></p>
             <section class="server-status" aria-live="polite">
                 <h2>"服务状态 / Server status"</h2>
                 <ServerStatus/>

@@ -1,14 +1,18 @@
 //! The MedGemma-X web app, rendered on the server (feature `ssr`) and hydrated in the browser
 //! (feature `hydrate`). Types both sides exchange live in [`status`].
 
+pub mod api;
+pub mod sse;
 pub mod status;
 
+mod chat;
 mod home;
+mod study;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::{
-    StaticSegment,
+    ParamSegment, StaticSegment,
     components::{Route, Router, Routes},
 };
 
@@ -48,6 +52,8 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=|| view! { <p class="not-found">"页面不存在 / Page not found"</p> }>
                 <Route path=StaticSegment("") view=home::HomePage/>
+                <Route path=StaticSegment("studies") view=study::WorklistPage/>
+                <Route path=(StaticSegment("studies"), ParamSegment("id")) view=study::StudyPage/>
             </Routes>
         </Router>
     }

@@ -16,7 +16,8 @@ test('home page hydrates and shows the product, the AI label and live server sta
   await expect(page.locator('main.home')).toHaveAttribute('data-hydrated', 'true');
   // Fetched from /readyz by the hydrated page: the server side renders only "checking".
   await expect(page.locator('.status-database')).toHaveText('正常 / OK');
-  await expect(page.locator('.status-model')).toContainText('未配置模型');
+  // The e2e server runs the tiny random test model, and says so.
+  await expect(page.locator('.status-model')).toContainText('随机测试模型');
   await expect(page.locator('.status-version')).toHaveText(/^\d+\.\d+\.\d+$/);
 
   await page.screenshot({ path: 'test-results/home.png', fullPage: true });

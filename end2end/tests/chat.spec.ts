@@ -1,0 +1,112 @@
+import { test, expect, Page } from '@playwright/test';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+const fixture = (name: string) => resolve(__dirname, '../../target/fixtures/dicom/synthetic', name);
+
+/** The random test model's greedy answer repeats one byte token, which never completes a character, so
+ * nothing would stream before the end: the tests sample (and set a length) by amending the page's request
+ * on its way to the real server. */
+async function sampleAnswers(page: Page, extra: Record<string, unknown>) {
+  await page.route('**/api/v1/studies/*/chat', async (route) => {
+    if (route.request().method() !== 'POST') return route.continue();
+    const body = { ...JSON.parse(route.request().postData() ?? '{}'), temperature: 1.0, ...extra };
+    await route.continue({ postData: JSON.stringify(body) });
+  });
+}
+
+test('ask about an uploaded film: the answer streams in, is labelled, and its heatmap can be toggled', async ({ page, request }) => {
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console error: ${m.text()}`);
+  });
+
+  const upload = await request.post('/api/v1/uploads', {
+    multipart: {
+      patient_id: 'E2E-CHAT-1',
+      patient_name: '测试患者',
+      exam_date: '2025-10-15',
+      files: { name: 'cxr.jpg', mimeType: 'image/jpeg', buffer: readFileSync(fixture('cxr.jpg')) },
+    },
+  });
+  expect(upload.status()).toBe(200);
+
+  await page.goto('/studies');
+  await expect(page.locator('main.worklist')).toHaveAttribute('data-hydrated', 'true');
+  await expect(page.getByRole('link', { name: '测试患者' }).first()).toBeVisible();
+  await page.screenshot({ path: 'test-results/worklist.png', fullPage: true });
+  await page.getByRole('link', { name: '测试患者' }).first().click();
+  await expect(page.locator('main.study')).toHaveAttribute('data-hydrated', 'true');
+  await expect(page.locator('.study-title')).toContainText('E2E-CHAT-1');
+  const image = page.locator('img.study-image');
+  await expect(image).toBeVisible();
+  expect(await image.evaluate((img: HTMLImageElement) => img.naturalWidth)).toBeGreaterThan(0);
+
+  await sampleAnswers(page, { max_new_tokens: 3000, min_new_tokens: 3000 });
+  const box = page.locator('textarea.chat-text');
+  // Enter while an input method is composing picks characters; it must not send.
+  await box.fill('右肺上叶这个结节边缘有毛刺');
+  await box.dispatchEvent('keydown', { key: 'Enter', isComposing: true });
+  await expect(page.locator('.chat-question')).toHaveCount(0);
+
+  await box.fill('右肺上叶这个结节边缘有毛刺，是否符合肺癌影像学特征？');
+  await box.press('Enter');
+  await expect(page.locator('.chat-question')).toHaveText('右肺上叶这个结节边缘有毛刺，是否符合肺癌影像学特征？');
+  const answer = page.locator('.chat-answer').last();
+  // Streamed: text shows while the answer is still being written, and keeps growing.
+  await expect(answer).toHaveAttribute('data-streaming', 'true');
+  await expect.poll(async () => (await answer.locator('.answer-text').textContent())?.length ?? 0).toBeGreaterThan(0);
+  const early = (await answer.locator('.answer-text').textContent())?.length ?? 0;
+  await page.screenshot({ path: 'test-results/chat-streaming.png', fullPage: true });
+  await expect(answer).toHaveAttribute('data-streaming', 'false', { timeout: 60_000 });
+  const final = (await answer.locator('.answer-text').textContent())?.length ?? 0;
+  expect(final).toBeGreaterThan(early);
+  await expect(answer.locator('.answer-advisory')).toHaveText('【AI辅助分析】结论仅供参考，须由执业医师复核确认');
+  await expect(page.locator('.test-model-warning')).toBeVisible();
+
+  // The heatmap lies on the image; the toggle hides and shows it.
+  await expect(page.locator('.heatmap-state')).toContainText('已有热力图');
+  const cells = page.locator('rect.heat-cell');
+  expect(await cells.count()).toBeGreaterThan(0);
+  await page.screenshot({ path: 'test-results/chat-heatmap.png', fullPage: true });
+  await page.locator('input.heatmap-toggle').uncheck();
+  await expect(cells).toHaveCount(0);
+  await page.locator('input.heatmap-toggle').check();
+  expect(await cells.count()).toBeGreaterThan(0);
+
+  // The conversation is kept: a reload shows it.
+  await page.reload();
+  await expect(page.locator('main.study')).toHaveAttribute('data-hydrated', 'true');
+  await expect(page.locator('.chat-question')).toHaveCount(1);
+  await expect(page.locator('.chat-answer')).toHaveCount(1);
+  expect(problems).toEqual([]);
+});
+
+test('stop ends a long answer and the next question is answered', async ({ page, request }) => {
+  const upload = await request.post('/api/v1/uploads', {
+    multipart: {
+      patient_id: 'E2E-CHAT-2',
+      patient_name: '停止测试',
+      exam_date: '2025-10-16',
+      files: { name: 'cxr16.png', mimeType: 'image/png', buffer: readFileSync(fixture('cxr16.png')) },
+    },
+  });
+  const study = (await upload.json()).files[0].study_id;
+  await sampleAnswers(page, { max_new_tokens: 4000, min_new_tokens: 4000 });
+  await page.goto(`/studies/${study}`);
+  await expect(page.locator('main.study')).toHaveAttribute('data-hydrated', 'true');
+  await page.locator('.quick-prompt').first().click();
+  const answer = page.locator('.chat-answer').last();
+  await expect.poll(async () => (await answer.locator('.answer-text').textContent())?.length ?? 0).toBeGreaterThan(0);
+  await page.locator('button.stop').click();
+  await expect(answer).toHaveAttribute('data-streaming', 'false');
+  await expect(answer.locator('.answer-note')).toContainText('已停止');
+
+  await page.unroute('**/api/v1/studies/*/chat');
+  await sampleAnswers(page, { max_new_tokens: 16, min_new_tokens: 16 });
+  await page.locator('textarea.chat-text').fill('请描述这张胸片');
+  await page.locator('button.send').click();
+  await expect(page.locator('.chat-answer').last()).toHaveAttribute('data-streaming', 'false');
+  await expect(page.locator('.chat-answer').last().locator('.answer-error')).toHaveCount(0);
+});
