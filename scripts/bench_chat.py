@@ -14,7 +14,6 @@ the server and scheduler, not the network; pass a full-size checkpoint for real 
 import argparse
 import http.client
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,35 +21,11 @@ import tempfile
 import threading
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
+from loopback import free_port, upload_film
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get_json(port, path):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
-        return json.load(r)
-
-
-def upload(port, path):
-    boundary = uuid.uuid4().hex
-    body = b""
-    for k, v in {"patient_id": "BENCH-1", "patient_name": "基准测试", "exam_date": "2025-10-15"}.items():
-        body += f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-    body += (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{path.name}"\r\n'
-             "Content-Type: application/octet-stream\r\n\r\n").encode() + path.read_bytes() + b"\r\n"
-    body += f"--{boundary}--\r\n".encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/uploads", data=body, method="POST")
-    req.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
-    with urllib.request.urlopen(req, timeout=60) as r:
-        return json.load(r)["files"][0]["study_id"]
 
 
 def chat(port, study, tokens, seed, out):
@@ -130,7 +105,7 @@ def main():
                 time.sleep(0.2)
             print(f"model: {model['name']} on {model['device']} (test model: {model['test_model']}); "
                   f"{args.tokens} tokens per answer")
-            study = upload(port, ROOT / "target/fixtures/dicom/synthetic/cxr.jpg")
+            study = upload_film(f"http://127.0.0.1:{port}", ROOT / "target/fixtures/dicom/synthetic/cxr.jpg", "BENCH-1")
             level(port, study, 1, 8)  # warm-up
             rows = [level(port, study, n, args.tokens) for n in levels]
         finally:

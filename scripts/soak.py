@@ -12,7 +12,6 @@ Needs the fixtures (target/fixtures, made by scripts/test.sh).
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -21,8 +20,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
+
+from loopback import free_port, multipart
 
 ROOT = Path(__file__).resolve().parent.parent
 SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 600
@@ -34,24 +34,6 @@ MODEL_DIR = os.environ.get("MEDGEMMA_X_MODEL_DIR", str(ROOT / "target/fixtures/t
 UPLOADS = [FIXTURES / "synthetic/ct_phantom.dcm", FIXTURES / "synthetic/cr_monochrome1.dcm",
            FIXTURES / "synthetic/cxr.jpg", FIXTURES / "pydicom/CT_small.dcm", FIXTURES / "pydicom/MR_small_RLE.dcm",
            FIXTURES / "pydicom/JPGExtended.dcm", FIXTURES / "pydicom/SC_rgb_jpeg_gdcm.dcm"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def multipart(files, fields):
-    boundary = uuid.uuid4().hex
-    body = b""
-    for k, v in fields.items():
-        body += f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-    for name, data in files:
-        body += (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
-                 f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + b"\r\n"
-    body += f"--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
 
 
 class Stats:

@@ -1,8 +1,22 @@
-import { test, expect, Page } from '@playwright/test';
+import { test, expect, Page, APIRequestContext } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 const fixture = (name: string) => resolve(__dirname, '../../target/fixtures/dicom/synthetic', name);
+
+/** Uploads one film as a study of its own; returns the study id. */
+async function uploadFilm(request: APIRequestContext, file: string, patientId: string, name: string, date: string) {
+  const upload = await request.post('/api/v1/uploads', {
+    multipart: {
+      patient_id: patientId,
+      patient_name: name,
+      exam_date: date,
+      files: { name: file, mimeType: file.endsWith('.png') ? 'image/png' : 'image/jpeg', buffer: readFileSync(fixture(file)) },
+    },
+  });
+  expect(upload.status()).toBe(200);
+  return (await upload.json()).files[0].study_id as number;
+}
 
 /** The random test model's greedy answer repeats one byte token, which never completes a character, so
  * nothing would stream before the end: the tests sample (and set a length) by amending the page's request
@@ -22,15 +36,7 @@ test('ask about an uploaded film: the answer streams in, is labelled, and its he
     if (m.type() === 'error') problems.push(`console error: ${m.text()}`);
   });
 
-  const upload = await request.post('/api/v1/uploads', {
-    multipart: {
-      patient_id: 'E2E-CHAT-1',
-      patient_name: '测试患者',
-      exam_date: '2025-10-15',
-      files: { name: 'cxr.jpg', mimeType: 'image/jpeg', buffer: readFileSync(fixture('cxr.jpg')) },
-    },
-  });
-  expect(upload.status()).toBe(200);
+  await uploadFilm(request, 'cxr.jpg', 'E2E-CHAT-1', '测试患者', '2025-10-15');
 
   await page.goto('/studies');
   await expect(page.locator('main.worklist')).toHaveAttribute('data-hydrated', 'true');
@@ -84,15 +90,7 @@ test('ask about an uploaded film: the answer streams in, is labelled, and its he
 });
 
 test('stop ends a long answer and the next question is answered', async ({ page, request }) => {
-  const upload = await request.post('/api/v1/uploads', {
-    multipart: {
-      patient_id: 'E2E-CHAT-2',
-      patient_name: '停止测试',
-      exam_date: '2025-10-16',
-      files: { name: 'cxr16.png', mimeType: 'image/png', buffer: readFileSync(fixture('cxr16.png')) },
-    },
-  });
-  const study = (await upload.json()).files[0].study_id;
+  const study = await uploadFilm(request, 'cxr16.png', 'E2E-CHAT-2', '停止测试', '2025-10-16');
   await sampleAnswers(page, { max_new_tokens: 4000, min_new_tokens: 4000 });
   await page.goto(`/studies/${study}`);
   await expect(page.locator('main.study')).toHaveAttribute('data-hydrated', 'true');

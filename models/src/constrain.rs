@@ -87,17 +87,22 @@ impl Engine {
     }
 }
 
+/// `logits` ([vocab]) with every token but `allowed` at −∞.
+pub(crate) fn keep_only(logits: &Tensor, allowed: &[i64]) -> Tensor {
+    let index = Tensor::from_slice(allowed).to_device(logits.device());
+    let kept = logits.index_select(0, &index);
+    logits.full_like(f64::NEG_INFINITY).index_copy(0, &index, &kept)
+}
+
 impl Constraint {
-    /// `logits` ([vocab]) with every token the grammar forbids here at −∞.
-    pub(crate) fn mask(&mut self, logits: &Tensor) -> Result<Tensor> {
+    /// The tokens the grammar allows next. No tensors: streams compute theirs in parallel.
+    pub(crate) fn allowed(&mut self) -> Result<Vec<i64>> {
         let allowed = self.matcher.compute_mask_or_eos().map_err(|e| self.error(e))?;
         let ids: Vec<i64> = allowed.to_list().into_iter().map(i64::from).collect();
         if ids.is_empty() {
             return Err(EngineError::Input("constrained generation: the grammar allows no token".into()));
         }
-        let index = Tensor::from_slice(&ids).to_device(logits.device());
-        let kept = logits.index_select(0, &index);
-        Ok(logits.full_like(f64::NEG_INFINITY).index_copy(0, &index, &kept))
+        Ok(ids)
     }
 
     /// Advances the grammar over the chosen token.

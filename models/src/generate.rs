@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use rayon::prelude::*;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
@@ -165,7 +166,15 @@ impl Engine {
     pub fn step(&self, streams: &mut [&mut Stream]) -> Result<Vec<String>> {
         let mut pieces = vec![String::new(); streams.len()];
         let mut running = Vec::new();
-        for (i, stream) in streams.iter_mut().enumerate() {
+        // The grammar masks of constrained streams, all at once: the parser is most of a constrained step.
+        let allowed: Vec<Option<Result<Vec<i64>>>> = streams
+            .par_iter_mut()
+            .map(|stream| {
+                let finished = stream.is_finished();
+                stream.constraint.as_mut().filter(|_| !finished).map(Constraint::allowed)
+            })
+            .collect();
+        for ((i, stream), allowed) in streams.iter_mut().enumerate().zip(allowed) {
             if stream.is_finished() {
                 continue;
             }
@@ -177,8 +186,8 @@ impl Engine {
             } else {
                 stream.next_logits.shallow_clone()
             };
-            if let Some(constraint) = stream.constraint.as_mut() {
-                logits = constraint.mask(&logits)?;
+            if let Some(allowed) = allowed {
+                logits = crate::constrain::keep_only(&logits, &allowed?);
             }
             let token = choose(&logits, &context, &stream.options, &mut stream.rng)?;
             let is_eos = self.eos_token_ids.contains(&token);

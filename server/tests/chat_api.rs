@@ -73,7 +73,7 @@ fn post_chat(server: &Server, study: i64, body: Value) -> Response {
 }
 
 fn post(url: &str, body: Value) -> Response {
-    Client::builder().timeout(Duration::from_secs(300)).build().unwrap().post(url).json(&body).send().unwrap()
+    Client::builder().timeout(Duration::from_secs(600)).build().unwrap().post(url).json(&body).send().unwrap()
 }
 
 /// Reads server-sent events one at a time, noting when each arrived.
@@ -298,6 +298,26 @@ fn a_full_queue_answers_503_and_a_client_that_leaves_frees_its_slot() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(events.last().unwrap().name, "done");
+    // What the first client saw before it left is recorded, marked as cut short; the question that
+    // never started is recorded as unanswered.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stops = loop {
+        let history = get_json(&server, &format!("/api/v1/studies/{study}/chat"));
+        let stops: Vec<String> = history["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["role"] == "assistant")
+            .map(|m| m["stop"].as_str().unwrap().to_string())
+            .collect();
+        if stops.len() == 3 || Instant::now() > deadline {
+            break stops;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(stops.len(), 3, "{stops:?}");
+    assert!(stops.contains(&"client_gone".to_string()) && stops.contains(&"error".to_string()), "{stops:?}");
+    assert!(stops.iter().any(|s| s == "eos" || s == "max_tokens"), "{stops:?}");
     let queue = get_json(&server, "/readyz");
     assert_eq!((queue["model"]["queue_active"].as_u64(), queue["model"]["queue_waiting"].as_u64()), (Some(0), Some(0)));
 }

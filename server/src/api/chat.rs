@@ -245,22 +245,25 @@ pub async fn chat(State(state): State<AppState>, Path(study_id): Path<i64>, body
     )
     .await?;
 
-    let answering = Answering {
+    let record = AnswerRecord {
         state: state.clone(),
         study_id,
         mode: body.mode,
         images: prompt_images,
         images_json,
         question_id,
-        events: ticket.events,
-        control: StopOnDrop(ticket.control),
+        started: Instant::now(),
+        draft_basis: (body.mode == Mode::ReportDraft).then_some(DraftBasis { study, measurements: body.measurements }),
+    };
+    let answering = Answering {
+        record: Arc::new(record),
+        events: Some(ticket.events),
+        control: ticket.control,
         shutdown: state.shutdown.clone(),
         shutdown_seen: false,
         pending: VecDeque::new(),
         finished: false,
-        started: Instant::now(),
         first_token_ms: None,
-        draft_basis: (body.mode == Mode::ReportDraft).then_some(DraftBasis { study, measurements: body.measurements }),
     };
     let mut response = Sse::new(answering.into_stream()).keep_alive(KeepAlive::default()).into_response();
     // No proxy between us and the browser may hold tokens back.
@@ -457,31 +460,16 @@ async fn model_image(
     Ok((prepared.rgb, image))
 }
 
-/// Stops the job when the response is dropped: the browser left or pressed stop.
-struct StopOnDrop(Arc<JobControl>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.stop(StopCause::ClientGone);
-    }
-}
-
-/// One answer on its way to the browser.
-struct Answering {
+/// What an answer is recorded with, shared by the stream that shows it and, when the browser leaves
+/// early, the task that still records it.
+struct AnswerRecord {
     state: AppState,
     study_id: i64,
     mode: Mode,
     images: Vec<PromptImage>,
     images_json: serde_json::Value,
     question_id: i64,
-    events: UnboundedReceiver<JobEvent>,
-    control: StopOnDrop,
-    shutdown: CancellationToken,
-    shutdown_seen: bool,
-    pending: VecDeque<Event>,
-    finished: bool,
     started: Instant,
-    first_token_ms: Option<f64>,
     /// For a report draft: what the server merges into what the model wrote.
     draft_basis: Option<DraftBasis>,
 }
@@ -489,6 +477,50 @@ struct Answering {
 struct DraftBasis {
     study: StudyRow,
     measurements: Vec<ViewerMeasurement>,
+}
+
+/// One answer on its way to the browser.
+struct Answering {
+    record: Arc<AnswerRecord>,
+    /// Taken by `Drop` when the browser leaves before the end.
+    events: Option<UnboundedReceiver<JobEvent>>,
+    control: Arc<JobControl>,
+    shutdown: CancellationToken,
+    shutdown_seen: bool,
+    pending: VecDeque<Event>,
+    finished: bool,
+    first_token_ms: Option<f64>,
+}
+
+/// The browser left (closed the page, pressed stop): the answer stops before its next token, and what
+/// was written is still recorded — every AI output that reached a screen is in the history.
+impl Drop for Answering {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.control.stop(StopCause::ClientGone);
+        let (Some(mut events), Ok(runtime)) = (self.events.take(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        let record = Arc::clone(&self.record);
+        let first_token_ms = self.first_token_ms;
+        runtime.spawn(async move {
+            while let Some(event) = events.recv().await {
+                match event {
+                    JobEvent::Token(_) => {}
+                    JobEvent::Done(answer) => {
+                        let _nobody_listens = record.answered(*answer, first_token_ms).await;
+                        return;
+                    }
+                    JobEvent::Failed(failure) => {
+                        let _nobody_listens = record.failed(failure).await;
+                        return;
+                    }
+                }
+            }
+        });
+    }
 }
 
 impl Answering {
@@ -501,47 +533,54 @@ impl Answering {
                 if a.finished {
                     return None;
                 }
+                let events = a.events.as_mut()?;
                 let next = if a.shutdown_seen {
-                    a.events.recv().await
+                    events.recv().await
                 } else {
                     tokio::select! {
-                        next = a.events.recv() => next,
+                        next = events.recv() => next,
                         _ = a.shutdown.cancelled() => {
                             // The worker stops the answer before its next token and sends what there is.
-                            a.control.0.stop(StopCause::Shutdown);
+                            a.control.stop(StopCause::Shutdown);
                             a.shutdown_seen = true;
                             continue;
                         }
                     }
                 };
+                let record = Arc::clone(&a.record);
                 match next {
                     Some(JobEvent::Token(text)) => {
-                        a.first_token_ms.get_or_insert_with(|| a.started.elapsed().as_secs_f64() * 1000.0);
+                        a.first_token_ms.get_or_insert_with(|| record.started.elapsed().as_secs_f64() * 1000.0);
                         a.pending.push_back(event("token", &json!({ "text": text })));
                     }
                     Some(JobEvent::Done(answer)) => {
                         a.finished = true;
-                        a.answered(*answer).await;
+                        a.pending.extend(record.answered(*answer, a.first_token_ms).await);
                     }
                     Some(JobEvent::Failed(failure)) => {
                         a.finished = true;
-                        a.failed(failure).await;
+                        a.pending.push_back(record.failed(failure).await);
                     }
                     None => {
                         a.finished = true;
-                        a.failed(Failure {
+                        let failure = Failure {
                             code: "engine_error",
                             message_zh: "推理服务已停止".into(),
                             message_en: "the inference worker stopped".into(),
-                        })
-                        .await;
+                        };
+                        a.pending.push_back(record.failed(failure).await);
                     }
                 }
             }
         })
     }
+}
 
-    async fn answered(&mut self, answer: Answer) {
+impl AnswerRecord {
+    /// Stores the answer and returns the events that end its stream: heatmap and boxes where there are
+    /// any, then done.
+    async fn answered(&self, answer: Answer, first_token_ms: Option<f64>) -> Vec<Event> {
+        let mut events = Vec::new();
         let g = &answer.generation;
         let heatmaps: Vec<chat::Heatmap> = self
             .images
@@ -550,7 +589,7 @@ impl Answering {
             .map(|(image, attention)| chat::heatmap(image, attention))
             .collect();
         if !heatmaps.is_empty() {
-            self.pending.push_back(event("heatmap", &json!({ "images": heatmaps })));
+            events.push(event("heatmap", &json!({ "images": heatmaps })));
         }
         // Boxes belong to the image the question is about: the last one (the current image after a prior).
         let parsed = chat::parse_boxes(&g.text);
@@ -559,7 +598,7 @@ impl Answering {
             None => Vec::new(),
         };
         if !boxes.is_empty() || !parsed.problems.is_empty() || self.mode == Mode::Localize {
-            self.pending.push_back(event("boxes", &json!({ "boxes": boxes, "problems": parsed.problems })));
+            events.push(event("boxes", &json!({ "boxes": boxes, "problems": parsed.problems })));
         }
         let stop = match answer.cause {
             StopCause::Finished => serde_json::to_value(g.stop).ok().and_then(|v| v.as_str().map(str::to_string)),
@@ -572,7 +611,7 @@ impl Answering {
             "prefill_ms": g.timings.prefill_ms,
             "decode_ms": g.timings.decode_ms,
             "decode_tokens_per_s": g.timings.decode_tokens_per_s,
-            "time_to_first_token_ms": self.first_token_ms,
+            "time_to_first_token_ms": first_token_ms,
             "total_ms": total_ms,
         });
         let answer_tokens = g.token_ids.len() as i64;
@@ -610,11 +649,11 @@ impl Answering {
         };
         self.state.metrics.record_chat(
             &stop,
-            self.first_token_ms.map(|ms| ms / 1000.0),
+            first_token_ms.map(|ms| ms / 1000.0),
             answer_tokens,
             g.timings.decode_ms / 1000.0,
         );
-        self.pending.push_back(event(
+        events.push(event(
             "done",
             &json!({
                 "text": g.text,
@@ -631,9 +670,11 @@ impl Answering {
                 "report": report,
             }),
         ));
+        events
     }
 
-    async fn failed(&mut self, failure: Failure) {
+    /// Stores that the question got no answer (and why); returns the `error` event.
+    async fn failed(&self, failure: Failure) -> Event {
         self.state.metrics.record_chat(failure.code, None, 0, 0.0);
         let stored = chat::store(
             &self.state.db,
@@ -654,7 +695,7 @@ impl Answering {
         if let Err(err) = stored {
             tracing::error!(error = %err, "cannot store a failed answer");
         }
-        self.pending.push_back(event("error", &failure));
+        event("error", &failure)
     }
 }
 
