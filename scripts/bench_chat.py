@@ -28,6 +28,11 @@ from loopback import free_port, upload_film
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def get_json(port, path):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        return json.load(r)
+
+
 def chat(port, study, tokens, seed, out):
     """One streamed answer; appends (started, first token ms as the server saw it, ended, tokens) to out."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
