@@ -68,12 +68,13 @@ fn status_label(status: &str) -> &'static str {
 pub fn StudyPage() -> impl IntoView {
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
-    let params = use_params_map();
-    let study_id = move || params.read().get("id").and_then(|id| id.parse::<i64>().ok()).unwrap_or(0);
-    // One loader per study id: moving to another study builds a new one (and its resources) from scratch.
+    // Read once: a reactive closure here re-ran its resource's future after the server had disposed it
+    // (a panic in the server log). Nothing links one study page to another in place; a link that ever
+    // does must load the page anew.
+    let study_id = use_params_map().with_untracked(|p| p.get("id").and_then(|id| id.parse::<i64>().ok())).unwrap_or(0);
     view! {
         <main class="study" data-hydrated=move || hydrated.get().to_string()>
-            {move || view! { <StudyLoader study_id=study_id()/> }}
+            <StudyLoader study_id/>
         </main>
     }
 }

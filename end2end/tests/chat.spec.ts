@@ -1,8 +1,18 @@
 import { test, expect, Page, APIRequestContext } from '@playwright/test';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 
 const fixture = (name: string) => resolve(__dirname, '../../target/fixtures/dicom/synthetic', name);
+
+// A panic on the server (during rendering, say) need not show in the browser: its log must stay clean.
+test.afterAll(() => {
+  const logs = join(process.env.MEDGEMMA_X_E2E_DATA_DIR!, 'logs');
+  const panics = readdirSync(logs)
+    .filter((f) => f.startsWith('medgemma-x.') && f.endsWith('.log'))
+    .flatMap((f) => readFileSync(join(logs, f), 'utf8').split('\n'))
+    .filter((line) => line.includes('"message":"panic"'));
+  expect(panics).toEqual([]);
+});
 
 /** Uploads one film as a study of its own; returns the study id. */
 async function uploadFilm(request: APIRequestContext, file: string, patientId: string, name: string, date: string) {

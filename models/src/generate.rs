@@ -126,15 +126,6 @@ impl Stream {
     pub fn cancel(&mut self) {
         self.stop.get_or_insert(StopReason::Cancelled);
     }
-
-    pub fn prompt_len(&self) -> usize {
-        self.prompt_ids.len()
-    }
-
-    /// Tokens generated so far.
-    pub fn generated(&self) -> usize {
-        self.token_ids.len()
-    }
 }
 
 impl Engine {
@@ -178,7 +169,12 @@ impl Engine {
             if stream.is_finished() {
                 continue;
             }
-            let context = stream.prompt_ids.iter().chain(&stream.token_ids).copied().collect::<Vec<_>>();
+            // The tokens a repetition penalty looks at (none without one: a CT prompt is 20 000 tokens).
+            let context: Vec<i64> = if stream.options.repetition_penalty != 1.0 {
+                stream.prompt_ids.iter().chain(&stream.token_ids).copied().collect()
+            } else {
+                Vec::new()
+            };
             let mut logits = if stream.token_ids.len() < stream.options.min_new_tokens && !self.eos_token_ids.is_empty()
             {
                 let eos = Tensor::from_slice(&self.eos_token_ids).to_device(stream.next_logits.device());
@@ -198,7 +194,8 @@ impl Engine {
             }
             stream.logprobs.push(stream.next_logits.log_softmax(-1, Kind::Float).double_value(&[token]));
             stream.token_ids.push(token);
-            let context_full = (context.len() + 1) as i64 >= self.config.text.max_position_embeddings;
+            let context_full =
+                (stream.prompt_ids.len() + stream.token_ids.len()) as i64 >= self.config.text.max_position_embeddings;
             let document_complete = stream.constraint.as_ref().is_some_and(Constraint::is_complete);
             if is_eos || document_complete {
                 stream.stop = Some(StopReason::Eos);

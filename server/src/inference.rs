@@ -242,9 +242,9 @@ impl Inference {
         }
         let limits = self.shared.limits;
         let mut queue = lock(&self.shared.queue);
-        // Jobs whose askers left still hold a place until the worker drops them; do not count them.
-        queue.waiting.retain(|job| job.control.cause().is_none());
-        if queue.waiting.len() >= limits.max_waiting && queue.active_total() >= limits.max_active {
+        // Jobs whose askers left wait for the worker to close them; they hold no place.
+        let waiting = queue.waiting.iter().filter(|job| job.control.cause().is_none()).count();
+        if waiting >= limits.max_waiting && queue.active_total() >= limits.max_active {
             // Roughly how long until a slot frees: the time-out bounds every answer ahead.
             return Err(Refusal::QueueFull { retry_after_s: 10 });
         }

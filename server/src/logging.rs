@@ -33,5 +33,16 @@ pub fn init(format: LogFormat, filter: &str, logs_dir: &Path) -> anyhow::Result<
         LogFormat::Json => fmt::layer().json().with_filter(env_filter(filter)?).boxed(),
     };
     tracing_subscriber::registry().with(file_layer).with(stdout_layer).try_init().context("logging already set up")?;
+    log_panics();
     Ok(guard)
+}
+
+/// Panics go to the log file too (standard error alone is lost under systemd or `start.sh`): a request
+/// handler that panicked, or a libtorch error the inference worker caught, shows in `status`.
+fn log_panics() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!(error = %info, "panic");
+        default_hook(info);
+    }));
 }

@@ -141,6 +141,12 @@ pub async fn chat(State(state): State<AppState>, Path(study_id): Path<i64>, body
             "invalid measurements: at most 20, a location each, lengths in 0–500 mm",
         ));
     }
+    if body.images.len() > state.chat.max_ct_slices {
+        return Err(AppError::bad_request(
+            format!("一次最多提问 {} 幅图像", state.chat.max_ct_slices),
+            format!("at most {} images per question", state.chat.max_ct_slices),
+        ));
+    }
     let Some(inference) = state.inference.clone() else {
         return Err(AppError::Unavailable {
             zh: format!("未配置模型：{}", state.model.describe()),
