@@ -47,11 +47,19 @@ def main():
                 except OSError:
                     time.sleep(0.1)
             study = upload_film(base, ROOT / "target/fixtures/dicom/synthetic/cxr.jpg", "WEB-1")
+            # What the server itself sends a browser that accepts gzip (it compresses at its fastest level).
+            served = {}
+            for f in ("medgemma-x.wasm", "medgemma-x.js", "medgemma-x.css"):
+                req = urllib.request.Request(f"{base}/pkg/{f}", headers={"Accept-Encoding": "gzip"})
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    served[f] = (len(r.read()), r.headers.get("Content-Encoding") or "none")
             out = subprocess.run(["node", str(ROOT / "end2end/bench/web.mjs"), base, "/", "/studies", f"/studies/{study}"],
                                  cwd=ROOT / "end2end", capture_output=True, text=True, check=True)
         finally:
             server.terminate()
             server.wait(timeout=30)
+    for f, (size, encoding) in served.items():
+        print(f"served {f:<17} {size / 1024:>9.1f} KiB ({encoding})")
     results = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"{'page':<20} {'interactive ms (median / max of 5 cold loads)':>46}")
     for path, r in results.items():

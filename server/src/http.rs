@@ -12,6 +12,8 @@ use leptos::prelude::LeptosOptions;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 
 use crate::data_dir::DataDir;
 use crate::db::{self, Pool};
@@ -60,6 +62,14 @@ pub fn app(state: AppState) -> Router {
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
+        // gzip for clients that ask: the wasm bundle (765 → ~320 KiB) and JSON. Never for server-sent
+        // events (tokens must not wait in a compressor) or images (PNG is compressed already): tower-http's
+        // default predicate skips both. Nor for raw pixel values (octet-stream): a 3000×3000 frame would
+        // cost more compressing than it saves on a gigabit LAN.
+        .layer(
+            CompressionLayer::new()
+                .compress_when(DefaultPredicate::new().and(NotForContentType::const_new("application/octet-stream"))),
+        )
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

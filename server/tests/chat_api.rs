@@ -72,8 +72,29 @@ fn post_chat(server: &Server, study: i64, body: Value) -> Response {
     post(&server.url(&format!("/api/v1/studies/{study}/chat")), body)
 }
 
+/// As a browser posts: it accepts gzip, which must not apply to the event stream.
 fn post(url: &str, body: Value) -> Response {
-    Client::builder().timeout(Duration::from_secs(600)).build().unwrap().post(url).json(&body).send().unwrap()
+    Client::builder()
+        .timeout(Duration::from_secs(600))
+        .build()
+        .unwrap()
+        .post(url)
+        .header("accept-encoding", "gzip")
+        .json(&body)
+        .send()
+        .unwrap()
+}
+
+/// A JSON body, gzipped or not (`post` accepts gzip, as a browser does).
+fn json_body(response: Response) -> Value {
+    let gzipped = response.headers().get("content-encoding").is_some_and(|e| e == "gzip");
+    let mut text = String::new();
+    if gzipped {
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(response), &mut text).unwrap();
+    } else {
+        text = response.text().unwrap();
+    }
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
 /// Reads server-sent events one at a time, noting when each arrived.
@@ -93,6 +114,7 @@ impl Events {
         let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
         assert!(content_type.starts_with("text/event-stream"), "{content_type}");
         assert_eq!(response.headers()["x-accel-buffering"], "no");
+        assert!(response.headers().get("content-encoding").is_none(), "tokens must not wait in a compressor");
         Events { reader: BufReader::new(response) }
     }
 
@@ -221,6 +243,16 @@ fn an_answer_streams_token_by_token_with_a_heatmap_on_the_image_and_is_kept_as_h
     .all();
     assert_eq!(no_context.last().unwrap().data["history_turns"], 0);
 
+    // JSON is gzipped for clients that ask, and reads back the same.
+    let gzipped = Client::new()
+        .get(server.url(&format!("/api/v1/studies/{study}/chat")))
+        .header("accept-encoding", "gzip")
+        .send()
+        .unwrap();
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    let same = json_body(gzipped);
+    assert_eq!(same["messages"].as_array().unwrap().len(), 6, "{same}");
+
     let metrics = reqwest::blocking::get(server.url("/metrics")).unwrap().text().unwrap();
     assert!(metrics.contains("medgemma_x_chat_time_to_first_token_seconds_count{} 3"), "{metrics}");
     assert!(metrics.contains("medgemma_x_inference_queue{state=\"active\"} 0"), "{metrics}");
@@ -282,8 +314,7 @@ fn a_full_queue_answers_503_and_a_client_that_leaves_frees_its_slot() {
     let refused = post_chat(&server, study, long.clone());
     assert_eq!(refused.status().as_u16(), 503);
     assert_eq!(refused.headers()["retry-after"], "10");
-    let error: Value = refused.json().unwrap();
-    assert_eq!(error["error"]["code"], "queue_full");
+    assert_eq!(json_body(refused)["error"]["code"], "queue_full");
 
     // Both leave: their slots free and a new question is answered in full.
     drop(first);
