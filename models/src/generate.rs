@@ -102,8 +102,9 @@ pub struct Stream {
     next_logits: Tensor,
     token_ids: Vec<i64>,
     logprobs: Vec<f64>,
-    /// Bytes of visible text already handed out.
-    emitted: usize,
+    /// Visible tokens whose text has been handed out. The decoder (Replace, ByteFallback, Fuse) joins at
+    /// settled points, so each step decodes only the newly settled tokens, not the whole answer again.
+    emitted_ids: usize,
     stop: Option<StopReason>,
     prefill_ms: f64,
     decode_started: Instant,
@@ -143,7 +144,7 @@ impl Engine {
             next_logits: logits.get(0),
             token_ids: Vec::new(),
             logprobs: Vec::new(),
-            emitted: 0,
+            emitted_ids: 0,
             stop,
             prefill_ms: ms(started),
             decode_started: Instant::now(),
@@ -210,10 +211,9 @@ impl Engine {
             } else {
                 visible.iter().rposition(|&t| self.closes_byte_run(t)).map_or(0, |i| i + 1)
             };
-            let text = self.decode(&visible[..settled])?;
-            if text.len() > stream.emitted && text.is_char_boundary(stream.emitted) {
-                pieces[i] = text[stream.emitted..].to_string();
-                stream.emitted = text.len();
+            if settled > stream.emitted_ids {
+                pieces[i] = self.decode(&visible[stream.emitted_ids..settled])?;
+                stream.emitted_ids = settled;
             }
             if !stream.is_finished() {
                 running.push(i);
