@@ -54,6 +54,21 @@ impl StudyDetail {
     }
 }
 
+/// A window the server offers for an instance: the file's own, and on CT the chest presets.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct WindowChoice {
+    pub key: String,
+    pub name_zh: String,
+    pub center: f64,
+    pub width: f64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct InstanceDetail {
+    pub id: i64,
+    pub windows: Vec<WindowChoice>,
+}
+
 /// A stored chat message (GET /api/v1/studies/{id}/chat).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 pub struct Message {

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::{self, StudyDetail, StudyList, display_date};
+use crate::api::{self, InstanceDetail, StudyDetail, StudyList, display_date};
 use crate::chat::{ChatPanel, Overlay};
 
 #[component]
@@ -121,10 +121,25 @@ fn StudyView(study: StudyDetail, overlay: RwSignal<Overlay>) -> impl IntoView {
     }
 }
 
-/// The image as the server renders it (default window), with the heatmap and boxes of the last answer in
-/// an SVG laid over it in the image's own pixel coordinates.
+/// The image as the server renders it, through the window chosen (the file's default, the file's own
+/// windows, on CT 肺窗/纵隔窗/骨窗/软组织窗), optionally inverted, with the heatmap and boxes of the last
+/// answer in an SVG laid over it in the image's own pixel coordinates.
 #[component]
 fn ImageView(instance_id: i64, columns: i64, rows: i64, overlay: RwSignal<Overlay>) -> impl IntoView {
+    let detail = LocalResource::new(move || api::get::<InstanceDetail>(format!("/api/v1/instances/{instance_id}")));
+    // None: the server's default (the file's first window, else the full range).
+    let window = RwSignal::new(None::<(String, f64, f64)>);
+    let invert = RwSignal::new(false);
+    let src = move || {
+        let mut url = format!("/api/v1/instances/{instance_id}/frames/1/image.png?max_side=1024");
+        if let Some((_, center, width)) = window.get() {
+            url.push_str(&format!("&window_center={center}&window_width={width}"));
+        }
+        if invert.get() {
+            url.push_str("&invert=true");
+        }
+        url
+    };
     let show_heatmap = RwSignal::new(true);
     let opacity = RwSignal::new(0.5f64);
     let heatmap = move || overlay.get().heatmaps.into_iter().find(|h| h.instance_id == instance_id);
@@ -132,8 +147,7 @@ fn ImageView(instance_id: i64, columns: i64, rows: i64, overlay: RwSignal<Overla
     view! {
         <section class="image-panel">
             <div class="image-frame">
-                <img class="study-image" alt="检查图像 / study image"
-                    src=format!("/api/v1/instances/{instance_id}/frames/1/image.png?max_side=1024")/>
+                <img class="study-image" alt="检查图像 / study image" src=src/>
                 <svg class="image-overlay" viewBox=format!("0 0 {columns} {rows}") preserveAspectRatio="none">
                     <Show when=move || show_heatmap.get()>
                         {move || heatmap().map(|h| {
@@ -152,6 +166,29 @@ fn ImageView(instance_id: i64, columns: i64, rows: i64, overlay: RwSignal<Overla
                         </g>
                     }).collect_view()}
                 </svg>
+            </div>
+            <div class="window-controls" role="group" aria-label="窗宽窗位 / Window">
+                <button class="window-preset" aria-pressed=move || window.get().is_none().to_string()
+                    on:click=move |_| window.set(None)>"默认 / Default"</button>
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        detail.await.map(|d| d.windows).unwrap_or_default().into_iter().map(|w| {
+                            let key = w.key.clone();
+                            let chosen = (w.key.clone(), w.center, w.width);
+                            view! {
+                                <button class="window-preset" data-key=w.key.clone()
+                                    aria-pressed=move || (window.get().map(|c| c.0) == Some(key.clone())).to_string()
+                                    title=format!("W {} / L {}", w.width, w.center)
+                                    on:click=move |_| window.set(Some(chosen.clone()))>{w.name_zh}</button>
+                            }
+                        }).collect_view()
+                    })}
+                </Transition>
+                <label>
+                    <input type="checkbox" class="invert-toggle" prop:checked=move || invert.get()
+                        on:change=move |ev| invert.set(event_target_checked(&ev))/>
+                    "反色 / Invert"
+                </label>
             </div>
             <div class="overlay-controls">
                 <label>
