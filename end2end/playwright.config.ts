@@ -1,5 +1,6 @@
 import { defineConfig } from '@playwright/test';
 import { mkdtempSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -8,9 +9,12 @@ const port = Number(process.env.MEDGEMMA_X_E2E_PORT ?? 17860);
 const bin = process.env.MEDGEMMA_X_BIN ?? resolve(__dirname, '../target/release/medgemma-x');
 // A fresh data dir per run, shared with the worker processes through the environment.
 process.env.MEDGEMMA_X_E2E_DATA_DIR ??= mkdtempSync(join(tmpdir(), 'medgemma-x-e2e-'));
-const dataDir = process.env.MEDGEMMA_X_E2E_DATA_DIR;
 // The tiny random test model (scripts/test.sh generates it): chat runs end to end, answers are noise.
-const modelDir = process.env.MEDGEMMA_X_E2E_MODEL_DIR ?? resolve(__dirname, '../target/fixtures/tiny-a');
+process.env.MEDGEMMA_X_E2E_MODEL_DIR ??= resolve(__dirname, '../target/fixtures/tiny-a');
+// serve.sh adds the radiologist `e2e-doctor` with this password; the tests sign in with it (tests/auth.ts).
+process.env.MEDGEMMA_X_E2E_PASSWORD ??= `e2e ${randomBytes(12).toString('hex')}`;
+process.env.MEDGEMMA_X_E2E_BIN = bin;
+process.env.MEDGEMMA_X_E2E_PORT = String(port);
 
 export default defineConfig({
   testDir: './tests',
@@ -38,7 +42,7 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `${bin} serve --bind 127.0.0.1:${port} --data-dir ${dataDir} --model-dir ${modelDir} --log-format json`,
+    command: resolve(__dirname, 'serve.sh'),
     url: `http://127.0.0.1:${port}/healthz`,
     reuseExistingServer: false,
     timeout: 60_000,

@@ -23,7 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from loopback import free_port, upload_film
+from loopback import Session, add_user, free_port, upload_film
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,13 +33,14 @@ def get_json(port, path):
         return json.load(r)
 
 
-def chat(port, study, tokens, seed, out):
+def chat(port, session, study, tokens, seed, out):
     """One streamed answer; appends (started, first token ms as the server saw it, ended, tokens) to out."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     body = json.dumps({"message": "请用放射科报告语言描述这张胸片。", "max_new_tokens": tokens,
                        "min_new_tokens": tokens, "temperature": 1.0, "seed": seed, "context": False})
     started = time.perf_counter()
-    conn.request("POST", f"/api/v1/studies/{study}/chat", body, {"Content-Type": "application/json"})
+    conn.request("POST", f"/api/v1/studies/{study}/chat", body,
+                 {"Content-Type": "application/json", **session.headers(post=True)})
     response = conn.getresponse()
     if response.status != 200:
         raise RuntimeError(f"HTTP {response.status}: {response.read()[:200]!r}")
@@ -62,10 +63,10 @@ def chat(port, study, tokens, seed, out):
     out.append((started, t["queued_ms"] + t["prefill_ms"], ended, done["answer_tokens"], done["prompt_tokens"]))
 
 
-def level(port, study, streams, tokens):
+def level(port, session, study, streams, tokens):
     results, threads = [], []
     for i in range(streams):
-        t = threading.Thread(target=chat, args=(port, study, tokens, i, results))
+        t = threading.Thread(target=chat, args=(port, session, study, tokens, i, results))
         threads.append(t)
     for t in threads:
         t.start()
@@ -90,6 +91,7 @@ def main():
     levels = [int(x) for x in args.levels.split(",")]
     port = free_port()
     with tempfile.TemporaryDirectory() as data:
+        add_user(args.binary, data)
         server = subprocess.Popen(
             [args.binary, "serve", "--bind", f"127.0.0.1:{port}", "--data-dir", data, "--model-dir", args.model_dir,
              "--log-format", "json", "--chat-max-active", str(max(levels)), "--chat-max-waiting", "64"],
@@ -110,9 +112,10 @@ def main():
                 time.sleep(0.2)
             print(f"model: {model['name']} on {model['device']} (test model: {model['test_model']}); "
                   f"{args.tokens} tokens per answer")
-            study = upload_film(f"http://127.0.0.1:{port}", ROOT / "target/fixtures/dicom/synthetic/cxr.jpg", "BENCH-1")
-            level(port, study, 1, 8)  # warm-up
-            rows = [level(port, study, n, args.tokens) for n in levels]
+            session = Session(f"http://127.0.0.1:{port}")
+            study = upload_film(session, ROOT / "target/fixtures/dicom/synthetic/cxr.jpg", "BENCH-1")
+            level(port, session, study, 1, 8)  # warm-up
+            rows = [level(port, session, study, n, args.tokens) for n in levels]
         finally:
             server.terminate()
             server.wait(timeout=30)

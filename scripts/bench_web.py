@@ -11,11 +11,10 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
-from loopback import free_port, upload_film
+from loopback import Session, free_port, serve, upload_film
 
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = sys.argv[1] if len(sys.argv) > 1 else str(ROOT / "target/release/medgemma-x")
@@ -36,24 +35,19 @@ def main():
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as data:
-        server = subprocess.Popen([BINARY, "serve", "--bind", f"127.0.0.1:{port}", "--data-dir", data,
-                                   "--model-dir", str(ROOT / "target/fixtures/tiny-a"), "--log-format", "json"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = serve(BINARY, data, port, "--model-dir", str(ROOT / "target/fixtures/tiny-a"))
         try:
-            for _ in range(300):
-                try:
-                    urllib.request.urlopen(f"{base}/healthz", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            study = upload_film(base, ROOT / "target/fixtures/dicom/synthetic/cxr.jpg", "WEB-1")
+            session = Session(base)
+            study = upload_film(session, ROOT / "target/fixtures/dicom/synthetic/cxr.jpg", "WEB-1")
             # What the server itself sends a browser that accepts gzip (it compresses at its fastest level).
             served = {}
             for f in ("medgemma-x.wasm", "medgemma-x.js", "medgemma-x.css"):
                 req = urllib.request.Request(f"{base}/pkg/{f}", headers={"Accept-Encoding": "gzip"})
                 with urllib.request.urlopen(req, timeout=10) as r:
                     served[f] = (len(r.read()), r.headers.get("Content-Encoding") or "none")
-            out = subprocess.run(["node", str(ROOT / "end2end/bench/web.mjs"), base, "/", "/studies", f"/studies/{study}"],
+            # The pages load as the signed-in radiologist (session cookie handed to the browser); /login as anyone.
+            out = subprocess.run(["node", str(ROOT / "end2end/bench/web.mjs"), base, session.cookie,
+                                  "/login", "/", "/studies", f"/studies/{study}"],
                                  cwd=ROOT / "end2end", capture_output=True, text=True, check=True)
         finally:
             server.terminate()

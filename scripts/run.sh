@@ -18,5 +18,14 @@ fi
 print_phase_report
 
 export MEDGEMMA_X_DATA_DIR="${MEDGEMMA_X_DATA_DIR:-$REPO_ROOT/data}"
+# A new data dir gets one radiologist, `doctor`, so the app can be tried at once; its password is printed
+# here and kept in secrets/ (the server itself makes the administrator `admin` at first start, password
+# in secrets/initial-admin-password). Real sites add their own accounts and disable `doctor`.
+if [ ! -f "$MEDGEMMA_X_DATA_DIR/db/medgemma-x.sqlite3" ]; then
+  added=$(target/release/medgemma-x user add doctor --role radiologist --display-name 演示医师)
+  password=$(sed -n 's/.*(shown once): //p' <<<"$added")
+  (umask 077 && printf '%s\n' "$password" >"$MEDGEMMA_X_DATA_DIR/secrets/initial-doctor-password")
+  log "首次启动：医师账号 doctor，密码 $password（保存在 $MEDGEMMA_X_DATA_DIR/secrets/initial-doctor-password） / first start: sign in as doctor with this password"
+fi
 log "starting: target/release/medgemma-x serve $* (data in $MEDGEMMA_X_DATA_DIR; Ctrl-C stops)"
 exec target/release/medgemma-x serve "$@"

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Soak test on loopback: several clients upload, list, render, fetch raw values, measure nodules, chat
 (streamed to the end, sometimes with the study's history as context, sometimes a schema-constrained report
-draft) and read chat history against one `medgemma-x serve` for a bounded time, then print requests served,
-errors (goal 0), p50/p99 latency per kind of request, and the server's memory growth (RSS at the end of the
-first minute → end). Report exports join the mix when the server serves them.
+draft), read chat history, and write, sign and export reports (PDF, HL7, FHIR) against one `medgemma-x serve`
+for a bounded time, then print requests served, errors (goal 0), p50/p99 latency per kind of request, and the
+server's memory growth (RSS at the end of the first minute → end).
 Usage: .venv/bin/python scripts/soak.py [SECONDS=600] [CLIENTS=4] [IMAGE_CACHE_MB=512] [BINARY=target/release/medgemma-x]
 The decoded-image cache fills up to IMAGE_CACHE_MB during the run; RSS growth beyond that is a leak.
 Chat runs on MEDGEMMA_X_MODEL_DIR (default: the tiny random test model, target/fixtures/tiny-a).
@@ -18,11 +18,10 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
-from loopback import free_port, multipart
+from loopback import Session, add_user, free_port, multipart
 
 ROOT = Path(__file__).resolve().parent.parent
 SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 600
@@ -49,24 +48,10 @@ class Stats:
                 self.errors.append(f"{kind}: {error}")
 
 
-def request(base, path, data=None, content_type=None, expect=(200,)):
-    req = urllib.request.Request(base + path, data=data, method="POST" if data is not None else "GET")
-    if content_type:
-        req.add_header("Content-Type", content_type)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            body = r.read()
-            status = r.status
-    except urllib.error.HTTPError as e:
-        body, status = e.read(), e.code
-    if status not in expect:
-        raise RuntimeError(f"{path}: HTTP {status} {body[:200]!r}")
-    return body
-
-
-def chat(base, study, body):
+def chat(session, study, body):
     """One streamed answer, read to its `done` event; an `error` event is an error."""
-    req = urllib.request.Request(f"{base}/api/v1/studies/{study}/chat", data=json.dumps(body).encode(), method="POST")
+    req = urllib.request.Request(f"{session.base}/api/v1/studies/{study}/chat", data=json.dumps(body).encode(),
+                                 method="POST", headers=session.headers(post=True))
     req.add_header("Content-Type", "application/json")
     event = None
     with urllib.request.urlopen(req, timeout=300) as r:
@@ -83,9 +68,14 @@ def chat(base, study, body):
 
 def client(base, stats, deadline, seed):
     rng = random.Random(seed)
+    session = Session(base)  # each client signs in once, as each radiologist's browser does
+    request = session.request
     blobs = [(p.name, p.read_bytes()) for p in UPLOADS]
     instances, studies = [], []
-    kinds = ["upload", "list", "render", "values", "nodule", "metadata", "chat", "chat", "draft", "history"]
+    kinds = ["upload", "list", "render", "values", "nodule", "metadata", "chat", "chat", "draft", "history", "report"]
+    # Each client writes reports on its own films only (the JPEG copies are new studies each time; the
+    # DICOM files are shared between clients as duplicates, and one study has one report).
+    own_films, reported = [], set()
     while time.time() < deadline:
         kind = rng.choice(kinds if instances else ["upload"])
         start = time.perf_counter()
@@ -96,30 +86,45 @@ def client(base, stats, deadline, seed):
                 # JPEG gets bytes after its end marker, so each copy is a new study and storage keeps growing.
                 picked = [(n, b + rng.randbytes(8) if n.endswith(".jpg") else b) for n, b in rng.sample(blobs, 2)]
                 body, ctype = multipart(picked, {"patient_id": f"SOAK{seed}", "exam_date": "2025-10-15"})
-                result = json.loads(request(base, "/api/v1/uploads", body, ctype))
+                result = json.loads(request("/api/v1/uploads", body, ctype))
                 instances += [f["instance_id"] for f in result["files"] if "instance_id" in f]
                 studies += [f["study_id"] for f in result["files"] if "study_id" in f]
+                own_films += [f["study_id"] for f in result["files"] if f["name"].endswith(".jpg") and f["status"] == "stored"]
             elif kind == "list":
-                request(base, "/api/v1/studies?limit=20")
+                request("/api/v1/studies?limit=20")
             elif kind == "render":
-                request(base, f"/api/v1/instances/{rng.choice(instances)}/frames/1/image.png?max_side=512")
+                request(f"/api/v1/instances/{rng.choice(instances)}/frames/1/image.png?max_side=512")
             elif kind == "values":
-                request(base, f"/api/v1/instances/{rng.choice(instances)}/frames/1/values")
+                request(f"/api/v1/instances/{rng.choice(instances)}/frames/1/values")
             elif kind == "metadata":
-                request(base, f"/api/v1/instances/{rng.choice(instances)}")
+                request(f"/api/v1/instances/{rng.choice(instances)}")
             elif kind == "nodule":
                 # Any click: a measurement or a clear 4xx (no nodule there, no spacing, colour image).
                 body = json.dumps({"x": rng.uniform(0, 60), "y": rng.uniform(0, 60)}).encode()
-                request(base, f"/api/v1/instances/{rng.choice(instances)}/frames/1/nodule", body, "application/json",
+                request(f"/api/v1/instances/{rng.choice(instances)}/frames/1/nodule", body, "application/json",
                         expect=(200, 400, 422))
             elif kind == "chat":
-                chat(base, rng.choice(studies), {"message": "请描述这张胸片", "max_new_tokens": 32, "temperature": 1.0,
+                chat(session, rng.choice(studies), {"message": "请描述这张胸片", "max_new_tokens": 32, "temperature": 1.0,
                                                  "seed": rng.randrange(1000), "context": rng.random() < 0.3})
             elif kind == "draft":
-                chat(base, rng.choice(studies), {"message": "生成结构化报告", "mode": "report_draft", "temperature": 1.0,
+                chat(session, rng.choice(studies), {"message": "生成结构化报告", "mode": "report_draft", "temperature": 1.0,
                                                  "seed": rng.randrange(1000), "context": False})
             elif kind == "history":
-                request(base, f"/api/v1/studies/{rng.choice(studies)}/chat")
+                request(f"/api/v1/studies/{rng.choice(studies)}/chat")
+            elif kind == "report":
+                if not own_films:
+                    continue  # nothing of its own to report on yet; not a request
+                # A film's report: written and signed once, then exported in every format.
+                study = rng.choice(own_films)
+                if study not in reported:
+                    body = json.dumps({"report": {"exam_id": "-", "report_summary": "两肺纹理清晰，未见明确结节。",
+                                                  "recommendation": "年度随访。"}}).encode()
+                    created = json.loads(request(f"/api/v1/studies/{study}/reports", body, "application/json",
+                                                 expect=(201,)))
+                    request(f"/api/v1/reports/{created['id']}/sign", b"{}", "application/json")
+                    reported.add(study)
+                report_id = json.loads(request(f"/api/v1/studies/{study}/reports"))[0]["id"]
+                request(f"/api/v1/reports/{report_id}/export?format={rng.choice(['pdf', 'hl7', 'fhir', 'json'])}")
         except Exception as e:  # noqa: BLE001 — every failure is counted and shown
             error = str(e)
         stats.add(kind, time.perf_counter() - start, error)
@@ -135,13 +140,16 @@ def rss_kb(pid):
 def main():
     port = free_port()
     with tempfile.TemporaryDirectory() as data:
+        add_user(BINARY, data)
         server = subprocess.Popen([BINARY, "serve", "--data-dir", data, "--bind", f"127.0.0.1:{port}",
                                    "--log-format", "json", "--image-cache-mb", str(IMAGE_CACHE_MB), "--model-dir", MODEL_DIR],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         for _ in range(3000):  # a real checkpoint takes a while to load
             try:
-                if json.loads(request(base, "/readyz"))["model"]["loaded"]:
+                with urllib.request.urlopen(f"{base}/readyz", timeout=5) as r:
+                    loaded = json.load(r)["model"]["loaded"]
+                if loaded:
                     break
             except Exception:  # noqa: BLE001
                 pass

@@ -78,6 +78,9 @@ pub struct Message {
     pub mode: String,
     pub stop: Option<String>,
     pub model: Option<String>,
+    /// Boxes, timings, and for report drafts the `report` built from the answer.
+    #[serde(default)]
+    pub details: Option<serde_json::Value>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -114,6 +117,13 @@ struct ErrorBody {
     error: ApiError,
 }
 
+#[cfg(feature = "hydrate")]
+impl From<gloo_net::Error> for ApiError {
+    fn from(e: gloo_net::Error) -> ApiError {
+        ApiError::network(e)
+    }
+}
+
 impl ApiError {
     /// What the page shows: Chinese, then English.
     pub fn text(&self) -> String {
@@ -130,6 +140,25 @@ impl ApiError {
     }
 }
 
+/// The signed-in caller (GET /api/v1/auth/me).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct Me {
+    pub username: String,
+    pub display_name: String,
+    pub role: String,
+    pub role_zh: String,
+    pub permissions: Vec<String>,
+    #[serde(default)]
+    pub totp_enabled: bool,
+    pub csrf_token: Option<String>,
+}
+
+impl Me {
+    pub fn can(&self, permission: &str) -> bool {
+        self.permissions.iter().any(|p| p == permission)
+    }
+}
+
 /// GET a JSON document; an error status becomes the API's bilingual message.
 #[cfg(feature = "hydrate")]
 pub async fn get<T: serde::de::DeserializeOwned>(path: String) -> Result<T, ApiError> {
@@ -140,15 +169,79 @@ pub async fn get<T: serde::de::DeserializeOwned>(path: String) -> Result<T, ApiE
     response.json::<T>().await.map_err(ApiError::network)
 }
 
+/// POST a JSON body with the session's CSRF token; the response when its status is a success (callers read
+/// the body they expect).
+#[cfg(feature = "hydrate")]
+pub async fn post(path: &str, body: &impl serde::Serialize) -> Result<gloo_net::http::Response, ApiError> {
+    send(gloo_net::http::Request::post(path), body).await
+}
+
+/// PUT, as [`post`].
+#[cfg(feature = "hydrate")]
+pub async fn put(path: &str, body: &impl serde::Serialize) -> Result<gloo_net::http::Response, ApiError> {
+    send(gloo_net::http::Request::put(path), body).await
+}
+
+#[cfg(feature = "hydrate")]
+async fn send(
+    request: gloo_net::http::RequestBuilder,
+    body: &impl serde::Serialize,
+) -> Result<gloo_net::http::Response, ApiError> {
+    let response = request
+        .header(CSRF_HEADER, &csrf_token().await?)
+        .json(body)
+        .map_err(ApiError::network)?
+        .send()
+        .await
+        .map_err(ApiError::network)?;
+    if !response.ok() {
+        return Err(error_of(response).await);
+    }
+    Ok(response)
+}
+
+pub const CSRF_HEADER: &str = "X-CSRF-Token";
+
+#[cfg(feature = "hydrate")]
+thread_local! {
+    static CSRF: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The session's CSRF token, asked for once per page load.
+#[cfg(feature = "hydrate")]
+pub async fn csrf_token() -> Result<String, ApiError> {
+    if let Some(token) = CSRF.with(|c| c.borrow().clone()) {
+        return Ok(token);
+    }
+    let me = get::<Me>("/api/v1/auth/me".into()).await?;
+    let token = me.csrf_token.unwrap_or_default();
+    CSRF.with(|c| *c.borrow_mut() = Some(token.clone()));
+    Ok(token)
+}
+
+/// Sends the browser to the sign-in page, to come back here afterwards.
+#[cfg(feature = "hydrate")]
+pub fn go_to_login() {
+    if let Some(window) = web_sys::window() {
+        let here = window.location().pathname().unwrap_or_default();
+        let _ = window.location().set_href(&format!("/login?next={}", js_sys::encode_uri_component(&here)));
+    }
+}
+
 /// On the server the pages' resources never run (they are LocalResources); this keeps the ssr build whole.
 #[cfg(not(feature = "hydrate"))]
 pub async fn get<T>(_path: String) -> Result<T, ApiError> {
     std::future::pending().await
 }
 
+/// The error body of a failed response. A 401 means the session ended (idle timeout, signed out
+/// elsewhere, account disabled): the page goes to the sign-in page.
 #[cfg(feature = "hydrate")]
 pub(crate) async fn error_of(response: gloo_net::http::Response) -> ApiError {
     let status = response.status();
+    if status == 401 && !response.url().contains("/api/v1/auth/login") {
+        go_to_login();
+    }
     match response.json::<ErrorBody>().await {
         Ok(body) => body.error,
         Err(_) => ApiError {

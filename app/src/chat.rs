@@ -297,8 +297,10 @@ async fn stream(
     let controller = web_sys::AbortController::new().map_err(network)?;
     let signal = controller.signal();
     abort.set_value(Some(controller));
+    let csrf = api::csrf_token().await?;
     let response = gloo_net::http::Request::post(&format!("/api/v1/studies/{study_id}/chat"))
         .header("content-type", "application/json")
+        .header(api::CSRF_HEADER, &csrf)
         .abort_signal(Some(&signal))
         .body(body)
         .map_err(|e| network(e.to_string().into()))?

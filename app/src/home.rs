@@ -16,6 +16,7 @@ pub fn HomePage() -> impl IntoView {
             <header class="home-header">
                 <h1>{PRODUCT_NAME}</h1>
                 <p class="tagline">"基层胸部影像智能辅助系统 · Chest imaging assistant for county hospitals"</p>
+                <crate::login::UserBar/>
             </header>
             <p class="advisory">{AI_ADVISORY_LABEL}</p>
             <p><a class="worklist-link" href="/studies">"进入工作列表 / Open the worklist"</a></p>

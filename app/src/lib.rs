@@ -1,12 +1,19 @@
 //! The MedGemma-X web app, rendered on the server (feature `ssr`) and hydrated in the browser
 //! (feature `hydrate`). Types both sides exchange live in [`status`].
 
+// Leptos views are nested types; the study page (image, chat and report panels) is deeper than the
+// default limit lets rustc compute layouts for.
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod sse;
 pub mod status;
 
+mod admin;
 mod chat;
 mod home;
+mod login;
+mod report;
 mod study;
 
 use leptos::prelude::*;
@@ -52,6 +59,9 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=|| view! { <p class="not-found">"页面不存在 / Page not found"</p> }>
                 <Route path=StaticSegment("") view=home::HomePage/>
+                <Route path=StaticSegment("login") view=login::LoginPage/>
+                <Route path=StaticSegment("account") view=admin::AccountPage/>
+                <Route path=StaticSegment("admin") view=admin::AdminPage/>
                 <Route path=StaticSegment("studies") view=study::WorklistPage/>
                 <Route path=(StaticSegment("studies"), ParamSegment("id")) view=study::StudyPage/>
             </Routes>

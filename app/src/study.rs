@@ -17,6 +17,7 @@ pub fn WorklistPage() -> impl IntoView {
             <header class="page-header">
                 <h1>"工作列表 / Worklist"</h1>
                 <a href="/">"服务状态 / Status"</a>
+                <crate::login::UserBar/>
             </header>
             <Transition fallback=|| view! { <p class="status-pending">"加载中… / Loading…"</p> }>
                 {move || Suspend::new(async move {
@@ -58,6 +59,8 @@ fn status_label(status: &str) -> &'static str {
     match status {
         "new" => "新检查 / new",
         "ai_draft" => "AI草稿 / AI draft",
+        "draft" => "草稿 / draft",
+        "returned" => "退回修改 / returned",
         "signed" => "已签发 / signed",
         "reviewed" => "已审核 / reviewed",
         _ => "—",
@@ -110,13 +113,17 @@ fn StudyView(study: StudyDetail, overlay: RwSignal<Overlay>) -> impl IntoView {
         <header class="page-header">
             <h1 class="study-title">{title}</h1>
             <a href="/studies">"返回工作列表 / Worklist"</a>
+            <crate::login::UserBar/>
         </header>
         <div class="study-layout">
             {match image {
                 Some(i) => view! { <ImageView instance_id=i.id columns=i.columns rows=i.rows overlay/> }.into_any(),
                 None => view! { <p class="empty">"该检查没有图像 / No images"</p> }.into_any(),
             }}
-            <ChatPanel study_id=study.summary.id overlay/>
+            <div class="study-side">
+                <ChatPanel study_id=study.summary.id overlay/>
+                <crate::report::ReportPanel study_id=study.summary.id/>
+            </div>
         </div>
     }
 }

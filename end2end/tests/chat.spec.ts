@@ -1,6 +1,7 @@
-import { test, expect, Page, APIRequestContext } from '@playwright/test';
+import { test, expect, Page } from '@playwright/test';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { csrfHeader, signIn } from './auth';
 
 const fixture = (name: string) => resolve(__dirname, '../../target/fixtures/dicom/synthetic', name);
 
@@ -14,9 +15,12 @@ test.afterAll(() => {
   expect(panics).toEqual([]);
 });
 
-/** Uploads one film as a study of its own; returns the study id. */
-async function uploadFilm(request: APIRequestContext, file: string, patientId: string, name: string, date: string) {
-  const upload = await request.post('/api/v1/uploads', {
+test.beforeEach(async ({ page }) => signIn(page));
+
+/** Uploads one film as a study of its own, as the signed-in radiologist; returns the study id. */
+async function uploadFilm(page: Page, file: string, patientId: string, name: string, date: string) {
+  const upload = await page.request.post('/api/v1/uploads', {
+    headers: await csrfHeader(page),
     multipart: {
       patient_id: patientId,
       patient_name: name,
@@ -39,14 +43,14 @@ async function sampleAnswers(page: Page, extra: Record<string, unknown>) {
   });
 }
 
-test('ask about an uploaded film: the answer streams in, is labelled, and its heatmap can be toggled', async ({ page, request }) => {
+test('ask about an uploaded film: the answer streams in, is labelled, and its heatmap can be toggled', async ({ page }) => {
   const problems: string[] = [];
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('console', (m) => {
     if (m.type() === 'error') problems.push(`console error: ${m.text()}`);
   });
 
-  await uploadFilm(request, 'cxr.jpg', 'E2E-CHAT-1', '测试患者', '2025-10-15');
+  await uploadFilm(page, 'cxr.jpg', 'E2E-CHAT-1', '测试患者', '2025-10-15');
 
   await page.goto('/studies');
   await expect(page.locator('main.worklist')).toHaveAttribute('data-hydrated', 'true');
@@ -99,8 +103,8 @@ test('ask about an uploaded film: the answer streams in, is labelled, and its he
   expect(problems).toEqual([]);
 });
 
-test('stop ends a long answer and the next question is answered', async ({ page, request }) => {
-  const study = await uploadFilm(request, 'cxr16.png', 'E2E-CHAT-2', '停止测试', '2025-10-16');
+test('stop ends a long answer and the next question is answered', async ({ page }) => {
+  const study = await uploadFilm(page, 'cxr16.png', 'E2E-CHAT-2', '停止测试', '2025-10-16');
   await sampleAnswers(page, { max_new_tokens: 4000, min_new_tokens: 4000 });
   await page.goto(`/studies/${study}`);
   await expect(page.locator('main.study')).toHaveAttribute('data-hydrated', 'true');

@@ -1,10 +1,13 @@
 import { test, expect } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { csrfHeader, signIn } from './auth';
 
-test('a CT slice is shown through the chest window presets, and inverted', async ({ page, request }) => {
+test('a CT slice is shown through the chest window presets, and inverted', async ({ page }) => {
+  await signIn(page);
   const file = resolve(__dirname, '../../target/fixtures/dicom/synthetic/ct_phantom.dcm');
-  const upload = await request.post('/api/v1/uploads', {
+  const upload = await page.request.post('/api/v1/uploads', {
+    headers: await csrfHeader(page),
     multipart: { files: { name: 'ct_phantom.dcm', mimeType: 'application/dicom', buffer: readFileSync(file) } },
   });
   expect(upload.status()).toBe(200);

@@ -20,6 +20,9 @@ pub struct Envelope {
     pub timestamp: String,
 }
 
+/// HL7's explicit null: the field is known to have no value.
+const NULL: &str = "\"\"";
+
 /// Escapes a value for a field: the escape character first, then the delimiters (HL7 v2.5 §2.7).
 pub fn escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -76,15 +79,18 @@ pub fn render(report: &Report, envelope: &Envelope) -> String {
         envelope.timestamp,
         escape(&envelope.control_id)
     );
+    // PID-3 (identifier) and PID-5 (name) are required: unknown ones are sent as HL7's explicit null `""`
+    // (a JPEG upload may have no name; a report without a patient block has neither).
+    let known = |v: &str| if v.is_empty() { NULL.to_string() } else { escape(v) };
     let pid = match &report.patient {
         Some(p) => format!(
             "PID|1||{}^^^^MR||{}||{}|{}",
-            escape(&p.id),
-            escape(p.name.as_deref().unwrap_or("")),
+            known(&p.id),
+            known(p.name.as_deref().unwrap_or("")),
             p.birth_date.as_deref().map(hl7_date).unwrap_or_default(),
             escape(p.sex.as_deref().unwrap_or(""))
         ),
-        None => "PID|1".to_string(),
+        None => format!("PID|1||{NULL}||{NULL}"),
     };
     let study = report.study.as_ref();
     let study_date = study.and_then(|s| s.study_date.as_deref()).map(hl7_date).unwrap_or_default();

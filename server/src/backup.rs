@@ -20,6 +20,8 @@ use crate::objects::hex;
 const FORMAT: &str = "medgemma-x-backup";
 const MANIFEST: &str = "manifest.json";
 const DATABASE: &str = "db/medgemma-x.sqlite3";
+/// Kept so that pseudonyms (audit trail, logs) and device cookies mean the same after a restore.
+const SITE_KEY: &str = "secrets/site.key";
 
 #[derive(Serialize, Deserialize)]
 struct Manifest {
@@ -97,6 +99,10 @@ fn write_archive(data_dir: &Path, snapshot: &Path, out: &Path) -> anyhow::Result
     for (name, path) in list(&data_dir.join("reports"), 1)? {
         summary.total_bytes += add(&mut zip, format!("reports/{name}"), &path, true)?;
         summary.reports += 1;
+    }
+    let site_key = data_dir.join(SITE_KEY);
+    if site_key.is_file() {
+        summary.total_bytes += add(&mut zip, SITE_KEY.into(), &site_key, false)?;
     }
     let manifest = Manifest {
         format: FORMAT.into(),
@@ -183,11 +189,16 @@ pub fn restore(archive: &Path, data_dir: &Path) -> anyhow::Result<Summary> {
             bail!("校验失败，备份文件已损坏 / checksum mismatch, the backup is damaged: {}", f.path);
         }
         std::fs::create_dir_all(target.parent().expect("targets are inside the data dir"))?;
-        write_atomically(&target, &bytes)?;
+        if f.path == SITE_KEY {
+            crate::files::write_secret_atomically(&target, &bytes)?;
+        } else {
+            write_atomically(&target, &bytes)?;
+        }
         summary.total_bytes += f.bytes;
         match f.path.split('/').next() {
             Some("objects") => summary.objects += 1,
             Some("reports") => summary.reports += 1,
+            Some("secrets") => {}
             _ => summary.database_bytes = f.bytes,
         }
     }
@@ -195,14 +206,14 @@ pub fn restore(archive: &Path, data_dir: &Path) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
-/// Where an archive path may be written: the database, `objects/ab/<64 hex>`, or `reports/<plain name>`.
-/// Anything else (absolute paths, `..`, other folders) is refused.
+/// Where an archive path may be written: the database, the site key, `objects/ab/<64 hex>`, or
+/// `reports/<plain name>`. Anything else (absolute paths, `..`, other folders) is refused.
 fn checked_target(root: &Path, path: &str) -> anyhow::Result<PathBuf> {
     let hex_name =
         |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     let parts: Vec<&str> = path.split('/').collect();
     let ok = match parts.as_slice() {
-        ["db", "medgemma-x.sqlite3"] => true,
+        ["db", "medgemma-x.sqlite3"] | ["secrets", "site.key"] => true,
         ["objects", shard, name] => hex_name(shard, 2) && hex_name(name, 64) && name.starts_with(shard),
         ["reports", name] => !name.is_empty() && !name.starts_with('.') && !name.contains(['\\', '\0']),
         _ => false,

@@ -80,6 +80,34 @@ pub struct ServeArgs {
     #[arg(long, env = "MEDGEMMA_X_CHAT_MAX_CT_SLICES", default_value_t = 85)]
     pub chat_max_ct_slices: usize,
 
+    /// A signed-in session ends after this many minutes without a request.
+    #[arg(long, env = "MEDGEMMA_X_SESSION_IDLE_MINUTES", default_value_t = 30)]
+    pub session_idle_minutes: u64,
+
+    /// ... and this many hours after sign-in, however busy (a shift).
+    #[arg(long, env = "MEDGEMMA_X_SESSION_MAX_HOURS", default_value_t = 12)]
+    pub session_max_hours: u64,
+
+    /// Send cookies over HTTPS only: set it when a TLS proxy (nginx) fronts the server.
+    #[arg(long, env = "MEDGEMMA_X_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+
+    /// The HIS endpoint signed reports are POSTed to (http://…); none: no HTTP delivery.
+    #[arg(long, env = "MEDGEMMA_X_HIS_URL")]
+    pub his_url: Option<String>,
+
+    /// What is POSTed to the HIS: hl7 (HL7 v2.5 ORU^R01) or fhir (FHIR R4 Bundle).
+    #[arg(long, env = "MEDGEMMA_X_HIS_FORMAT", value_enum)]
+    pub his_format: Option<crate::exports::Format>,
+
+    /// A folder the HIS reads: each signed report is written there (HL7 or FHIR, and PDF), atomically.
+    #[arg(long, env = "MEDGEMMA_X_HIS_FOLDER")]
+    pub his_folder: Option<PathBuf>,
+
+    /// A delivery still failing this long after signing is marked failed (an admin can retry it).
+    #[arg(long, env = "MEDGEMMA_X_HIS_GIVE_UP_HOURS", default_value_t = 72)]
+    pub his_give_up_hours: u64,
+
     /// Run the server as a child process and restart it (with backoff) when it crashes or stops answering
     /// /healthz; events go to <data-dir>/logs/maintenance.log.
     #[arg(long)]
@@ -128,6 +156,8 @@ pub struct ServeConfig {
     pub limits: imaging::Limits,
     pub inference: crate::inference::InferenceLimits,
     pub chat: ChatSettings,
+    pub sessions: crate::auth::guard::SessionSettings,
+    pub deliveries: crate::deliveries::DeliverySettings,
 }
 
 /// Defaults for chat requests.
@@ -174,6 +204,21 @@ impl ServeConfig {
                 max_new_tokens: args.chat_max_new_tokens.clamp(1, 4096),
                 max_ct_slices: args.chat_max_ct_slices.max(1),
             },
+            deliveries: {
+                let settings = crate::deliveries::DeliverySettings {
+                    url: args.his_url,
+                    format: args.his_format,
+                    folder: args.his_folder,
+                    give_up: Duration::from_secs(args.his_give_up_hours.max(1) * 3600),
+                };
+                settings.check()?;
+                settings
+            },
+            sessions: crate::auth::guard::SessionSettings {
+                idle: Duration::from_secs(args.session_idle_minutes.clamp(1, 24 * 60) * 60),
+                absolute: Duration::from_secs(args.session_max_hours.clamp(1, 7 * 24) * 3600),
+                secure_cookies: args.secure_cookies,
+            },
         })
     }
 
@@ -197,6 +242,11 @@ impl ServeConfig {
             ("chat_timeout_secs", self.inference.timeout.as_secs().to_string()),
             ("chat_max_new_tokens", self.chat.max_new_tokens.to_string()),
             ("chat_max_ct_slices", self.chat.max_ct_slices.to_string()),
+            ("session_idle_minutes", (self.sessions.idle.as_secs() / 60).to_string()),
+            ("session_max_hours", (self.sessions.absolute.as_secs() / 3600).to_string()),
+            ("secure_cookies", self.sessions.secure_cookies.to_string()),
+            ("his_url", self.deliveries.url.clone().unwrap_or_else(|| "(none)".into())),
+            ("his_folder", self.deliveries.folder.as_deref().map_or("(none)".into(), |p| p.display().to_string())),
         ]
     }
 }

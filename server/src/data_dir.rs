@@ -6,6 +6,8 @@
 //! <data-dir>/reports/   exported reports (PDF, HL7, FHIR) for the HIS to pick up
 //! <data-dir>/logs/      JSON logs, rolled daily
 //! <data-dir>/tmp/       uploads being received; emptied at start (only a crash leaves anything here)
+//! <data-dir>/secrets/   the site key (pseudonyms, device cookies) and the first admin password
+//! (db/, objects/, tmp/ and secrets/ are mode 0700: readable by the server's own user only)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -18,7 +20,9 @@ pub struct DataDir {
 }
 
 impl DataDir {
-    pub const SUBDIRS: [&'static str; 5] = ["db", "objects", "reports", "logs", "tmp"];
+    pub const SUBDIRS: [&'static str; 6] = ["db", "objects", "reports", "logs", "tmp", "secrets"];
+    /// Mode 0700.
+    pub const PRIVATE: [&'static str; 4] = ["db", "objects", "tmp", "secrets"];
 
     /// Creates the folder and its layout where missing (first start, or a folder someone emptied).
     pub fn create(root: &Path) -> anyhow::Result<Self> {
@@ -26,6 +30,14 @@ impl DataDir {
             let dir = root.join(sub);
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("无法创建数据目录 / cannot create data folder {}", dir.display()))?;
+        }
+        // Patient data and secrets: the server's own user only (other local accounts on the machine must not
+        // read the database or the images). reports/ stays readable: a HIS pickup job may run as another user.
+        use std::os::unix::fs::PermissionsExt;
+        for private in Self::PRIVATE {
+            let dir = root.join(private);
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot restrict {}", dir.display()))?;
         }
         let root = root.canonicalize().with_context(|| format!("cannot resolve {}", root.display()))?;
         Ok(Self { root })
@@ -49,6 +61,10 @@ impl DataDir {
 
     pub fn logs(&self) -> PathBuf {
         self.root.join("logs")
+    }
+
+    pub fn secrets(&self) -> PathBuf {
+        self.root.join("secrets")
     }
 
     pub fn tmp(&self) -> PathBuf {

@@ -20,6 +20,15 @@ pub enum AppError {
     /// 503 with Retry-After: the service is there but cannot take this now (model loading, queue full).
     #[error("busy ({code}): {en}")]
     Busy { code: &'static str, zh: String, en: String, retry_after_s: u64 },
+    /// 401: no session and no valid token.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// 403: signed in, but not allowed (role, scope, CSRF).
+    #[error("forbidden ({code}): {en}")]
+    Forbidden { code: &'static str, zh: String, en: String },
+    /// 429 with Retry-After: too many failed sign-ins.
+    #[error("throttled: retry after {retry_after_s} s")]
+    Throttled { retry_after_s: u64 },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -45,6 +54,19 @@ impl IntoResponse for AppError {
             Self::Unavailable { zh, en } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", zh.as_str(), en.as_str()),
             Self::Rejected { status, code, zh, en } => (*status, *code, zh.as_str(), en.as_str()),
             Self::Busy { code, zh, en, .. } => (StatusCode::SERVICE_UNAVAILABLE, *code, zh.as_str(), en.as_str()),
+            Self::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "请先登录（或提供有效的 API 令牌）",
+                "Sign in first (or send a valid API token)",
+            ),
+            Self::Forbidden { code, zh, en } => (StatusCode::FORBIDDEN, *code, zh.as_str(), en.as_str()),
+            Self::Throttled { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                "登录失败次数过多，请稍后再试",
+                "Too many failed sign-ins; try again later",
+            ),
             Self::Internal(err) => {
                 tracing::error!(error = format!("{err:#}"), "internal error");
                 (
@@ -57,8 +79,13 @@ impl IntoResponse for AppError {
         };
         let body = ErrorBody { error: ErrorDetail { code, message_zh: zh, message_en: en } };
         let mut response = (status, Json(body)).into_response();
-        if let Self::Busy { retry_after_s, .. } = &self {
+        if let Self::Busy { retry_after_s, .. } | Self::Throttled { retry_after_s } = &self {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, (*retry_after_s).into());
+        }
+        if let Self::Unauthorized = &self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
         }
         response
     }

@@ -14,6 +14,9 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::data_dir::DataDir;
 use crate::db::{self, Pool};
@@ -39,6 +42,14 @@ pub struct AppState {
     /// The model's worker; None when no usable model is configured.
     pub inference: Option<crate::inference::Inference>,
     pub chat: crate::config::ChatSettings,
+    /// Pseudonyms (audit trail, logs) and device cookies.
+    pub site_key: crate::pseudonym::SiteKey,
+    pub audit: Arc<crate::audit::AuditLog>,
+    pub throttle: Arc<crate::auth::throttle::Throttle>,
+    pub sessions: crate::auth::guard::SessionSettings,
+    /// Where signed reports go, and the bell that wakes the delivery worker after a signature.
+    pub deliveries: crate::deliveries::DeliverySettings,
+    pub delivery_wake: Arc<tokio::sync::Notify>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -51,6 +62,16 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub fn app(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
+    // Sessions live in the database (table tower_sessions, migration 0004): they survive a restart, and
+    // the cookie carries only a random id. Strict SameSite: no other site's page can send it.
+    let sessions = SessionManagerLayer::new(SqliteStore::new(state.db.clone()))
+        .with_name("mgx_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Strict)
+        .with_secure(state.sessions.secure_cookies)
+        .with_expiry(Expiry::OnInactivity(
+            time::Duration::try_from(state.sessions.idle).unwrap_or(time::Duration::minutes(30)),
+        ));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -61,6 +82,9 @@ pub fn app(state: AppState) -> Router {
             move || app::shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        // Inside the metrics layer, so refused requests are counted too; the session layer wraps it.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::guard::guard))
+        .layer(sessions)
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         // gzip for clients that ask: the wasm bundle (765 → ~320 KiB) and JSON. Never for server-sent
         // events (tokens must not wait in a compressor) or images (PNG is compressed already): tower-http's
@@ -70,7 +94,10 @@ pub fn app(state: AppState) -> Router {
             CompressionLayer::new()
                 .compress_when(DefaultPredicate::new().and(NotForContentType::const_new("application/octet-stream"))),
         )
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // Method and path only: query strings (a worklist search by patient name) never reach the log.
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
+            tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+        }))
         .with_state(state)
 }
 

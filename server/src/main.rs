@@ -43,6 +43,23 @@ enum Command {
     Backup(cli::backup::BackupArgs),
     /// Restore a backup into an empty data dir, checking every file (数据恢复).
     Restore(cli::backup::RestoreArgs),
+    /// Accounts: add, passwd, disable, enable, list (用户管理).
+    User {
+        #[command(subcommand)]
+        which: cli::accounts::UserCommand,
+    },
+    /// API tokens for integrators: create, list, revoke (接口令牌).
+    Token {
+        #[command(subcommand)]
+        which: cli::accounts::TokenCommand,
+    },
+    /// The audit trail: verify its hash chain, export it (审计日志).
+    Audit {
+        #[command(subcommand)]
+        which: cli::accounts::AuditCommand,
+    },
+    /// The security self-check: data flows, permission matrix, configuration, advisories, audit chain (安全自查报告).
+    AuditReport(cli::accounts::AuditReportArgs),
     /// Print version, libtorch and compute device (版本信息).
     Version,
 }
@@ -59,6 +76,10 @@ fn main() -> ExitCode {
         Command::Status(args) => cli::ops::status(args),
         Command::Backup(args) => cli::backup::backup(args).map(|()| ExitCode::SUCCESS),
         Command::Restore(args) => cli::backup::restore(args).map(|()| ExitCode::SUCCESS),
+        Command::User { which } => cli::accounts::user(which),
+        Command::Token { which } => cli::accounts::token(which),
+        Command::Audit { which } => cli::accounts::audit(which),
+        Command::AuditReport(args) => cli::accounts::audit_report(args),
         Command::Version => cli::version::run().map(|()| ExitCode::SUCCESS),
     };
     match result {

@@ -160,9 +160,16 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     response
 }
 
-pub async fn endpoint(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(state.inference.as_ref().map(|i| i.queue())),
-    )
+pub async fn endpoint(State(state): State<AppState>) -> Result<impl IntoResponse, crate::error::AppError> {
+    let mut text = state.metrics.render(state.inference.as_ref().map(|i| i.queue()));
+    text.push_str(
+        "# HELP medgemma_x_report_deliveries Report deliveries to the HIS by state (pending, delivered, failed).\n",
+    );
+    text.push_str("# TYPE medgemma_x_report_deliveries gauge\n");
+    let counts = crate::deliveries::counts(&state.db).await?;
+    for known in ["pending", "delivered", "failed"] {
+        let n = counts.iter().find(|(s, _)| s == known).map_or(0, |(_, n)| *n);
+        let _ = writeln!(text, "medgemma_x_report_deliveries{{state=\"{known}\"}} {n}");
+    }
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text))
 }

@@ -24,6 +24,9 @@ pub struct RunInfo {
     /// RFC 3339.
     pub started_at: String,
     pub version: String,
+    /// Whether session cookies are HTTPS-only (`--secure-cookies`), for the security self-check.
+    #[serde(default)]
+    pub secure_cookies: bool,
 }
 
 pub fn pid_path(data_dir: &Path) -> PathBuf {

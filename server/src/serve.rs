@@ -14,6 +14,7 @@ use crate::images::Images;
 use crate::inference::Inference;
 use crate::model::{ModelSetup, ModelState};
 use crate::objects::ObjectStore;
+use crate::pseudonym::SiteKey;
 use crate::runfile::{RunInfo, RunLock};
 use crate::shutdown::{self, Drain};
 use crate::{db, logging, sd_notify};
@@ -45,6 +46,28 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let pool = db::connect(&config.database).await?;
     db::record_start(&pool, &now_rfc3339()).await.context("cannot write to the database")?;
+    let site_key = SiteKey::load_or_create(&config.data_dir.secrets())?;
+    let audit = Arc::new(crate::audit::AuditLog::new(pool.clone()));
+    if let Some(file) = crate::auth::users::bootstrap_admin(&pool, &config.data_dir.secrets()).await? {
+        audit
+            .record(crate::audit::AuditEvent {
+                actor_kind: "system",
+                action: "user.add".into(),
+                outcome: "ok",
+                detail: Some("admin role=admin (first start; password in secrets/initial-admin-password)".into()),
+                ..Default::default()
+            })
+            .await?;
+        // The password itself stays in the file (never in a log).
+        tracing::warn!(
+            file = %file.display(),
+            "首次启动：已创建管理员账号 admin，初始密码见该文件，登录后请修改 / first start: created the administrator `admin`; its password is in this file"
+        );
+    }
+    tokio::spawn(tower_sessions::session_store::ExpiredDeletion::continuously_delete_expired(
+        tower_sessions_sqlx_store::SqliteStore::new(pool.clone()),
+        std::time::Duration::from_secs(3600),
+    ));
 
     let model = ModelSetup::inspect(config.model_dir.as_deref());
     tracing::info!(model = %model.describe(), "model");
@@ -82,7 +105,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         metrics: Arc::default(),
         inference,
         chat: config.chat,
+        site_key,
+        audit,
+        throttle: Arc::default(),
+        sessions: config.sessions,
+        deliveries: config.deliveries.clone(),
+        delivery_wake: Arc::default(),
     };
+    if config.deliveries.url.is_some() || config.deliveries.folder.is_some() {
+        tokio::spawn(crate::deliveries::run(
+            pool.clone(),
+            config.deliveries.clone(),
+            Arc::clone(&state.delivery_wake),
+            shutdown_token.clone(),
+        ));
+    }
 
     let signals = shutdown::Signals::install().context("cannot install signal handlers")?;
     let listener = TcpListener::bind(config.bind).await.with_context(|| {
@@ -94,6 +131,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         addr,
         started_at: now_rfc3339(),
         version: http::VERSION.to_string(),
+        secure_cookies: config.sessions.secure_cookies,
     })?;
     tracing::info!(addr = %addr, startup_ms = started.elapsed().as_millis() as u64, "listening");
     tracing::info!("服务已启动，请在浏览器打开 http://<服务器IP>:{} / server started", addr.port());

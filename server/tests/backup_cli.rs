@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 
 use common::{BIN, Server, dicom_fixture};
-use reqwest::blocking::{Client, multipart};
+use reqwest::blocking::multipart;
 use serde_json::Value;
 
 fn run(args: &[&str]) -> std::process::Output {
@@ -14,7 +14,7 @@ fn run(args: &[&str]) -> std::process::Output {
 }
 
 fn get(server: &Server, path: &str) -> reqwest::blocking::Response {
-    let response = reqwest::blocking::get(server.url(path)).unwrap();
+    let response = server.get(path);
     assert!(response.status().is_success(), "{path}: {}", response.status());
     response
 }
@@ -34,7 +34,7 @@ fn a_backup_taken_while_serving_restores_into_a_fresh_data_dir() {
         },
     );
     let uploaded: Value =
-        Client::new().post(server.url("/api/v1/uploads")).multipart(form).send().unwrap().json().unwrap();
+        server.client().post(server.url("/api/v1/uploads")).multipart(form).send().unwrap().json().unwrap();
     assert_eq!(uploaded["stored"], 3, "{uploaded:#}");
     std::fs::write(source.join("reports/CZ20251015-001.hl7"), "MSH|^~\\&|MEDGEMMA-X\r").unwrap();
 
@@ -58,6 +58,12 @@ fn a_backup_taken_while_serving_restores_into_a_fresh_data_dir() {
         get(&restored, &format!("/api/v1/instances/{id}/frames/1/image.png"));
     }
     assert_eq!(std::fs::read_to_string(target.join("reports/CZ20251015-001.hl7")).unwrap(), "MSH|^~\\&|MEDGEMMA-X\r");
+    // The same site key: pseudonyms in the audit trail mean the same patient after the restore, and the
+    // accounts came along (the restored server's radiologist signs in with the old password).
+    assert_eq!(
+        std::fs::read(target.join("secrets/site.key")).unwrap(),
+        std::fs::read(source.join("secrets/site.key")).unwrap()
+    );
     drop(restored);
 
     // Restoring over data is refused; so is a damaged archive, which leaves no database behind.

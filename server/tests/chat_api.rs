@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
 use common::{Server, dicom_fixture, fixture};
-use reqwest::blocking::{Client, Response, multipart};
+use reqwest::blocking::{Response, multipart};
 use serde_json::{Value, json};
 
 /// One model server at a time: libtorch's worker threads spin while they wait, and several servers
@@ -62,23 +62,18 @@ fn upload_image(server: &Server, fixture_name: &str, patient: &str, date: &str) 
             multipart::Part::bytes(std::fs::read(&file).unwrap())
                 .file_name(file.file_name().unwrap().to_string_lossy().to_string()),
         );
-    let body: Value = Client::new().post(server.url("/api/v1/uploads")).multipart(form).send().unwrap().json().unwrap();
+    let body: Value =
+        server.client().post(server.url("/api/v1/uploads")).multipart(form).send().unwrap().json().unwrap();
     let f = &body["files"][0];
     assert_eq!(f["status"], "stored", "{body:#}");
     (f["study_id"].as_i64().unwrap(), f["instance_id"].as_i64().unwrap())
 }
 
-fn post_chat(server: &Server, study: i64, body: Value) -> Response {
-    post(&server.url(&format!("/api/v1/studies/{study}/chat")), body)
-}
-
 /// As a browser posts: it accepts gzip, which must not apply to the event stream.
-fn post(url: &str, body: Value) -> Response {
-    Client::builder()
-        .timeout(Duration::from_secs(600))
-        .build()
-        .unwrap()
-        .post(url)
+fn post_chat(server: &Server, study: i64, body: Value) -> Response {
+    server
+        .client()
+        .post(server.url(&format!("/api/v1/studies/{study}/chat")))
         .header("accept-encoding", "gzip")
         .json(&body)
         .send()
@@ -160,7 +155,7 @@ impl Events {
 }
 
 fn get_json(server: &Server, path: &str) -> Value {
-    reqwest::blocking::get(server.url(path)).unwrap().json().unwrap()
+    server.get(path).json().unwrap()
 }
 
 #[test]
@@ -244,7 +239,8 @@ fn an_answer_streams_token_by_token_with_a_heatmap_on_the_image_and_is_kept_as_h
     assert_eq!(no_context.last().unwrap().data["history_turns"], 0);
 
     // JSON is gzipped for clients that ask, and reads back the same.
-    let gzipped = Client::new()
+    let gzipped = server
+        .client()
         .get(server.url(&format!("/api/v1/studies/{study}/chat")))
         .header("accept-encoding", "gzip")
         .send()
@@ -253,7 +249,7 @@ fn an_answer_streams_token_by_token_with_a_heatmap_on_the_image_and_is_kept_as_h
     let same = json_body(gzipped);
     assert_eq!(same["messages"].as_array().unwrap().len(), 6, "{same}");
 
-    let metrics = reqwest::blocking::get(server.url("/metrics")).unwrap().text().unwrap();
+    let metrics = server.metrics();
     assert!(metrics.contains("medgemma_x_chat_time_to_first_token_seconds_count{} 3"), "{metrics}");
     assert!(metrics.contains("medgemma_x_inference_queue{state=\"active\"} 0"), "{metrics}");
 }
@@ -266,7 +262,8 @@ fn bad_questions_get_clear_errors_and_no_model_means_503() {
     let (study, _) = upload_image(&server, "synthetic/cxr.jpg", "P-CHAT-2", "2025-10-15");
     let (other_study, other_instance) = upload_image(&server, "synthetic/cxr16.png", "P-CHAT-3", "2025-10-16");
     let check = |server: &Server, study: i64, body: &str, status: u16, needle: &str| {
-        let response = Client::new()
+        let response = server
+            .client()
             .post(server.url(&format!("/api/v1/studies/{study}/chat")))
             .header("content-type", "application/json")
             .body(body.to_string())
@@ -404,7 +401,8 @@ fn comparison_puts_the_prior_first_and_ct_questions_see_labelled_slices() {
         let file = dicom_fixture(&format!("synthetic/ct_series/slice{n}.dcm"));
         form.part("files", multipart::Part::bytes(std::fs::read(file).unwrap()).file_name(format!("slice{n}.dcm")))
     });
-    let body: Value = Client::new().post(server.url("/api/v1/uploads")).multipart(form).send().unwrap().json().unwrap();
+    let body: Value =
+        server.client().post(server.url("/api/v1/uploads")).multipart(form).send().unwrap().json().unwrap();
     assert_eq!(body["stored"], 5, "{body:#}");
     let ct_study = body["files"][0]["study_id"].as_i64().unwrap();
     let events = Events::new(post_chat(&server, ct_study, json!({"message": "请描述", "max_new_tokens": 2}))).all();
@@ -465,9 +463,10 @@ fn report_drafts_validate_against_the_schemas_on_every_seed() {
         let handles: Vec<_> = (0..20)
             .map(|seed| {
                 let url = server.url(&format!("/api/v1/studies/{study}/chat"));
+                let client = server.client().clone();
                 let body = json!({"message": "生成结构化报告", "mode": "report_draft", "temperature": 1.0,
                                   "seed": seed, "context": false, "measurements": [measurement]});
-                scope.spawn(move || Events::new(post(&url, body)).all())
+                scope.spawn(move || Events::new(client.post(url).json(&body).send().unwrap()).all())
             })
             .collect();
         handles

@@ -6,8 +6,8 @@ mod common;
 use std::io::Write;
 use std::process::Command;
 
-use common::{BIN, Server, dicom_fixture};
-use reqwest::blocking::{Client, multipart};
+use common::{BIN, Server, create_token, dicom_fixture};
+use reqwest::blocking::multipart;
 use serde_json::Value;
 use sha2::Digest;
 
@@ -18,13 +18,13 @@ fn part(path: &str) -> multipart::Part {
 }
 
 fn upload(server: &Server, form: multipart::Form) -> (u16, Value) {
-    let response = Client::new().post(server.url("/api/v1/uploads")).multipart(form).send().unwrap();
+    let response = server.client().post(server.url("/api/v1/uploads")).multipart(form).send().unwrap();
     let status = response.status().as_u16();
     (status, response.json().unwrap())
 }
 
 fn get_json(server: &Server, path: &str) -> Value {
-    let response = reqwest::blocking::get(server.url(path)).unwrap();
+    let response = server.get(path);
     assert!(response.status().is_success(), "{path}: {}", response.status());
     response.json().unwrap()
 }
@@ -144,7 +144,7 @@ fn single_rejections_get_their_own_status_and_limits_hold() {
     let form = multipart::Form::new()
         .part("files", part("synthetic/ct_phantom.dcm"))
         .part("files", multipart::Part::bytes(vec![0u8; 4 << 20]).file_name("huge.bin"));
-    match Client::new().post(server.url("/api/v1/uploads")).multipart(form).send() {
+    match server.client().post(server.url("/api/v1/uploads")).multipart(form).send() {
         Ok(response) => {
             assert_eq!(response.status().as_u16(), 413);
             let body: Value = response.json().unwrap();
@@ -185,10 +185,8 @@ fn render_values_measure_and_download_match_the_file() {
     assert_eq!(keys, ["file-1", "file-2", "lung", "mediastinum", "bone", "soft_tissue"]);
 
     // The endpoint's PNG is byte for byte what `medgemma-x dicom render` writes (one function).
-    let response = reqwest::blocking::get(
-        server.url(&format!("/api/v1/instances/{id}/frames/1/image.png?window_center=-600&window_width=1500")),
-    )
-    .unwrap();
+    let response =
+        server.get(&format!("/api/v1/instances/{id}/frames/1/image.png?window_center=-600&window_width=1500"));
     assert_eq!(response.headers()["content-type"], "image/png");
     assert_eq!(response.headers()["x-window-width"], "1500");
     let served = response.bytes().unwrap();
@@ -206,7 +204,8 @@ fn render_values_measure_and_download_match_the_file() {
 
     // Raw values: whole HU fit in i16; sent as they are even to a client that accepts gzip (compressing a
     // large frame costs more than the LAN time it saves).
-    let response = Client::new()
+    let response = server
+        .client()
         .get(server.url(&format!("/api/v1/instances/{id}/frames/1/values")))
         .header("accept-encoding", "gzip")
         .send()
@@ -222,7 +221,8 @@ fn render_values_measure_and_download_match_the_file() {
     assert_eq!(i16::from_le_bytes([raw[0], raw[1]]), -850);
 
     // Automatic measurement from a click on the larger nodule (23.4 × 19.1 mm at 40 HU).
-    let result: Value = Client::new()
+    let result: Value = server
+        .client()
         .post(server.url(&format!("/api/v1/instances/{id}/frames/1/nodule")))
         .json(&serde_json::json!({"x": 170.0, "y": 160.0}))
         .send()
@@ -235,7 +235,8 @@ fn render_values_measure_and_download_match_the_file() {
     assert_eq!(result["basis"]["units"], "HU");
     assert!(result["basis"]["method_zh"].as_str().unwrap().contains("阈值"));
     // A click in empty lung is refused with a reason.
-    let response = Client::new()
+    let response = server
+        .client()
         .post(server.url(&format!("/api/v1/instances/{id}/frames/1/nodule")))
         .json(&serde_json::json!({"x": 20.0, "y": 230.0}))
         .send()
@@ -243,15 +244,15 @@ fn render_values_measure_and_download_match_the_file() {
     assert_eq!(response.status().as_u16(), 422);
 
     // The stored file is the upload with its preamble zeroed.
-    let stored = reqwest::blocking::get(server.url(&format!("/api/v1/instances/{id}/file"))).unwrap().bytes().unwrap();
+    let stored = server.get(&format!("/api/v1/instances/{id}/file")).bytes().unwrap();
     let original = std::fs::read(dicom_fixture("synthetic/ct_phantom_dirty_preamble.dcm")).unwrap();
     assert!(stored[..128].iter().all(|b| *b == 0));
     assert_eq!(&stored[128..], &original[128..]);
 
     // Out-of-range frames and unknown instances are 404 in both languages.
-    let response = reqwest::blocking::get(server.url(&format!("/api/v1/instances/{id}/frames/2/image.png"))).unwrap();
+    let response = server.get(&format!("/api/v1/instances/{id}/frames/2/image.png"));
     assert_eq!(response.status().as_u16(), 404);
-    let response = reqwest::blocking::get(server.url("/api/v1/instances/999999")).unwrap();
+    let response = server.get("/api/v1/instances/999999");
     assert_eq!(response.status().as_u16(), 404);
 }
 
@@ -266,6 +267,7 @@ fn kill_9_during_an_upload_loses_nothing_that_landed() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().to_str().unwrap();
     let mut server = Server::start(&["--data-dir", dir], &[]);
+    let token = create_token(dir, "pacs-bridge", "study_upload");
 
     // A hand-written request: the first file whole, the second cut off in the middle.
     let first = std::fs::read(dicom_fixture("synthetic/ct_phantom.dcm")).unwrap();
@@ -289,7 +291,7 @@ fn kill_9_during_an_upload_loses_nothing_that_landed() {
     write!(
         stream,
         "POST /api/v1/uploads HTTP/1.1\r\nHost: test\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n\
-         Content-Length: {}\r\n\r\n",
+         Authorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
     .unwrap();
@@ -359,9 +361,9 @@ fn metrics_count_requests_by_route_template_and_uploads_by_outcome() {
     assert_eq!(upload(&server, form).0, 207);
     get_json(&server, "/api/v1/studies");
     get_json(&server, "/api/v1/studies");
-    assert_eq!(reqwest::blocking::get(server.url("/api/v1/instances/424242")).unwrap().status().as_u16(), 404);
+    assert_eq!(server.get("/api/v1/instances/424242").status().as_u16(), 404);
 
-    let text = reqwest::blocking::get(server.url("/metrics")).unwrap().text().unwrap();
+    let text = server.metrics();
     let value = |series: &str| -> Option<f64> {
         text.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
     };

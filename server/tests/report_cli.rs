@@ -183,3 +183,22 @@ fn a_long_report_flows_onto_more_pages_each_with_label_and_footer() {
     assert!(text.contains(&format!("第{pages}/{pages}页")), "{text}");
     assert!(text.contains("30. 右肺上叶尖段"));
 }
+
+/// The seed's JSON as it is (no patient block) and a patient without a name still make valid HL7: the
+/// required PID-3 and PID-5 carry HL7's explicit null.
+#[test]
+fn hl7_without_a_known_patient_name_still_validates() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, json) in [
+        ("seed", r#"{"exam_id": "CZ1", "report_summary": "两肺清晰", "findings": [], "recommendation": ""}"#),
+        ("nameless", r#"{"exam_id": "CZ2", "report_summary": "两肺清晰", "patient": {"id": "P-9"}}"#),
+    ] {
+        let input = tmp.path().join(format!("{name}.json"));
+        std::fs::write(&input, json).unwrap();
+        let out = tmp.path().join(format!("{name}.hl7"));
+        let output = render_command(&input, "hl7", &out, &[]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        validate("validate_hl7.py", &out);
+        assert!(std::fs::read_to_string(&out).unwrap().contains("||\"\""), "explicit null in PID");
+    }
+}

@@ -49,8 +49,10 @@ fn a_fresh_data_dir_is_laid_out_served_and_shut_down_cleanly() {
     assert_eq!(readiness["model"]["loaded"], false);
     assert!(readiness["model"]["state"].as_str().unwrap().contains("未配置模型"), "{readiness}");
 
-    // The page is rendered on the server, with the script that hydrates it.
+    // The page is rendered on the server, with the script that hydrates it (without a session: the
+    // sign-in page, which `/` redirects to).
     let (status, html) = get(&server.url("/"));
+    assert!(html.contains("请登录"), "{html}");
     assert_eq!(status, 200);
     assert!(html.contains("<h1>MedGemma-X</h1>"), "{html}");
     assert!(html.contains("【AI辅助分析】结论仅供参考，须由执业医师复核确认"));
@@ -60,8 +62,18 @@ fn a_fresh_data_dir_is_laid_out_served_and_shut_down_cleanly() {
     assert!(html.contains("/pkg/medgemma-x.wasm"), "page asks for another wasm file: {html}");
 
     let (status, body) = get(&server.url("/api/v1/no-such-thing"));
-    assert_eq!(status, 404);
-    assert_eq!(json(&body)["error"]["code"], "not_found");
+    assert_eq!(status, 401, "nothing under /api is public");
+    assert_eq!(json(&body)["error"]["code"], "unauthorized");
+    let signed_in = server.get("/api/v1/no-such-thing");
+    assert_eq!(signed_in.status(), 404);
+    assert_eq!(signed_in.json::<serde_json::Value>().unwrap()["error"]["code"], "not_found");
+
+    // First start: the site key and the bootstrap administrator's password, readable by the server only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data_dir.join("secrets")), 0o700);
+    assert_eq!(mode(&data_dir.join("secrets/site.key")), 0o600);
+    assert_eq!(mode(&data_dir.join("secrets/initial-admin-password")), 0o600);
 
     let (exit, took) = server.terminate();
     assert_eq!(exit.code(), Some(0), "exit after SIGTERM: {exit:?}");

@@ -7,12 +7,12 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use futures_util::stream::{self, Stream};
 use image::RgbImage;
 use models::generate::GenerateOptions;
@@ -23,6 +23,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
 use super::images::{decoded, frame_index, load_row};
+use crate::auth::Principal;
 use crate::chat::{self, Mode, NewMessage, PromptImage};
 use crate::error::AppError;
 use crate::http::AppState;
@@ -109,7 +110,12 @@ impl ViewerMeasurement {
     }
 }
 
-pub async fn chat(State(state): State<AppState>, Path(study_id): Path<i64>, body: Bytes) -> Result<Response, AppError> {
+pub async fn chat(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    Path(study_id): Path<i64>,
+    body: Bytes,
+) -> Result<Response, AppError> {
     let body: ChatBody = serde_json::from_slice(&body)
         .map_err(|e| AppError::bad_request(format!("请求格式错误：{e}"), format!("invalid request body: {e}")))?;
     let question = body.message.trim();
@@ -206,7 +212,8 @@ pub async fn chat(State(state): State<AppState>, Path(study_id): Path<i64>, body
     let images_json = serde_json::to_value(&prompt_images).map_err(anyhow::Error::from)?;
 
     let request = ChatRequest {
-        client: client_key(&study),
+        // Fair admission per caller: one radiologist's many questions cannot crowd out another's.
+        client: caller.key(),
         system: chat::SYSTEM_ZH.to_string(),
         history,
         turn,
@@ -259,7 +266,15 @@ pub async fn chat(State(state): State<AppState>, Path(study_id): Path<i64>, body
         images_json,
         question_id,
         started: Instant::now(),
-        draft_basis: (body.mode == Mode::ReportDraft).then_some(DraftBasis { study, measurements: body.measurements }),
+        draft_basis: match body.mode {
+            Mode::ReportDraft => Some(DraftBasis {
+                identity: crate::reports::study_identity(&state.db, study_id)
+                    .await?
+                    .ok_or_else(|| AppError::not_found("没有这个检查", "No such study"))?,
+                measurements: body.measurements,
+            }),
+            _ => None,
+        },
     };
     let answering = Answering {
         record: Arc::new(record),
@@ -316,36 +331,14 @@ struct StudyRow {
     id: i64,
     patient_id: i64,
     study_date: Option<String>,
-    study_uid: String,
-    accession_number: Option<String>,
-    description: Option<String>,
-    modality: Option<String>,
-    patient_key: String,
-    patient_dicom_id: Option<String>,
-    patient_name: Option<String>,
-    patient_sex: Option<String>,
-    patient_birth_date: Option<String>,
 }
 
 async fn load_study(state: &AppState, id: i64) -> Result<StudyRow, AppError> {
-    sqlx::query_as(
-        "SELECT studies.id, studies.patient_id, studies.study_date, studies.study_uid, studies.accession_number, \
-         studies.description, \
-         (SELECT modality FROM series WHERE series.study_id = studies.id ORDER BY series_number, id LIMIT 1) AS modality, \
-         patients.patient_key, patients.patient_id AS patient_dicom_id, patients.name AS patient_name, \
-         patients.sex AS patient_sex, patients.birth_date AS patient_birth_date \
-         FROM studies JOIN patients ON patients.id = studies.patient_id WHERE studies.id = $1",
-    )
+    sqlx::query_as("SELECT id, patient_id, study_date FROM studies WHERE id = $1")
         .bind(id)
         .fetch_optional(&state.db)
         .await?
         .ok_or_else(|| AppError::not_found("没有这个检查", "No such study"))
-}
-
-/// Fair admission is per client. Until accounts exist, the study's patient stands in: one patient's
-/// many questions cannot crowd out another's.
-fn client_key(study: &StudyRow) -> String {
-    format!("patient:{}", study.patient_id)
 }
 
 fn display_date(dicom_date: &Option<String>) -> String {
@@ -481,7 +474,7 @@ struct AnswerRecord {
 }
 
 struct DraftBasis {
-    study: StudyRow,
+    identity: crate::reports::StudyIdentity,
     measurements: Vec<ViewerMeasurement>,
 }
 
@@ -714,28 +707,16 @@ fn draft_report(basis: &DraftBasis, text: &str, model: &crate::inference::ModelI
         // Cannot happen under the constraint; say so rather than invent a report.
         Err(e) => return json!({ "error": format!("草稿无法解析 / the draft does not parse: {e}") }),
     };
-    let s = &basis.study;
     let ai = report::model::AiProvenance {
         model_name: model.name.clone(),
         model_version: format!("medgemma-x {} · prompts {}", crate::http::VERSION, chat::PROMPT_VERSION),
         generated_at: crate::serve::now_rfc3339(),
         hardware: format!("{} ({})", model.device, model.dtype),
     };
-    let exam_id = s.accession_number.clone().filter(|a| !a.is_empty()).unwrap_or_else(|| s.study_uid.clone());
-    let mut report = draft.into_report(exam_id, ai);
-    report.patient = Some(report::model::Patient {
-        id: s.patient_dicom_id.clone().unwrap_or_else(|| s.patient_key.clone()),
-        name: s.patient_name.clone(),
-        sex: s.patient_sex.clone(),
-        birth_date: s.patient_birth_date.clone(),
-    });
-    report.study = Some(report::model::Study {
-        study_instance_uid: Some(s.study_uid.clone()),
-        accession_number: s.accession_number.clone(),
-        modality: s.modality.clone(),
-        study_date: s.study_date.clone(),
-        description: s.description.clone(),
-    });
+    let identity = &basis.identity;
+    let mut report = draft.into_report(identity.exam_id.clone(), ai);
+    report.patient = Some(identity.patient.clone());
+    report.study = Some(identity.study.clone());
     for m in &basis.measurements {
         let measurements = report::model::Measurements {
             long_axis: m.long_axis_mm,

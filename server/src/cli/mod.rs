@@ -1,3 +1,4 @@
+pub mod accounts;
 pub mod backup;
 pub mod dicom;
 pub mod generate;

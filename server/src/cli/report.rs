@@ -5,6 +5,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use server::exports::{self, Format, Hl7Site};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ReportCommand {
@@ -33,14 +34,6 @@ pub struct RenderArgs {
     /// CJK font for PDF (default: WenQuanYi Micro Hei or Noto Sans CJK from Debian).
     #[arg(long, env = "MEDGEMMA_X_REPORT_FONT")]
     font: Option<PathBuf>,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-enum Format {
-    Json,
-    Hl7,
-    Fhir,
-    Pdf,
 }
 
 /// Largest report read: findings and text, no images.
@@ -76,34 +69,8 @@ fn render(args: RenderArgs) -> anyhow::Result<()> {
     let report: report::Report = serde_json::from_str(&text)
         .with_context(|| format!("报告JSON无效 / invalid report JSON in {}", args.input.display()))?;
 
-    let now = time::OffsetDateTime::now_utc();
-    let output = match args.format {
-        Format::Pdf => {
-            let font = server::pdf::find_font(args.font.as_deref())?;
-            return write_output(&args.out, &server::pdf::render(&report, &font)?);
-        }
-        Format::Json => serde_json::to_string_pretty(&report)? + "\n",
-        Format::Fhir => serde_json::to_string_pretty(&report::fhir::render(&report))? + "\n",
-        Format::Hl7 => report::hl7::render(
-            &report,
-            &report::hl7::Envelope {
-                sending_facility: args.facility,
-                receiving_application: args.receiver,
-                receiving_facility: String::new(),
-                control_id: format!("{}-{}", report.exam_id, now.unix_timestamp()),
-                timestamp: format!(
-                    "{:04}{:02}{:02}{:02}{:02}{:02}",
-                    now.year(),
-                    u8::from(now.month()),
-                    now.day(),
-                    now.hour(),
-                    now.minute(),
-                    now.second()
-                ),
-            },
-        ),
-    };
-    write_output(&args.out, output.as_bytes())
+    let site = Hl7Site { facility: args.facility, receiver: args.receiver };
+    write_output(&args.out, &exports::render(&report, args.format, &site, args.font.as_deref())?)
 }
 
 /// `-` is standard output; anything else is written atomically (a HIS polls the reports folder).

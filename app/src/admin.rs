@@ -1,0 +1,413 @@
+//! The signed-in person's account (password, second factor) and the administrator's page (accounts, API
+//! tokens, the audit trail). Both talk to the API; the server checks every permission again.
+
+use leptos::prelude::*;
+use serde::Deserialize;
+
+#[cfg(feature = "hydrate")]
+use crate::api::ApiError;
+use crate::api::{self, Me};
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct UserRow {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub role: String,
+    pub disabled: bool,
+    pub last_login_at: Option<String>,
+    pub totp_enabled: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct TokenRow {
+    pub id: i64,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+    pub last_used_at: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub ts: String,
+    pub actor_name: Option<String>,
+    pub role: Option<String>,
+    pub ip: Option<String>,
+    pub action: String,
+    pub patient_ref: Option<String>,
+    pub outcome: String,
+    pub status: Option<i64>,
+    pub detail: Option<String>,
+}
+
+/// POSTs `body` and reports the outcome in `status` ("" while pending); runs `then` on success.
+fn submit(path: String, body: serde_json::Value, status: RwSignal<String>, then: impl FnOnce() + 'static) {
+    status.set(String::new());
+    #[cfg(feature = "hydrate")]
+    leptos::task::spawn_local(async move {
+        match api::post(&path, &body).await {
+            Ok(_) => {
+                status.set("已保存 / saved".into());
+                then();
+            }
+            Err(e) => status.set(e.text()),
+        }
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (path, body, then);
+}
+
+fn role_label(role: &str) -> &'static str {
+    match role {
+        "radiologist" => "放射科医师",
+        "department_head" => "科室主任",
+        "integrator" => "系统对接",
+        "admin" => "系统管理员",
+        _ => "—",
+    }
+}
+
+#[component]
+pub fn AccountPage() -> impl IntoView {
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+    let refresh = RwSignal::new(0u32);
+    let me = LocalResource::new(move || {
+        refresh.track();
+        api::get::<Me>("/api/v1/auth/me".into())
+    });
+    let (current, new, repeat) =
+        (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(String::new()));
+    let password_status = RwSignal::new(String::new());
+    let change_password = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if new.get_untracked() != repeat.get_untracked() {
+            password_status.set("两次输入的新密码不一致 / the new passwords differ".into());
+            return;
+        }
+        let body =
+            serde_json::json!({"current_password": current.get_untracked(), "new_password": new.get_untracked()});
+        submit("/api/v1/auth/password".into(), body, password_status, || ());
+    };
+    let secret = RwSignal::new(None::<(String, String)>);
+    let code = RwSignal::new(String::new());
+    let totp_status = RwSignal::new(String::new());
+    let start_totp = move |_| {
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            #[derive(Deserialize)]
+            struct Setup {
+                secret: String,
+                otpauth_uri: String,
+            }
+            let setup = async {
+                api::post("/api/v1/auth/totp/setup", &()).await?.json::<Setup>().await.map_err(ApiError::from)
+            };
+            match setup.await {
+                Ok(s) => secret.set(Some((s.secret, s.otpauth_uri))),
+                Err(e) => totp_status.set(e.text()),
+            }
+        });
+    };
+    let confirm_totp = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let path = if me.get().and_then(|m| m.ok()).is_some_and(|m| m.totp_enabled) { "disable" } else { "enable" };
+        let body = serde_json::json!({"code": code.get_untracked().trim()});
+        submit(format!("/api/v1/auth/totp/{path}"), body, totp_status, move || {
+            secret.set(None);
+            code.set(String::new());
+            refresh.update(|n| *n += 1);
+        });
+    };
+
+    view! {
+        <main class="account" data-hydrated=move || hydrated.get().to_string()>
+            <header class="page-header">
+                <h1>"账号设置 / Account"</h1>
+                <a href="/studies">"工作列表 / Worklist"</a>
+                <crate::login::UserBar/>
+            </header>
+            <section class="panel">
+                <h2>"修改密码 / Change password"</h2>
+                <form class="stacked-form" on:submit=change_password>
+                    <label>"当前密码 / Current password"
+                        <input type="password" name="current" autocomplete="current-password" required
+                            on:input=move |ev| current.set(event_target_value(&ev))/>
+                    </label>
+                    <label>"新密码（至少 10 个字符） / New password (10 characters or more)"
+                        <input type="password" name="new" autocomplete="new-password" required
+                            on:input=move |ev| new.set(event_target_value(&ev))/>
+                    </label>
+                    <label>"再次输入新密码 / Repeat"
+                        <input type="password" name="repeat" autocomplete="new-password" required
+                            on:input=move |ev| repeat.set(event_target_value(&ev))/>
+                    </label>
+                    <button type="submit">"修改密码 / Change"</button>
+                    <p class="form-status" role="status">{move || password_status.get()}</p>
+                </form>
+            </section>
+            <section class="panel">
+                <h2>"动态验证码（双因素） / One-time codes (second factor)"</h2>
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        let enabled = me.await.ok().is_some_and(|m| m.totp_enabled);
+                        view! {
+                            <p class="totp-state">{if enabled { "已启用 / on" } else { "未启用 / off" }}</p>
+                            <Show when=move || !enabled && secret.get().is_none()>
+                                <button class="totp-start" on:click=start_totp>"启用动态验证码 / Turn on"</button>
+                            </Show>
+                        }
+                    })}
+                </Transition>
+                <Show when=move || secret.get().is_some()>
+                    <p>"在身份验证器应用中手动添加以下密钥，然后输入应用显示的 6 位数字 / Add this key to an authenticator app, then enter its 6-digit code:"</p>
+                    <p class="totp-secret"><code>{move || secret.get().map(|s| group(&s.0)).unwrap_or_default()}</code></p>
+                    <p class="totp-uri"><code>{move || secret.get().map(|s| s.1).unwrap_or_default()}</code></p>
+                </Show>
+                <Show when=move || secret.get().is_some() || me.get().and_then(|m| m.ok()).is_some_and(|m| m.totp_enabled)>
+                    <form class="stacked-form" on:submit=confirm_totp>
+                        <label>"6 位验证码 / 6-digit code"
+                            <input name="code" inputmode="numeric" autocomplete="one-time-code" maxlength="6"
+                                prop:value=move || code.get() on:input=move |ev| code.set(event_target_value(&ev))/>
+                        </label>
+                        <button type="submit">{move || if secret.get().is_some() { "确认启用 / Confirm" } else { "停用 / Turn off" }}</button>
+                    </form>
+                </Show>
+                <p class="form-status" role="status">{move || totp_status.get()}</p>
+            </section>
+        </main>
+    }
+}
+
+/// "ABCDEFGH…" → "ABCD EFGH …", easier to type into a phone.
+fn group(secret: &str) -> String {
+    secret.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(" ")
+}
+
+#[component]
+pub fn AdminPage() -> impl IntoView {
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+    let refresh = RwSignal::new(0u32);
+    let users = LocalResource::new(move || {
+        refresh.track();
+        api::get::<Vec<UserRow>>("/api/v1/admin/users".into())
+    });
+    let tokens = LocalResource::new(move || {
+        refresh.track();
+        api::get::<Vec<TokenRow>>("/api/v1/admin/tokens".into())
+    });
+    let audit = LocalResource::new(move || {
+        refresh.track();
+        api::get::<Vec<AuditRow>>("/api/v1/audit?limit=50".into())
+    });
+    let reload = move || refresh.update(|n| *n += 1);
+    let status = RwSignal::new(String::new());
+
+    let (username, display_name, role, password) = (
+        RwSignal::new(String::new()),
+        RwSignal::new(String::new()),
+        RwSignal::new("radiologist".to_string()),
+        RwSignal::new(String::new()),
+    );
+    let add_user = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let body = serde_json::json!({"username": username.get_untracked().trim(), "display_name": display_name.get_untracked().trim(),
+                                      "role": role.get_untracked(), "password": password.get_untracked()});
+        submit("/api/v1/admin/users".into(), body, status, reload);
+    };
+    let act = move |path: String| submit(path, serde_json::Value::Null, status, reload);
+
+    let token_name = RwSignal::new(String::new());
+    let scopes: Vec<(&'static str, &'static str, RwSignal<bool>)> = vec![
+        ("study_upload", "上传影像 / upload", RwSignal::new(true)),
+        ("report_read", "读取报告 / read reports", RwSignal::new(true)),
+        ("report_export", "导出报告 / export reports", RwSignal::new(true)),
+        ("read_metrics", "监控指标 / metrics", RwSignal::new(false)),
+    ];
+    let new_token = RwSignal::new(None::<String>);
+    let chosen = scopes.iter().map(|(key, _, on)| (*key, *on)).collect::<Vec<_>>();
+    let add_token = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let picked: Vec<&str> = chosen.iter().filter(|(_, on)| on.get_untracked()).map(|(k, _)| *k).collect();
+        let body = serde_json::json!({"name": token_name.get_untracked().trim(), "scopes": picked});
+        status.set(String::new());
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            #[derive(Deserialize)]
+            struct Made {
+                token: String,
+            }
+            let made =
+                async { api::post("/api/v1/admin/tokens", &body).await?.json::<Made>().await.map_err(ApiError::from) };
+            match made.await {
+                Ok(m) => {
+                    new_token.set(Some(m.token));
+                    reload();
+                }
+                Err(e) => status.set(e.text()),
+            }
+        });
+        #[cfg(not(feature = "hydrate"))]
+        let _ = body;
+    };
+    let verification = RwSignal::new(None::<String>);
+    let verify = move |_| {
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            #[derive(Deserialize)]
+            struct Verification {
+                rows: i64,
+                ok: bool,
+                first_bad_id: Option<i64>,
+                problem: Option<String>,
+            }
+            let text = match api::get::<Verification>("/api/v1/audit/verify".into()).await {
+                Ok(v) if v.ok => format!("哈希链完整：{} 条记录 / chain intact: {} rows", v.rows, v.rows),
+                Ok(v) => format!(
+                    "哈希链断裂：第 {} 条 / broken at row {}: {}",
+                    v.first_bad_id.unwrap_or_default(),
+                    v.first_bad_id.unwrap_or_default(),
+                    v.problem.unwrap_or_default()
+                ),
+                Err(e) => e.text(),
+            };
+            verification.set(Some(text));
+        });
+    };
+
+    view! {
+        <main class="admin" data-hydrated=move || hydrated.get().to_string()>
+            <header class="page-header">
+                <h1>"系统管理 / Administration"</h1>
+                <a href="/account">"账号设置 / Account"</a>
+                <crate::login::UserBar/>
+            </header>
+            <p class="form-status" role="status">{move || status.get()}</p>
+            <section class="panel">
+                <h2>"账号 / Accounts"</h2>
+                <Transition fallback=|| view! { <p class="status-pending">"加载中… / Loading…"</p> }>
+                    {move || Suspend::new(async move {
+                        match users.await {
+                            Err(e) => view! { <p class="status-error">{e.text()}</p> }.into_any(),
+                            Ok(list) => view! {
+                                <table class="users">
+                                    <thead><tr><th>"用户名"</th><th>"姓名"</th><th>"角色"</th><th>"状态"</th><th>"双因素"</th><th>"最近登录"</th><th></th></tr></thead>
+                                    <tbody>
+                                        {list.into_iter().map(|u| {
+                                            let id = u.id;
+                                            let toggle = if u.disabled { "enable" } else { "disable" };
+                                            view! {
+                                                <tr data-username=u.username.clone()>
+                                                    <td>{u.username.clone()}</td>
+                                                    <td>{u.display_name.clone()}</td>
+                                                    <td>{role_label(&u.role)}</td>
+                                                    <td class="user-state">{if u.disabled { "已停用 / disabled" } else { "正常 / active" }}</td>
+                                                    <td>{if u.totp_enabled { "已启用" } else { "—" }}</td>
+                                                    <td>{u.last_login_at.clone().unwrap_or_else(|| "—".into())}</td>
+                                                    <td>
+                                                        <button class="user-toggle" on:click=move |_| act(format!("/api/v1/admin/users/{id}/{toggle}"))>
+                                                            {if u.disabled { "启用 / Enable" } else { "停用 / Disable" }}
+                                                        </button>
+                                                        <Show when=move || u.totp_enabled>
+                                                            <button on:click=move |_| act(format!("/api/v1/admin/users/{id}/totp/reset"))>"重置双因素"</button>
+                                                        </Show>
+                                                    </td>
+                                                </tr>
+                                            }
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            }.into_any(),
+                        }
+                    })}
+                </Transition>
+                <h3>"添加账号 / Add an account"</h3>
+                <form class="inline-form add-user" on:submit=add_user>
+                    <input name="username" placeholder="用户名 / username" required on:input=move |ev| username.set(event_target_value(&ev))/>
+                    <input name="display_name" placeholder="姓名 / name" required on:input=move |ev| display_name.set(event_target_value(&ev))/>
+                    <select name="role" on:change=move |ev| role.set(event_target_value(&ev))>
+                        <option value="radiologist">"放射科医师"</option>
+                        <option value="department_head">"科室主任"</option>
+                        <option value="admin">"系统管理员"</option>
+                    </select>
+                    <input name="password" type="password" autocomplete="new-password" placeholder="初始密码（≥10 位）" required
+                        on:input=move |ev| password.set(event_target_value(&ev))/>
+                    <button type="submit">"添加 / Add"</button>
+                </form>
+            </section>
+            <section class="panel">
+                <h2>"接口令牌 / API tokens"</h2>
+                <form class="inline-form add-token" on:submit=add_token>
+                    <input name="token_name" placeholder="名称，如 HIS / name" required on:input=move |ev| token_name.set(event_target_value(&ev))/>
+                    {scopes.into_iter().map(|(key, label, on)| view! {
+                        <label class="scope"><input type="checkbox" name=key prop:checked=move || on.get()
+                            on:change=move |ev| on.set(event_target_checked(&ev))/>{label}</label>
+                    }).collect_view()}
+                    <button type="submit">"生成令牌 / Create"</button>
+                </form>
+                <Show when=move || new_token.get().is_some()>
+                    <p class="new-token">"新令牌（仅显示这一次，请立即复制） / shown once: "<code>{move || new_token.get().unwrap_or_default()}</code></p>
+                </Show>
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        tokens.await.ok().map(|list| view! {
+                            <table class="tokens">
+                                <thead><tr><th>"编号"</th><th>"名称"</th><th>"权限"</th><th>"创建"</th><th>"最近使用"</th><th></th></tr></thead>
+                                <tbody>
+                                    {list.into_iter().map(|t| {
+                                        let id = t.id;
+                                        let live = t.revoked_at.is_none();
+                                        view! {
+                                            <tr>
+                                                <td>{t.id}</td><td>{t.name}</td><td>{t.scopes.join(", ")}</td>
+                                                <td>{t.created_at}</td><td>{t.last_used_at.unwrap_or_else(|| "—".into())}</td>
+                                                <td>{if live {
+                                                    view! { <button on:click=move |_| act(format!("/api/v1/admin/tokens/{id}/revoke"))>"吊销 / Revoke"</button> }.into_any()
+                                                } else {
+                                                    view! { <span>"已吊销 / revoked"</span> }.into_any()
+                                                }}</td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        })
+                    })}
+                </Transition>
+            </section>
+            <section class="panel">
+                <h2>"审计日志 / Audit trail"</h2>
+                <p>
+                    <button class="audit-verify" on:click=verify>"校验哈希链 / Verify the chain"</button>
+                    " "<a href="/api/v1/audit?format=csv&limit=1000000" download="audit.csv">"导出 CSV / Export CSV"</a>
+                </p>
+                <p class="audit-verification" role="status">{move || verification.get().unwrap_or_default()}</p>
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        audit.await.ok().map(|rows| view! {
+                            <table class="audit">
+                                <thead><tr><th>"#"</th><th>"时间"</th><th>"人员"</th><th>"地址"</th><th>"操作"</th><th>"患者（假名）"</th><th>"结果"</th><th>"说明"</th></tr></thead>
+                                <tbody>
+                                    {rows.into_iter().map(|r| view! {
+                                        <tr>
+                                            <td>{r.id}</td><td>{r.ts}</td>
+                                            <td>{r.actor_name.unwrap_or_default()}" "{r.role.map(|x| role_label(&x)).unwrap_or("")}</td>
+                                            <td>{r.ip.unwrap_or_default()}</td><td>{r.action}</td>
+                                            <td>{r.patient_ref.unwrap_or_default()}</td>
+                                            <td>{r.outcome}" "{r.status.map(|s| s.to_string()).unwrap_or_default()}</td>
+                                            <td>{r.detail.unwrap_or_default()}</td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        })
+                    })}
+                </Transition>
+            </section>
+        </main>
+    }
+}

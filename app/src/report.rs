@@ -1,0 +1,362 @@
+//! The study's structured report beside the image: findings in the five-part frame (部位 形态 密度 边界
+//! 邻近结构) with their axes in 毫米, the summary and the recommendation; started from the model's latest
+//! draft or blank; saved, signed, countersigned or returned, and amended, as the signed-in role allows; the
+//! changes since the AI draft for the reviewer; exports. The server enforces every rule again.
+
+use leptos::prelude::*;
+use serde_json::{Value, json};
+
+use crate::api::{self, History, Me};
+
+/// One finding's fields as the form edits them; `original` keeps what the form does not show (basis,
+/// links to measurements and images).
+#[derive(Clone)]
+struct Row {
+    original: Value,
+    location: RwSignal<String>,
+    feature: RwSignal<String>,
+    morphology: RwSignal<String>,
+    density: RwSignal<String>,
+    boundary: RwSignal<String>,
+    adjacent: RwSignal<String>,
+    long_axis: RwSignal<String>,
+    short_axis: RwSignal<String>,
+}
+
+const TEXT_FIELDS: [(&str, &str); 6] = [
+    ("location", "部位"),
+    ("feature", "所见"),
+    ("morphology", "形态"),
+    ("density", "密度"),
+    ("boundary", "边界"),
+    ("adjacent_structures", "邻近结构"),
+];
+
+impl Row {
+    fn from(finding: &Value) -> Row {
+        let text = |key: &str| RwSignal::new(finding[key].as_str().unwrap_or_default().to_string());
+        let axis =
+            |key: &str| RwSignal::new(finding["measurements"][key].as_f64().map(|v| v.to_string()).unwrap_or_default());
+        Row {
+            original: finding.clone(),
+            location: text("location"),
+            feature: text("feature"),
+            morphology: text("morphology"),
+            density: text("density"),
+            boundary: text("boundary"),
+            adjacent: text("adjacent_structures"),
+            long_axis: axis("long_axis"),
+            short_axis: axis("short_axis"),
+        }
+    }
+
+    fn field(&self, key: &str) -> RwSignal<String> {
+        match key {
+            "location" => self.location,
+            "feature" => self.feature,
+            "morphology" => self.morphology,
+            "density" => self.density,
+            "boundary" => self.boundary,
+            _ => self.adjacent,
+        }
+    }
+
+    /// The finding as JSON: the original with the edited fields; no longer `ai_drafted` once changed.
+    fn to_json(&self) -> Value {
+        let mut f = if self.original.is_object() { self.original.clone() } else { json!({}) };
+        for (key, _) in TEXT_FIELDS {
+            let value = self.field(key).get_untracked().trim().to_string();
+            if value.is_empty() && key != "location" && key != "feature" {
+                f.as_object_mut().map(|o| o.remove(key));
+            } else {
+                f[key] = json!(value);
+            }
+        }
+        match self.long_axis.get_untracked().trim().parse::<f64>() {
+            Ok(long) if long > 0.0 => {
+                let mut m = f["measurements"].as_object().cloned().unwrap_or_default();
+                m.insert("long_axis".into(), json!(long));
+                m.insert("unit".into(), json!("mm"));
+                match self.short_axis.get_untracked().trim().parse::<f64>() {
+                    Ok(short) if short > 0.0 => m.insert("short_axis".into(), json!(short)),
+                    _ => m.remove("short_axis"),
+                };
+                f["measurements"] = Value::Object(m);
+            }
+            _ => {
+                f.as_object_mut().map(|o| o.remove("measurements"));
+            }
+        }
+        if f != self.original {
+            f.as_object_mut().map(|o| o.remove("ai_drafted"));
+        }
+        f
+    }
+}
+
+fn state_label(state: &str) -> &'static str {
+    match state {
+        "draft" => "草稿 / draft",
+        "signed" => "已签发，待审核 / signed",
+        "reviewed" => "已审核 / reviewed",
+        "returned" => "已退回修改 / returned",
+        "superseded" => "已被修订 / superseded",
+        _ => "—",
+    }
+}
+
+/// The model's latest report draft in the study's conversation, if any.
+fn latest_ai_draft(history: &History) -> Option<Value> {
+    history.messages.iter().rev().find_map(|m| {
+        let report = m.details.as_ref()?.get("report")?;
+        (report.is_object() && report.get("error").is_none()).then(|| report.clone())
+    })
+}
+
+#[component]
+pub fn ReportPanel(study_id: i64) -> impl IntoView {
+    let refresh = RwSignal::new(0u32);
+    let versions = LocalResource::new(move || {
+        refresh.track();
+        api::get::<Vec<Value>>(format!("/api/v1/studies/{study_id}/reports"))
+    });
+    let me = LocalResource::new(|| api::get::<Me>("/api/v1/auth/me".into()));
+    let history = LocalResource::new(move || {
+        refresh.track();
+        api::get::<History>(format!("/api/v1/studies/{study_id}/chat"))
+    });
+    let current = RwSignal::new(None::<Value>);
+    let summary = RwSignal::new(String::new());
+    let recommendation = RwSignal::new(String::new());
+    let rows = RwSignal::new(Vec::<Row>::new());
+    let comment = RwSignal::new(String::new());
+    let status = RwSignal::new(String::new());
+    let fill = move |report: &Value| {
+        summary.set(report["report_summary"].as_str().unwrap_or_default().to_string());
+        recommendation.set(report["recommendation"].as_str().unwrap_or_default().to_string());
+        rows.set(report["findings"].as_array().map(|a| a.iter().map(Row::from).collect()).unwrap_or_default());
+    };
+    Effect::new(move |_| {
+        if let Some(Ok(list)) = versions.get() {
+            let latest = list.into_iter().next();
+            if let Some(v) = &latest {
+                fill(&v["report"]);
+            }
+            current.set(latest);
+        }
+    });
+    let can = move |p: &str| me.get().and_then(|m| m.ok()).is_some_and(|m| m.can(p));
+    let state = move || current.get().and_then(|v| v["state"].as_str().map(str::to_string)).unwrap_or_default();
+    let editable =
+        move || matches!(state().as_str(), "" | "draft" | "returned" | "signed" | "reviewed") && can("report_sign");
+    let report_id = move || current.get_untracked().and_then(|v| v["id"].as_i64());
+    let build = move || {
+        let mut report =
+            current.get_untracked().map(|v| v["report"].clone()).unwrap_or_else(|| json!({"exam_id": "-"}));
+        report["report_summary"] = json!(summary.get_untracked().trim());
+        report["recommendation"] = json!(recommendation.get_untracked().trim());
+        report["findings"] = Value::Array(rows.get_untracked().iter().map(Row::to_json).collect());
+        report
+    };
+    // One step of the workflow; the panel reloads after it.
+    let step = move |path: String, method: &'static str, body: Value, done: &'static str| {
+        status.set("…".into());
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            let result = match method {
+                "PUT" => api::put(&path, &body).await,
+                _ => api::post(&path, &body).await,
+            };
+            match result {
+                Ok(_) => {
+                    status.set(done.into());
+                    refresh.update(|n| *n += 1);
+                }
+                Err(e) => status.set(e.text()),
+            }
+        });
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (path, method, body, done);
+    };
+    let start = move |from_ai: bool| {
+        let draft = if from_ai { history.get().and_then(|h| h.ok()).as_ref().and_then(latest_ai_draft) } else { None };
+        let report = draft
+            .clone()
+            .unwrap_or_else(|| json!({"exam_id": "-", "report_summary": "", "findings": [], "recommendation": ""}));
+        step(
+            format!("/api/v1/studies/{study_id}/reports"),
+            "POST",
+            json!({"report": report, "ai_draft": draft}),
+            "已创建 / created",
+        );
+    };
+    let save = move |_| {
+        if let Some(id) = report_id() {
+            step(format!("/api/v1/reports/{id}"), "PUT", json!({"report": build()}), "已保存 / saved");
+        }
+    };
+    let sign = move |_| {
+        let Some(id) = report_id() else { return };
+        // What is on screen is what gets signed: save first, then sign.
+        status.set("…".into());
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            let saved = api::put(&format!("/api/v1/reports/{id}"), &json!({"report": build()})).await;
+            let signed = match saved {
+                Ok(_) => api::post(&format!("/api/v1/reports/{id}/sign"), &json!({})).await,
+                Err(e) => Err(e),
+            };
+            match signed {
+                Ok(_) => {
+                    status.set("已签发 / signed".into());
+                    refresh.update(|n| *n += 1);
+                }
+                Err(e) => status.set(e.text()),
+            }
+        });
+        #[cfg(not(feature = "hydrate"))]
+        let _ = id;
+    };
+    let review = move |decision: &'static str| {
+        if let Some(id) = report_id() {
+            let body = json!({"decision": decision, "comment": comment.get_untracked().trim()});
+            let done = if decision == "countersign" { "已会签 / countersigned" } else { "已退回 / returned" };
+            step(format!("/api/v1/reports/{id}/review"), "POST", body, done);
+        }
+    };
+    let amend = move |_| {
+        if let Some(id) = report_id() {
+            let body = json!({"report": build(), "reason": comment.get_untracked().trim()});
+            step(format!("/api/v1/reports/{id}/amend"), "POST", body, "已生成修订版本 / amended");
+        }
+    };
+
+    let indexed_rows = move || rows.get().into_iter().enumerate().collect::<Vec<(usize, Row)>>();
+
+    view! {
+        <section class="report-panel" aria-label="结构化报告">
+            <h2>"结构化报告 / Report"</h2>
+            <Show when=move || current.get().is_none() && can("report_sign")>
+                <p class="report-start">
+                    <button class="report-from-ai" disabled=move || history.get().and_then(|h| h.ok()).as_ref().and_then(latest_ai_draft).is_none()
+                        on:click=move |_| start(true)>"从AI草稿开始 / From the AI draft"</button>
+                    " "
+                    <button class="report-blank" on:click=move |_| start(false)>"空白报告 / Blank report"</button>
+                </p>
+            </Show>
+            <Show when=move || current.get().is_some()>
+                <p class="report-state">
+                    {move || current.get().map(|v| format!(
+                        "{} · 第 {} 版{}",
+                        state_label(v["state"].as_str().unwrap_or("")),
+                        v["version"].as_i64().unwrap_or(1),
+                        v["content_sha256"].as_str().map(|h| format!(" · SHA-256 {}…", &h[..12.min(h.len())])).unwrap_or_default()
+                    ))}
+                </p>
+                <ul class="report-signatures">
+                    {move || current.get().and_then(|v| v["report"]["signatures"].as_array().cloned()).unwrap_or_default().into_iter().map(|s| view! {
+                        <li>{format!("{}：{}（{}）", if s["role"] == "department_head" { "审核医师" } else { "报告医师" },
+                            s["name"].as_str().unwrap_or(""), s["signed_at"].as_str().unwrap_or(""))}</li>
+                    }).collect_view()}
+                </ul>
+                <Show when=move || current.get().and_then(|v| v["review_comment"].as_str().map(str::to_string)).is_some()>
+                    <p class="report-comment">"审核意见 / Review: "{move || current.get().and_then(|v| v["review_comment"].as_str().map(str::to_string)).unwrap_or_default()}</p>
+                </Show>
+                <div class="report-form">
+                    <label>"检查所见与印象 / Findings and impression"
+                        <textarea name="report_summary" rows="3" prop:value=move || summary.get()
+                            on:input=move |ev| summary.set(event_target_value(&ev)) prop:readonly=move || !editable()/>
+                    </label>
+                    <div class="findings">
+                        <For each=indexed_rows key=|(i, _)| *i let:item>
+                            {
+                                let (i, row) = item;
+                                let text_inputs = TEXT_FIELDS.iter().map(|(key, label)| {
+                                    let field = row.field(key);
+                                    view! { <label>{*label}<input aria-label=format!("{label} {}", i + 1) prop:value=move || field.get()
+                                        on:input=move |ev| field.set(event_target_value(&ev))/></label> }
+                                }).collect_view();
+                                let (long, short) = (row.long_axis, row.short_axis);
+                                view! {
+                                    <fieldset class="finding">
+                                        <legend>{format!("第 {} 条", i + 1)}</legend>
+                                        {text_inputs}
+                                        <label>"长径（毫米）"<input class="axis" inputmode="decimal" aria-label=format!("长径 {}", i + 1)
+                                            prop:value=move || long.get() on:input=move |ev| long.set(event_target_value(&ev))/></label>
+                                        <label>"短径（毫米）"<input class="axis" inputmode="decimal" aria-label=format!("短径 {}", i + 1)
+                                            prop:value=move || short.get() on:input=move |ev| short.set(event_target_value(&ev))/></label>
+                                    </fieldset>
+                                }
+                            }
+                        </For>
+                    </div>
+                    <button class="add-finding" on:click=move |_| rows.update(|r| r.push(Row::from(&json!({}))))>"添加所见 / Add a finding"</button>
+                    <label>"建议 / Recommendation"
+                        <textarea name="recommendation" rows="2" prop:value=move || recommendation.get()
+                            on:input=move |ev| recommendation.set(event_target_value(&ev)) prop:readonly=move || !editable()/>
+                    </label>
+                </div>
+                <p class="report-actions">
+                    <Show when=move || matches!(state().as_str(), "draft" | "returned") && can("report_sign")>
+                        <button class="report-save" on:click=save>"保存 / Save"</button>
+                        <button class="report-sign" on:click=sign>"签发 / Sign"</button>
+                    </Show>
+                    <Show when=move || state() == "signed" && can("report_review")>
+                        <input class="review-comment" placeholder="审核意见（退回时必填） / comment" on:input=move |ev| comment.set(event_target_value(&ev))/>
+                        <button class="report-countersign" on:click=move |_| review("countersign")>"会签 / Countersign"</button>
+                        <button class="report-return" on:click=move |_| review("return")>"退回 / Return"</button>
+                    </Show>
+                    <Show when=move || matches!(state().as_str(), "signed" | "reviewed") && can("report_sign")>
+                        <input class="amend-reason" placeholder="修订原因 / reason" on:input=move |ev| comment.set(event_target_value(&ev))/>
+                        <button class="report-amend" on:click=amend>"修订 / Amend"</button>
+                    </Show>
+                </p>
+                <p class="report-exports">
+                    "导出 / Export: "
+                    {move || {
+                        let id = report_id().unwrap_or_default();
+                        let signed = matches!(state().as_str(), "signed" | "reviewed" | "superseded");
+                        [("pdf", "PDF"), ("hl7", "HL7"), ("fhir", "FHIR"), ("json", "JSON")].into_iter()
+                            .filter(move |(f, _)| signed || *f == "json")
+                            .map(move |(format, label)| view! {
+                                <a class="export" data-format=format href=format!("/api/v1/reports/{id}/export?format={format}") download="">{label}</a>" "
+                            }).collect_view()
+                    }}
+                </p>
+                <Show when=move || current.get().is_some_and(|v| v["changes_since_ai_draft"].as_array().is_some_and(|c| !c.is_empty()))>
+                    <details class="report-changes">
+                        <summary>"AI草稿之后的修改 / Changes since the AI draft"</summary>
+                        <ul>
+                            {move || current.get().and_then(|v| v["changes_since_ai_draft"].as_array().cloned()).unwrap_or_default().into_iter().map(|c| view! {
+                                <li><code>{c["path"].as_str().unwrap_or("").to_string()}</code>"： "{short(&c["before"])}" → "{short(&c["after"])}</li>
+                            }).collect_view()}
+                        </ul>
+                    </details>
+                </Show>
+                <p class="report-deliveries">
+                    {move || {
+                        let list = current.get().and_then(|v| v["deliveries"].as_array().cloned()).unwrap_or_default();
+                        if list.is_empty() { return String::new(); }
+                        let delivered = list.iter().filter(|d| d["state"] == "delivered").count();
+                        format!("投递医院信息系统 / to the HIS: {delivered}/{} 已送达", list.len())
+                    }}
+                </p>
+            </Show>
+            <p class="form-status" role="status">{move || status.get()}</p>
+        </section>
+    }
+    // Erased: the study page's view type is deep enough without this panel's.
+    .into_any()
+}
+
+/// A changed value, short enough for one line.
+fn short(value: &Value) -> String {
+    let text = match value {
+        Value::Null => "（无）".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut chars = text.chars();
+    let head: String = chars.by_ref().take(40).collect();
+    if chars.next().is_some() { format!("{head}…") } else { head }
+}

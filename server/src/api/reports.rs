@@ -1,0 +1,218 @@
+//! Reports and their workflow over HTTP (`/api/v1/studies/{id}/reports`, `/api/v1/reports/{id}/…`); the
+//! rules live in [`crate::reports`].
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+
+use crate::auth::guard::AuditNote;
+use crate::auth::{Actor as Caller, Principal};
+use crate::error::AppError;
+use crate::exports::{self, Format, Hl7Site};
+use crate::http::AppState;
+use crate::reports::{self, Actor, WorkflowError};
+
+impl From<WorkflowError> for AppError {
+    fn from(e: WorkflowError) -> AppError {
+        match e {
+            WorkflowError::NotFound => AppError::not_found("没有这个报告", "No such report"),
+            WorkflowError::Conflict { zh, en } => {
+                AppError::Rejected { status: StatusCode::CONFLICT, code: "conflict", zh, en }
+            }
+            WorkflowError::Invalid { zh, en } => AppError::BadRequest { zh, en },
+            WorkflowError::Other(e) => AppError::Internal(e),
+        }
+    }
+}
+
+/// Reports are written and signed by people; a token's permissions never include these steps, and this
+/// says so if a route ever let one through.
+fn actor(caller: &Principal) -> Result<Actor, AppError> {
+    match &caller.actor {
+        Caller::User { id, username, display_name } => Ok(Actor {
+            user_id: *id,
+            username: username.clone(),
+            display_name: display_name.clone(),
+            role: caller.role,
+        }),
+        Caller::Token { .. } => Err(AppError::Forbidden {
+            code: "forbidden",
+            zh: "报告须由医师本人签发".into(),
+            en: "reports are written and signed by people, not tokens".into(),
+        }),
+    }
+}
+
+fn noted(response: impl IntoResponse, detail: String) -> Response {
+    let mut response = response.into_response();
+    response.extensions_mut().insert(AuditNote { detail: Some(detail), ..Default::default() });
+    response
+}
+
+pub async fn for_study(State(state): State<AppState>, Path(study_id): Path<i64>) -> Result<Response, AppError> {
+    Ok(Json(reports::for_study(&state.db, study_id).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewReport {
+    report: report::Report,
+    /// The model's draft this report starts from (the `report` of a `report_draft` answer), kept so the
+    /// reviewer sees what people changed after it.
+    ai_draft: Option<report::Report>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    Path(study_id): Path<i64>,
+    Json(body): Json<NewReport>,
+) -> Result<Response, AppError> {
+    let exists: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM studies WHERE id = $1").bind(study_id).fetch_optional(&state.db).await?;
+    if exists.is_none() {
+        return Err(AppError::not_found("没有这个检查", "No such study"));
+    }
+    let id = reports::create(&state.db, study_id, &actor(&caller)?, body.report, body.ai_draft).await?;
+    let view = reports::view(&state.db, id).await?;
+    Ok(noted((StatusCode::CREATED, Json(view)), format!("report.create id={id}")))
+}
+
+pub async fn show(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, AppError> {
+    Ok(Json(reports::view(&state.db, id).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Edit {
+    report: report::Report,
+}
+
+pub async fn edit(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    Path(id): Path<i64>,
+    Json(body): Json<Edit>,
+) -> Result<Response, AppError> {
+    reports::edit(&state.db, id, &actor(&caller)?, body.report).await?;
+    Ok(noted(Json(reports::view(&state.db, id).await?), format!("report.edit id={id}")))
+}
+
+pub async fn sign(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
+    reports::sign(&state.db, id, &actor(&caller)?, &state.deliveries).await?;
+    state.delivery_wake.notify_one();
+    let view = reports::view(&state.db, id).await?;
+    let detail = format!("report.sign id={id} sha256={}", view.content_sha256.as_deref().unwrap_or(""));
+    Ok(noted(Json(view), detail))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum Decision {
+    Countersign,
+    Return,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Review {
+    decision: Decision,
+    comment: Option<String>,
+}
+
+pub async fn review(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    Path(id): Path<i64>,
+    Json(body): Json<Review>,
+) -> Result<Response, AppError> {
+    let countersign = matches!(body.decision, Decision::Countersign);
+    reports::review(&state.db, id, &actor(&caller)?, countersign, body.comment.as_deref(), &state.deliveries).await?;
+    state.delivery_wake.notify_one();
+    let action = if countersign { "countersign" } else { "return" };
+    Ok(noted(Json(reports::view(&state.db, id).await?), format!("report.{action} id={id}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Amend {
+    report: report::Report,
+    reason: String,
+}
+
+pub async fn amend(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    Path(id): Path<i64>,
+    Json(body): Json<Amend>,
+) -> Result<Response, AppError> {
+    let new_id = reports::amend(&state.db, id, &actor(&caller)?, body.report, &body.reason).await?;
+    let view = reports::view(&state.db, new_id).await?;
+    Ok(noted((StatusCode::CREATED, Json(view)), format!("report.amend id={id} → id={new_id}")))
+}
+
+#[derive(Deserialize)]
+pub struct ExportQuery {
+    format: Format,
+}
+
+/// The report as a file. HL7, FHIR and PDF go to the hospital's systems and to paper: only signed
+/// versions; JSON also for drafts.
+pub async fn export(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response, AppError> {
+    let view = reports::view(&state.db, id).await?;
+    let signed = matches!(view.state.as_str(), "signed" | "reviewed" | "superseded");
+    if q.format != Format::Json && !signed {
+        return Err(AppError::Rejected {
+            status: StatusCode::CONFLICT,
+            code: "not_signed",
+            zh: "报告尚未签发，只能导出 JSON".into(),
+            en: "the report is not signed yet: only JSON can be exported".into(),
+        });
+    }
+    let format = q.format;
+    let report = view.report.clone();
+    let bytes = tokio::task::spawn_blocking(move || exports::render(&report, format, &Hl7Site::default(), None))
+        .await
+        .map_err(anyhow::Error::from)??;
+    let file_name = format!("report-{}-v{}.{}", id, view.version, format.extension());
+    let response = (
+        [
+            (header::CONTENT_TYPE, format.content_type().to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file_name}\"")),
+        ],
+        bytes,
+    );
+    Ok(noted(response, format!("report.export id={id} format={}", format.extension())))
+}
+
+#[derive(Deserialize)]
+pub struct DeliveryQuery {
+    state: Option<String>,
+    limit: Option<i64>,
+}
+
+/// The outbox, newest first (for monitoring: pending and failed deliveries are what needs a look).
+pub async fn deliveries(
+    State(state): State<AppState>,
+    Query(q): Query<DeliveryQuery>,
+) -> Result<Json<Vec<crate::deliveries::Delivery>>, AppError> {
+    Ok(Json(crate::deliveries::list(&state.db, q.state.as_deref(), q.limit.unwrap_or(100)).await?))
+}
+
+pub async fn retry_delivery(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, AppError> {
+    if !crate::deliveries::retry(&state.db, id).await? {
+        return Err(AppError::not_found("没有这个失败的投递", "no failed delivery with that id"));
+    }
+    state.delivery_wake.notify_one();
+    Ok(noted(Json(serde_json::json!({"retrying": id})), format!("delivery.retry id={id}")))
+}

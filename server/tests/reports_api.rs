@@ -1,0 +1,212 @@
+//! The report workflow on a running server: AI draft → edits → sign (frozen, hashed) → return with a
+//! comment → sign again → countersign → export (HL7 checked by hl7apy STRICT, FHIR by fhir.resources, PDF
+//! by pdftotext) → amend into a new version; a content change behind the server's back blocks the
+//! countersignature; tokens and radiologists cannot do what their role does not allow.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{Server, add_user, create_token, dicom_fixture, sign_in};
+use reqwest::blocking::{Client, multipart};
+use serde_json::{Value, json};
+
+fn validator(script: &str, file: &std::path::Path) -> Value {
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../report/tests").join(script);
+    let out = Command::new(python).args(["-W", "ignore"]).arg(script).arg(file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn draft() -> Value {
+    json!({
+        "exam_id": "CZ20251015-001",
+        "report_summary": "右肺上叶见一实性结节，边界清楚。",
+        "findings": [{"location": "右肺上叶", "feature": "实性结节",
+                      "measurements": {"long_axis": 8.2, "short_axis": 6.1, "unit": "mm"},
+                      "density": "软组织密度", "boundary": "边界清楚"}],
+        "recommendation": "建议12个月后低剂量CT复查。"
+    })
+}
+
+#[test]
+fn a_report_goes_from_ai_draft_to_countersigned_and_amended() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    let server = Server::start(&["--data-dir", dir], &[]);
+    add_user(dir, "head", "department_head", "department review 1");
+    let head = sign_in(&server.url(""), "head", "department review 1");
+    let his = create_token(dir, "his", "report_read,report_export");
+    let doctor = server.client();
+
+    let file = dicom_fixture("synthetic/cxr.jpg");
+    let form = multipart::Form::new()
+        .text("patient_id", "P-REPORT-1")
+        .text("patient_name", "报告测试")
+        .part("files", multipart::Part::bytes(std::fs::read(&file).unwrap()).file_name("cxr.jpg"));
+    let uploaded: Value = doctor.post(server.url("/api/v1/uploads")).multipart(form).send().unwrap().json().unwrap();
+    let study = uploaded["files"][0]["study_id"].as_i64().unwrap();
+
+    // The radiologist starts from the model's draft and corrects the location.
+    let mut edited = draft();
+    edited["findings"][0]["location"] = json!("右肺上叶尖段");
+    let created = doctor
+        .post(server.url(&format!("/api/v1/studies/{study}/reports")))
+        .json(&json!({"report": edited, "ai_draft": draft()}))
+        .send()
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().unwrap();
+    let id = created["id"].as_i64().unwrap();
+    assert_eq!(created["state"], "draft");
+    assert_eq!(created["changes_since_ai_draft"][0]["path"], "findings[0].location");
+    assert_eq!(created["changes_since_ai_draft"][0]["before"], "右肺上叶");
+    let again = doctor
+        .post(server.url(&format!("/api/v1/studies/{study}/reports")))
+        .json(&json!({"report": draft()}))
+        .send()
+        .unwrap();
+    assert_eq!(again.status(), 409, "one live report per study");
+
+    let put = |client: &Client, report: &Value| {
+        client.put(server.url(&format!("/api/v1/reports/{id}"))).json(&json!({"report": report})).send().unwrap()
+    };
+    edited["recommendation"] = json!("建议6个月后复查。");
+    assert_eq!(put(doctor, &edited).status(), 200);
+    let export = |client: &Client, format: &str| {
+        client.get(server.url(&format!("/api/v1/reports/{id}/export?format={format}"))).send().unwrap()
+    };
+    assert_eq!(export(doctor, "pdf").status(), 409, "drafts are not exported as PDF");
+    assert_eq!(export(doctor, "json").status(), 200);
+
+    let post = |client: &Client, path: &str, body: Value| client.post(server.url(path)).json(&body).send().unwrap();
+    let sign_path = format!("/api/v1/reports/{id}/sign");
+    let review_path = format!("/api/v1/reports/{id}/review");
+    let token = |method: &str, path: &str| {
+        let request = match method {
+            "GET" => Client::new().get(server.url(path)),
+            _ => Client::new().post(server.url(path)).json(&json!({})),
+        };
+        request.bearer_auth(&his).send().unwrap().status().as_u16()
+    };
+    assert_eq!(token("POST", &sign_path), 403, "an integrator token cannot sign");
+    assert_eq!(token("GET", &format!("/api/v1/reports/{id}")), 200, "but can read");
+
+    let signed: Value = post(doctor, &sign_path, json!({})).json().unwrap();
+    assert_eq!(signed["state"], "signed");
+    let hash = signed["content_sha256"].as_str().unwrap().to_string();
+    assert_eq!(hash.len(), 64);
+    assert_eq!(signed["report"]["signatures"][0]["content_hash"], hash.as_str());
+    assert_eq!(signed["report"]["signatures"][0]["role"], "radiologist");
+    assert_eq!(signed["report"]["status"], "signed");
+    assert_eq!(put(doctor, &edited).status(), 409, "a signed report is frozen");
+    assert_eq!(post(doctor, &sign_path, json!({})).status(), 409);
+    assert_eq!(
+        post(doctor, &review_path, json!({"decision": "countersign"})).status(),
+        403,
+        "radiologists do not review"
+    );
+    let studies: Value = server.get("/api/v1/studies").json().unwrap();
+    assert_eq!(studies["studies"][0]["status"], "signed");
+
+    // Someone edits the signed content in the database file: the countersignature is refused.
+    let db = data.path().join("db/medgemma-x.sqlite3");
+    let tamper = Command::new("python3")
+        .args(["-c", "import sqlite3,sys,json; c=sqlite3.connect(sys.argv[1]); r=json.loads(c.execute('SELECT content FROM reports WHERE id=?',(int(sys.argv[2]),)).fetchone()[0]); r['recommendation']='无需复查'; c.execute('UPDATE reports SET content=? WHERE id=?',(json.dumps(r, ensure_ascii=False),int(sys.argv[2]))); c.commit()"])
+        .arg(&db)
+        .arg(id.to_string())
+        .output()
+        .unwrap();
+    assert!(tamper.status.success(), "{}", String::from_utf8_lossy(&tamper.stderr));
+    let refused = post(&head, &review_path, json!({"decision": "countersign"}));
+    assert_eq!(refused.status(), 409);
+    assert!(refused.text().unwrap().contains("does not match the hash"));
+
+    // The head returns it (a comment is required); the radiologist corrects and signs again.
+    assert_eq!(post(&head, &review_path, json!({"decision": "return"})).status(), 400);
+    let returned: Value =
+        post(&head, &review_path, json!({"decision": "return", "comment": "复查间隔请按指南核对"})).json().unwrap();
+    assert_eq!(returned["state"], "returned");
+    assert!(returned["report"].get("signatures").is_none(), "the signature is withdrawn: {returned}");
+    assert_eq!(put(doctor, &edited).status(), 200);
+    assert_eq!(post(doctor, &sign_path, json!({})).status(), 200);
+    let reviewed: Value =
+        post(&head, &review_path, json!({"decision": "countersign", "comment": "同意"})).json().unwrap();
+    assert_eq!(reviewed["state"], "reviewed");
+    assert_eq!(reviewed["report"]["status"], "reviewed");
+    let signatures = reviewed["report"]["signatures"].as_array().unwrap();
+    assert_eq!(signatures.len(), 2);
+    assert_eq!(signatures[1]["role"], "department_head");
+    assert_eq!(signatures[0]["content_hash"], signatures[1]["content_hash"]);
+    // The reviewer sees who changed what: the edits, the sign-offs, the return with its comment.
+    let actions: Vec<&str> =
+        reviewed["events"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["create", "edit", "sign", "return", "edit", "sign", "countersign"]);
+    assert_eq!(reviewed["events"][1]["changes"][0]["path"], "recommendation");
+    assert_eq!(reviewed["events"][1]["username"], common::DOCTOR);
+    assert_eq!(reviewed["events"][3]["comment"], "复查间隔请按指南核对");
+
+    // Exports of the signed report, each checked by a real parser.
+    let hl7 = Client::new()
+        .get(server.url(&format!("/api/v1/reports/{id}/export?format=hl7")))
+        .bearer_auth(&his)
+        .send()
+        .unwrap();
+    assert_eq!(hl7.status(), 200);
+    let hl7_file = data.path().join("r.hl7");
+    std::fs::write(&hl7_file, hl7.bytes().unwrap()).unwrap();
+    validator("validate_hl7.py", &hl7_file);
+    let fhir_file = data.path().join("r.fhir.json");
+    std::fs::write(&fhir_file, export(doctor, "fhir").bytes().unwrap()).unwrap();
+    validator("validate_fhir.py", &fhir_file);
+    let pdf = export(doctor, "pdf");
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    assert!(pdf.headers()["content-disposition"].to_str().unwrap().contains(&format!("report-{id}-v1.pdf")));
+    let pdf_file = data.path().join("r.pdf");
+    std::fs::write(&pdf_file, pdf.bytes().unwrap()).unwrap();
+    let text = Command::new("pdftotext").arg(&pdf_file).arg("-").output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("右肺上叶尖段") && text.contains("建议6个月后复查"), "{text}");
+
+    // An amendment: a new version in draft, the signed one kept.
+    assert_eq!(
+        post(doctor, &format!("/api/v1/reports/{id}/amend"), json!({"report": edited, "reason": ""})).status(),
+        400
+    );
+    let mut amended = edited.clone();
+    amended["report_summary"] = json!("右肺上叶尖段见一实性结节，边界清楚，较前相仿。");
+    let v2 = post(doctor, &format!("/api/v1/reports/{id}/amend"), json!({"report": amended, "reason": "补充对比描述"}));
+    assert_eq!(v2.status(), 201);
+    let v2: Value = v2.json().unwrap();
+    assert_eq!(
+        (v2["version"].as_i64(), v2["supersedes"].as_i64(), v2["state"].as_str()),
+        (Some(2), Some(id), Some("draft"))
+    );
+    assert_eq!(v2["events"][0]["action"], "amend");
+    assert_eq!(v2["events"][0]["changes"][0]["path"], "report_summary");
+    let versions: Value = server.get(&format!("/api/v1/studies/{study}/reports")).json().unwrap();
+    let states: Vec<(i64, &str)> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["version"].as_i64().unwrap(), v["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [(2, "draft"), (1, "superseded")]);
+    assert_eq!(export(doctor, "pdf").status(), 200, "the superseded version stays exportable");
+    let v2_id = v2["id"].as_i64().unwrap();
+    let signed_v2: Value = post(doctor, &format!("/api/v1/reports/{v2_id}/sign"), json!({})).json().unwrap();
+    assert_eq!(signed_v2["report"]["status"], "amended");
+
+    // Every step is in the audit trail, with the patient's pseudonym.
+    let rows: Value = server.admin().get(server.url("/api/v1/audit?limit=500")).send().unwrap().json().unwrap();
+    let sign_row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["detail"].as_str().is_some_and(|d| d.starts_with(&format!("report.sign id={id}"))));
+    let sign_row = sign_row.unwrap_or_else(|| panic!("{rows:#}"));
+    assert!(sign_row["patient_ref"].as_str().unwrap().starts_with("P-"));
+    assert_eq!(sign_row["study_id"], study);
+}
