@@ -15,7 +15,6 @@ use sha2::{Digest, Sha256};
 
 use crate::data_dir::DataDir;
 use crate::files::write_atomically;
-use crate::objects::hex;
 
 const FORMAT: &str = "medgemma-x-backup";
 const MANIFEST: &str = "manifest.json";
@@ -86,7 +85,7 @@ fn write_archive(data_dir: &Path, snapshot: &Path, out: &Path) -> anyhow::Result
             .large_file(bytes.len() >= (1 << 32) - 1);
         zip.start_file(name.as_str(), options)?;
         zip.write_all(&bytes)?;
-        files.push(ManifestFile { path: name, bytes: bytes.len() as u64, sha256: hex(&Sha256::digest(&bytes)) });
+        files.push(ManifestFile { path: name, bytes: bytes.len() as u64, sha256: hex::encode(Sha256::digest(&bytes)) });
         Ok(bytes.len() as u64)
     };
     let database_bytes = add(&mut zip, DATABASE.into(), snapshot, true)?;
@@ -185,7 +184,7 @@ pub fn restore(archive: &Path, data_dir: &Path) -> anyhow::Result<Summary> {
             .with_context(|| {
                 format!("校验失败，备份文件已损坏 / checksum mismatch, the backup is damaged: {}", f.path)
             })?;
-        if bytes.len() as u64 != f.bytes || hex(&Sha256::digest(&bytes)) != f.sha256 {
+        if bytes.len() as u64 != f.bytes || hex::encode(Sha256::digest(&bytes)) != f.sha256 {
             bail!("校验失败，备份文件已损坏 / checksum mismatch, the backup is damaged: {}", f.path);
         }
         std::fs::create_dir_all(target.parent().expect("targets are inside the data dir"))?;

@@ -178,7 +178,7 @@ fn parse(bytes: &mut [u8], identity: &UploaderIdentity, limits: &Limits) -> Resu
     };
     let frames = raster::decode(bytes, limits)?;
     // The generated UIDs come from the content, so the same file uploaded again is a duplicate.
-    let content_hash = crate::objects::hex(&Sha256::digest(&*bytes));
+    let content_hash = hex::encode(Sha256::digest(&*bytes));
     let info = raster_info(identity, &frames, format, &content_hash);
     Ok(Parsed { format, info, source: "upload" })
 }

@@ -19,7 +19,7 @@ impl ObjectStore {
 
     /// Stores `bytes` (once: identical content is already there) and returns its SHA-256 in hex.
     pub fn put(&self, bytes: &[u8]) -> anyhow::Result<String> {
-        let sha = hex(&Sha256::digest(bytes));
+        let sha = hex::encode(Sha256::digest(bytes));
         let path = self.path(&sha);
         if !path.is_file() {
             std::fs::create_dir_all(path.parent().expect("objects have a parent folder"))?;
@@ -36,10 +36,6 @@ impl ObjectStore {
     fn path(&self, sha: &str) -> PathBuf {
         self.root.join(&sha[..2]).join(sha)
     }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -282,6 +282,10 @@ fn tokens_are_shown_once_scoped_and_revocable() {
     };
     let landed = upload(&token);
     assert_eq!(landed.status(), 200, "tokens need no CSRF token");
+    // The scheme is case-insensitive: recognised (403 for the scope, not 401).
+    let lower =
+        Client::new().get(server.url("/metrics")).header("authorization", format!("bearer {token}")).send().unwrap();
+    assert_eq!(lower.status(), 403);
     let study = landed.json::<Value>().unwrap()["files"][0]["study_id"].as_i64().unwrap();
     let chat = Client::new()
         .post(server.url(&format!("/api/v1/studies/{study}/chat")))

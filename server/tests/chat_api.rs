@@ -313,9 +313,12 @@ fn a_full_queue_answers_503_and_a_client_that_leaves_frees_its_slot() {
     assert_eq!(refused.headers()["retry-after"], "10");
     assert_eq!(json_body(refused)["error"]["code"], "queue_full");
 
-    // Both leave: their slots free and a new question is answered in full.
-    drop(first);
+    // Both leave — the waiting one first, while the first still holds the only slot, so it never starts
+    // (dropped the other way round, the freed slot could admit it for a token or two before its own
+    // disconnect is seen). Their slots free and a new question is answered in full.
     drop(waiting);
+    std::thread::sleep(Duration::from_millis(200));
+    drop(first);
     let deadline = Instant::now() + Duration::from_secs(10);
     let events = loop {
         let response = post_chat(&server, study, json!({"message": "描述这张胸片", "max_new_tokens": 8}));

@@ -218,7 +218,12 @@ async fn identify(
     headers: &HeaderMap,
 ) -> Result<Option<(Principal, Option<String>)>, AppError> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default().trim();
+        // The scheme is case-insensitive (RFC 9110 §11.1): "Bearer", "bearer", "BEARER".
+        let token = value
+            .to_str()
+            .ok()
+            .filter(|v| v.get(..7).is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer ")))
+            .map_or("", |v| v[7..].trim());
         return match tokens::authenticate(&state.db, token).await? {
             Some(t) => Ok(Some((
                 Principal {
