@@ -23,6 +23,10 @@ pub enum AppError {
     /// 401: no session and no valid token.
     #[error("unauthorized")]
     Unauthorized,
+    /// 401 from the sign-in itself, with the reason as its code (wrong password, one-time code missing or
+    /// wrong), so the sign-in page can say which.
+    #[error("sign-in refused ({code}): {en}")]
+    SignInRefused { code: &'static str, zh: String, en: String },
     /// 403: signed in, but not allowed (role, scope, CSRF).
     #[error("forbidden ({code}): {en}")]
     Forbidden { code: &'static str, zh: String, en: String },
@@ -60,6 +64,7 @@ impl IntoResponse for AppError {
                 "请先登录（或提供有效的 API 令牌）",
                 "Sign in first (or send a valid API token)",
             ),
+            Self::SignInRefused { code, zh, en } => (StatusCode::UNAUTHORIZED, *code, zh.as_str(), en.as_str()),
             Self::Forbidden { code, zh, en } => (StatusCode::FORBIDDEN, *code, zh.as_str(), en.as_str()),
             Self::Throttled { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,

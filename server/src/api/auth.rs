@@ -104,25 +104,23 @@ pub async fn login(
     // The second factor, for accounts that have one. A wrong code counts as a failed sign-in.
     if user.totp_enabled {
         let Some(code) = totp.filter(|c| !c.trim().is_empty()) else {
-            let mut response = AppError::Forbidden {
+            let mut response = AppError::SignInRefused {
                 code: "totp_required",
                 zh: "请输入动态验证码".into(),
                 en: "enter the one-time code from your authenticator app".into(),
             }
             .into_response();
-            *response.status_mut() = StatusCode::UNAUTHORIZED;
             response.extensions_mut().insert(refused_note("password right, one-time code missing"));
             return Ok(response);
         };
         if !users::use_totp_code(&state.db, &user, &code).await? {
             state.throttle.failed(&username, ip);
-            let mut response = AppError::Forbidden {
+            let mut response = AppError::SignInRefused {
                 code: "bad_totp",
                 zh: "动态验证码不正确或已使用".into(),
                 en: "the one-time code is wrong or was used already".into(),
             }
             .into_response();
-            *response.status_mut() = StatusCode::UNAUTHORIZED;
             response.extensions_mut().insert(refused_note("wrong or reused one-time code"));
             return Ok(response);
         }
@@ -165,16 +163,13 @@ pub async fn login(
     Ok(response)
 }
 
-/// 401 with its own code, so the login page can say "wrong username or password".
 fn bad_credentials() -> Response {
-    let mut response = AppError::Forbidden {
+    AppError::SignInRefused {
         code: "bad_credentials",
         zh: "用户名或密码错误".into(),
         en: "wrong username or password".into(),
     }
-    .into_response();
-    *response.status_mut() = StatusCode::UNAUTHORIZED;
-    response
+    .into_response()
 }
 
 pub async fn logout(session: Session) -> Result<StatusCode, AppError> {
