@@ -67,6 +67,33 @@ pub struct WindowChoice {
 pub struct InstanceDetail {
     pub id: i64,
     pub windows: Vec<WindowChoice>,
+    /// The basis of every millimetre; None when the image has no pixel spacing.
+    #[serde(default)]
+    pub spacing: Option<SpacingInfo>,
+    #[serde(default)]
+    pub metadata: InstanceMetadata,
+}
+
+impl InstanceDetail {
+    pub fn modality(&self) -> Option<&str> {
+        self.metadata.modality.as_deref()
+    }
+}
+
+/// The part of an instance's metadata the viewer reads.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct InstanceMetadata {
+    pub modality: Option<String>,
+}
+
+/// Pixel spacing as the basis of millimetres: the numbers, where they came from, the caveat to print.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct SpacingInfo {
+    pub row_mm: f64,
+    pub col_mm: f64,
+    /// pixel_spacing / imager_pixel_spacing / uploader
+    pub source: String,
+    pub caveat_zh: Option<String>,
 }
 
 /// A stored chat message (GET /api/v1/studies/{id}/chat).
@@ -182,6 +209,29 @@ pub async fn put(path: &str, body: &impl serde::Serialize) -> Result<gloo_net::h
     send(gloo_net::http::Request::put(path), body).await
 }
 
+/// DELETE with the session's CSRF token.
+#[cfg(feature = "hydrate")]
+pub async fn delete(path: &str) -> Result<(), ApiError> {
+    let response = gloo_net::http::Request::delete(path)
+        .header(CSRF_HEADER, &csrf_token().await?)
+        .send()
+        .await
+        .map_err(ApiError::network)?;
+    if !response.ok() {
+        return Err(error_of(response).await);
+    }
+    Ok(())
+}
+
+/// POST, as [`post`], and read the JSON answer.
+#[cfg(feature = "hydrate")]
+pub async fn post_json<T: serde::de::DeserializeOwned>(
+    path: &str,
+    body: &impl serde::Serialize,
+) -> Result<T, ApiError> {
+    post(path, body).await?.json::<T>().await.map_err(ApiError::network)
+}
+
 #[cfg(feature = "hydrate")]
 async fn send(
     request: gloo_net::http::RequestBuilder,
@@ -231,6 +281,16 @@ pub fn go_to_login() {
 /// On the server the pages' resources never run (they are LocalResources); this keeps the ssr build whole.
 #[cfg(not(feature = "hydrate"))]
 pub async fn get<T>(_path: String) -> Result<T, ApiError> {
+    std::future::pending().await
+}
+
+#[cfg(not(feature = "hydrate"))]
+pub async fn delete(_path: &str) -> Result<(), ApiError> {
+    std::future::pending().await
+}
+
+#[cfg(not(feature = "hydrate"))]
+pub async fn post_json<T>(_path: &str, _body: &impl serde::Serialize) -> Result<T, ApiError> {
     std::future::pending().await
 }
 

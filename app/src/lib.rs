@@ -15,6 +15,8 @@ mod home;
 mod login;
 mod report;
 mod study;
+mod upload;
+mod viewer;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};

@@ -59,9 +59,10 @@ test('ask about an uploaded film: the answer streams in, is labelled, and its he
   await page.getByRole('link', { name: '测试患者' }).first().click();
   await expect(page.locator('main.study')).toHaveAttribute('data-hydrated', 'true');
   await expect(page.locator('.study-title')).toContainText('E2E-CHAT-1');
-  const image = page.locator('img.study-image');
-  await expect(image).toBeVisible();
-  expect(await image.evaluate((img: HTMLImageElement) => img.naturalWidth)).toBeGreaterThan(0);
+  // The film is drawn on the viewer's canvas from its values.
+  const canvas = page.locator('canvas.study-canvas');
+  await expect(canvas).toBeVisible();
+  await expect.poll(() => canvas.getAttribute('data-renders').then(Number)).toBeGreaterThan(0);
 
   await sampleAnswers(page, { max_new_tokens: 3000, min_new_tokens: 3000 });
   const box = page.locator('textarea.chat-text');

@@ -1,41 +1,153 @@
-import { test, expect } from '@playwright/test';
-import { readFileSync } from 'node:fs';
+import { test, expect, Page } from '@playwright/test';
 import { resolve } from 'node:path';
-import { csrfHeader, signIn } from './auth';
+import { signIn } from './auth';
 
-test('a CT slice is shown through the chest window presets, and inverted', async ({ page }) => {
+const fixture = (name: string) => resolve(__dirname, '../../target/fixtures/dicom/synthetic', name);
+
+// The CT phantom (imaging/tests/fixtures/make_dicom_fixtures.py): 256×256, PixelSpacing 0.7 mm, lung at
+// −850 HU, a 23.4 × 19.1 mm nodule of 40 HU centred at (170, 160); file windows −600/1500 and 40/350.
+const SIDE = 256;
+
+/** PS3.3 C.11.2.1.2.1, as the viewer windows (measure::window). */
+function windowed(hu: number, center: number, width: number) {
+  const c = center - 0.5;
+  const half = (width - 1) / 2;
+  if (hu <= c - half) return 0;
+  if (hu > c + half) return 255;
+  return Math.round(((hu - c) / (width - 1) + 0.5) * 255);
+}
+
+/** The grey value the canvas holds at an image pixel. */
+async function canvasGrey(page: Page, x: number, y: number) {
+  return page.locator('canvas.study-canvas').evaluate(
+    (c: HTMLCanvasElement, [x, y]) => c.getContext('2d')!.getImageData(x, y, 1, 1).data[0],
+    [x, y],
+  );
+}
+
+/** Where an image point (pixel centres at whole numbers) is on the screen. */
+async function screenOf(page: Page, x: number, y: number) {
+  const box = (await page.locator('canvas.study-canvas').boundingBox())!;
+  return { x: box.x + ((x + 0.5) * box.width) / SIDE, y: box.y + ((y + 0.5) * box.height) / SIDE };
+}
+
+async function drag(page: Page, from: { x: number; y: number }, to: { x: number; y: number }) {
+  await page.mouse.move(from.x, from.y);
+  await page.mouse.down();
+  await page.mouse.move(to.x, to.y, { steps: 8 });
+  await page.mouse.up();
+}
+
+test('upload a DICOM and a JPEG from the worklist: progress, outcome, and the films render', async ({ page }) => {
   await signIn(page);
-  const file = resolve(__dirname, '../../target/fixtures/dicom/synthetic/ct_phantom.dcm');
-  const upload = await page.request.post('/api/v1/uploads', {
-    headers: await csrfHeader(page),
-    multipart: { files: { name: 'ct_phantom.dcm', mimeType: 'application/dicom', buffer: readFileSync(file) } },
-  });
-  expect(upload.status()).toBe(200);
-  const study = (await upload.json()).files[0].study_id;
+  await expect(page.locator('main.worklist')).toHaveAttribute('data-hydrated', 'true');
+  // The film's patient, for the JPEG (the DICOM brings its own).
+  await page.locator('.film-identity summary').click();
+  await page.locator('input.upload-patient-id').fill('E2E-UPLOAD-1');
+  await page.locator('input.upload-patient-name').fill('上传测试');
+  await page.locator('input.upload-exam-date').fill('2025-11-02');
+  await page.locator('input.upload-spacing').fill('0.143');
+  await page.locator('input.file-input').setInputFiles([fixture('ct_phantom.dcm'), fixture('cxr.jpg')]);
 
-  await page.goto(`/studies/${study}`);
+  const rows = page.locator('.upload-row');
+  await expect(rows).toHaveCount(2);
+  await expect(rows.nth(0)).toHaveClass(/upload-done/);
+  await expect(rows.nth(1)).toHaveClass(/upload-done/);
+  await expect(rows.nth(0).locator('.upload-detail')).toHaveText(/已保存|已存在/);
+  await expect(rows.nth(0).locator('progress')).toHaveAttribute('value', '1');
+  await page.screenshot({ path: 'test-results/worklist-upload.png', fullPage: true });
+  // The worklist reloaded with the new studies.
+  await expect(page.getByRole('link', { name: 'PHANTOM CT' }).first()).toBeVisible();
+
+  // A file the server cannot read is named with the reason, and the batch goes on.
+  await page.locator('input.file-input').setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not an image') });
+  await expect(rows).toHaveCount(3);
+  await expect(rows.nth(2)).toHaveClass(/upload-failed/);
+  await expect(rows.nth(2).locator('.upload-detail')).toContainText('未接收');
+
+  // The JPEG opens in the viewer and is drawn from its values.
+  await rows.nth(1).locator('a.upload-open').click();
   await expect(page.locator('main.study')).toHaveAttribute('data-hydrated', 'true');
-  const image = page.locator('img.study-image');
-  await expect(image).toBeVisible();
+  const canvas = page.locator('canvas.study-canvas');
+  await expect.poll(() => canvas.getAttribute('data-renders').then(Number)).toBeGreaterThan(0);
+  await page.screenshot({ path: 'test-results/viewer-jpeg.png', fullPage: true });
+});
 
-  // 肺窗 −600/1500: the server renders through exactly that window and says so in its headers.
-  const lung = page.locator('button.window-preset[data-key="lung"]');
-  await expect(lung).toHaveText('肺窗');
-  const rendered = page.waitForResponse((r) => r.url().includes('image.png') && r.url().includes('window_center=-600'));
-  await lung.click();
-  const response = await rendered;
-  expect(response.headers()['x-window-center']).toBe('-600');
-  expect(response.headers()['x-window-width']).toBe('1500');
-  await expect(lung).toHaveAttribute('aria-pressed', 'true');
-  await expect.poll(() => image.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth)).toBeGreaterThan(0);
+test('a CT slice is windowed in the browser: presets, invert, drag', async ({ page }) => {
+  await signIn(page);
+  await page.getByRole('link', { name: 'PHANTOM CT' }).first().click();
+  await expect(page.locator('main.study')).toHaveAttribute('data-hydrated', 'true');
+  const canvas = page.locator('canvas.study-canvas');
+  await expect.poll(() => canvas.getAttribute('data-renders').then(Number)).toBeGreaterThan(0);
+
+  // The file's first window (−600/1500) is the default: lung −850 HU and nodule 40 HU as the standard says.
+  const lung = [30, 220] as const;
+  const nodule = [170, 160] as const;
+  expect(await canvasGrey(page, ...lung)).toBe(windowed(-850, -600, 1500));
+  expect(await canvasGrey(page, ...nodule)).toBe(windowed(40, -600, 1500));
   await page.screenshot({ path: 'test-results/viewer-lung-window.png', fullPage: true });
 
-  // 纵隔窗, then inverted.
+  // 纵隔窗 40/350: lung black, nodule mid-grey; inverted: lung white. No image requests: all in the browser.
+  let pngRequests = 0;
+  page.on('request', (r) => { if (r.url().includes('image.png')) pngRequests++; });
   await page.locator('button.window-preset[data-key="mediastinum"]').click();
-  await expect(image).toHaveAttribute('src', /window_center=40&window_width=350/);
+  await expect(page.locator('button.window-preset[data-key="mediastinum"]')).toHaveAttribute('aria-pressed', 'true');
+  expect(await canvasGrey(page, ...lung)).toBe(0);
+  expect(await canvasGrey(page, ...nodule)).toBe(windowed(40, 40, 350));
   await page.locator('input.invert-toggle').check();
-  await expect(image).toHaveAttribute('src', /invert=true/);
-  // Back to the file's default.
-  await page.getByRole('button', { name: '默认 / Default' }).click();
-  await expect(image).not.toHaveAttribute('src', /window_center/);
+  expect(await canvasGrey(page, ...lung)).toBe(255);
+  await page.locator('input.invert-toggle').uncheck();
+
+  // Dragging with the window tool widens the window (right) and raises the level (down).
+  const before = await page.locator('.viewer-info').textContent();
+  const renders = Number(await canvas.getAttribute('data-renders'));
+  await page.locator('button.tool-window').click();
+  await drag(page, await screenOf(page, 100, 100), await screenOf(page, 160, 140));
+  await expect(page.locator('.viewer-info')).not.toHaveText(before!);
+  expect(Number(await canvas.getAttribute('data-renders'))).toBeGreaterThan(renders);
+  expect(await canvasGrey(page, ...nodule)).not.toBe(windowed(40, 40, 350));
+  expect(pngRequests).toBe(0);
+
+  // R resets to the default window.
+  await page.keyboard.press('r');
+  await expect.poll(() => canvasGrey(page, ...lung)).toBe(windowed(-850, -600, 1500));
+});
+
+test('a length on the phantom reads its millimetres, is saved with the study, and can be deleted and undone', async ({ page }) => {
+  await signIn(page);
+  await page.getByRole('link', { name: 'PHANTOM CT' }).first().click();
+  await expect(page.locator('main.study')).toHaveAttribute('data-hydrated', 'true');
+  await expect.poll(() => page.locator('canvas.study-canvas').getAttribute('data-renders').then(Number)).toBeGreaterThan(0);
+  const items = page.locator('.measurement-item');
+  const existing = await items.count();
+
+  // 100 pixels along a row at 0.7 mm: 70.0 毫米, with the window and the spacing as its basis.
+  await page.keyboard.press('l');
+  await expect(page.locator('button.tool-length')).toHaveAttribute('aria-pressed', 'true');
+  await drag(page, await screenOf(page, 20, 20), await screenOf(page, 120, 20));
+  await expect(items).toHaveCount(existing + 1);
+  const line = items.last();
+  await expect(line.locator('.measurement-value')).toHaveText('70.0 毫米');
+  await expect(line.locator('.measurement-basis')).toContainText('窗宽 1500 / 窗位 -600');
+  await expect(line.locator('.measurement-basis')).toContainText('像素间距 0.700 × 0.700 毫米（PixelSpacing）');
+  await expect(page.locator('g.measurement text').last()).toHaveText('70.0 毫米');
+
+  // An ellipse inside the nodule reads its 40 HU.
+  await page.locator('button.tool-ellipse').click();
+  await drag(page, await screenOf(page, 165, 156), await screenOf(page, 175, 164));
+  await expect(items).toHaveCount(existing + 2);
+  await expect(items.last().locator('.measurement-value')).toContainText('均值 40.0 HU');
+  await page.screenshot({ path: 'test-results/viewer-measurements.png', fullPage: true });
+
+  // Saved with the study: a reload shows both.
+  await page.reload();
+  await expect(page.locator('main.study')).toHaveAttribute('data-hydrated', 'true');
+  await expect(items).toHaveCount(existing + 2);
+
+  // Delete the length, then undo the delete.
+  await items.filter({ hasText: '70.0 毫米' }).locator('button.measurement-delete').click();
+  await expect(items).toHaveCount(existing + 1);
+  await page.keyboard.press('Control+z');
+  await expect(items).toHaveCount(existing + 2);
+  await expect(items.filter({ hasText: '70.0 毫米' })).toHaveCount(1);
 });

@@ -9,6 +9,7 @@ pub mod axes;
 pub mod geometry;
 pub mod roi;
 pub mod segment;
+pub mod shape;
 pub mod window;
 
 pub use axes::{mean_diameter, sphere_volume_mm3};

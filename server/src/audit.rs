@@ -276,6 +276,9 @@ pub async fn subject(
     } else if route.starts_with("/api/v1/instances/{id}") {
         "SELECT s.id, p.patient_key FROM instances i JOIN series se ON se.id = i.series_id \
          JOIN studies s ON s.id = se.study_id JOIN patients p ON p.id = s.patient_id WHERE i.id = $1"
+    } else if route.starts_with("/api/v1/measurements/{id}") {
+        "SELECT s.id, p.patient_key FROM measurements m JOIN studies s ON s.id = m.study_id \
+         JOIN patients p ON p.id = s.patient_id WHERE m.id = $1"
     } else {
         return Ok((None, None));
     };

@@ -31,6 +31,7 @@ fn call(client: &Client, server: &Server, method: &str, route: &str) -> u16 {
         "GET" => client.get(url),
         "POST" => client.post(url).header("content-type", "application/json").body("{}"),
         "PUT" => client.put(url).header("content-type", "application/json").body("{}"),
+        "DELETE" => client.delete(url),
         other => panic!("method {other} not in the test"),
     };
     request.send().unwrap().status().as_u16()

@@ -87,7 +87,7 @@ pub struct InstanceDetail {
 
 /// Pixel spacing as the basis of millimetres: the numbers, where they came from, and the caveat to print.
 #[derive(Serialize)]
-struct SpacingBasis {
+pub(super) struct SpacingBasis {
     row_mm: f64,
     col_mm: f64,
     source: measure::SpacingSource,
@@ -212,6 +212,8 @@ pub async fn render(
 /// Raw samples of one frame for client-side windowing and the HU probe: little-endian, row-major, with
 /// `x-rows`, `x-columns` and `x-sample-format` headers. `i16` when every modality value is a whole number
 /// in range (CT in HU, most radiographs: half the bytes of f32), `f32` otherwise, `rgb8` for colour.
+/// Greyscale frames also carry the window the server would render with (`x-window-center`,
+/// `x-window-width`) and `x-inverted` (MONOCHROME1: higher values darker), so both draw alike.
 pub async fn values(
     State(state): State<AppState>,
     Path((id, number)): Path<(i64, usize)>,
@@ -219,6 +221,8 @@ pub async fn values(
     let decoded = decoded(&state, id).await?;
     let frame = frame_index(&decoded.frames, number)?;
     let (rows, columns) = (decoded.frames.rows, decoded.frames.columns);
+    let default_window = imaging::render::default_window(&decoded.frames, frame, &decoded.info.file_windows());
+    let inverted = decoded.frames.inverted;
     let (format, body) = tokio::task::spawn_blocking(move || match &decoded.frames.samples {
         Samples::Gray(_) => {
             let v = decoded.frames.gray_frame(frame).expect("frame index checked");
@@ -232,16 +236,23 @@ pub async fn values(
     })
     .await
     .map_err(anyhow::Error::from)?;
-    Ok((
+    let mut response = (
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
             (header::HeaderName::from_static("x-rows"), rows.to_string()),
             (header::HeaderName::from_static("x-columns"), columns.to_string()),
             (header::HeaderName::from_static("x-sample-format"), format.to_string()),
+            (header::HeaderName::from_static("x-inverted"), inverted.to_string()),
         ],
         body,
     )
-        .into_response())
+        .into_response();
+    if let (Some(w), false) = (default_window, format == "rgb8") {
+        let headers = response.headers_mut();
+        headers.insert("x-window-center", w.center.to_string().parse().expect("a number is a header value"));
+        headers.insert("x-window-width", w.width.to_string().parse().expect("a number is a header value"));
+    }
+    Ok(response)
 }
 
 #[derive(Deserialize)]

@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod chat;
 mod images;
+mod measurements;
 mod openapi;
 mod reports;
 mod studies;
@@ -12,7 +13,9 @@ mod uploads;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
 
 use crate::error::AppError;
 use crate::http::AppState;
@@ -44,6 +47,8 @@ pub fn router(max_upload_bytes: u64) -> Router<AppState> {
         .route("/studies/{id}", get(studies::detail))
         .route("/studies/{id}/chat", get(chat::history).post(chat::chat))
         .route("/chat/prompts", get(chat::prompts))
+        .route("/studies/{id}/measurements", get(measurements::list).post(measurements::create))
+        .route("/measurements/{id}", delete(measurements::delete))
         .route("/studies/{id}/reports", get(reports::for_study).post(reports::create))
         .route("/reports/{id}", get(reports::show).put(reports::edit))
         .route("/reports/{id}/sign", post(reports::sign))
@@ -59,4 +64,27 @@ pub fn router(max_upload_bytes: u64) -> Router<AppState> {
         .route("/instances/{id}/frames/{number}/nodule", post(images::nodule))
         // Unknown paths answer JSON, not an HTML page.
         .fallback(|| async { AppError::not_found("没有这个接口", "No such API endpoint") })
+        .layer(axum::middleware::map_response(rejections_as_json))
+}
+
+/// axum's extractors refuse a wrong JSON body, path or query with a plain-text 4xx; the API answers every
+/// error in its own JSON shape, so a client reads one format (axum's text is the English message).
+async fn rejections_as_json(response: Response) -> Response {
+    let plain_text = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !(response.status().is_client_error() && plain_text) {
+        return response;
+    }
+    let status = response.status();
+    let text = match axum::body::to_bytes(response.into_body(), 64 * 1024).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => status.canonical_reason().unwrap_or("invalid request").to_string(),
+    };
+    AppError::Rejected {
+        status, code: "invalid_request", zh: "请求内容无效（格式或字段不符）".into(), en: text
+    }
+    .into_response()
 }

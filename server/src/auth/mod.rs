@@ -32,7 +32,7 @@ pub enum Permission {
     /// Worklist, study, images, pixel values, chat history.
     StudyRead,
     StudyUpload,
-    /// Measurement tools that the server computes (automatic nodule measurement).
+    /// Saving the viewer's measurements with a study, and the automatic nodule measurement.
     Measure,
     /// Questions to the model, report drafts included.
     Chat,
@@ -206,6 +206,19 @@ pub const ROUTES: &[Route] = {
             "Ask the model about the study; answered as server-sent events",
         ),
         route("GET", "/api/v1/chat/prompts", Needs(Chat), "Quick prompts and the prompt version"),
+        route(
+            "GET",
+            "/api/v1/studies/{id}/measurements",
+            Needs(StudyRead),
+            "The viewer's measurements saved with the study",
+        ),
+        route(
+            "POST",
+            "/api/v1/studies/{id}/measurements",
+            Needs(Measure),
+            "Save a length, bidirectional or ellipse measurement (measured again by the server)",
+        ),
+        route("DELETE", "/api/v1/measurements/{id}", Needs(Measure), "Remove a measurement from its study"),
         route("GET", "/api/v1/studies/{id}/reports", Needs(ReportRead), "Every version of the study's reports"),
         route(
             "POST",
