@@ -47,13 +47,6 @@ pub struct InstanceSummary {
     pub frames: i64,
 }
 
-impl StudyDetail {
-    /// The image the study page shows and asks about first.
-    pub fn first_instance(&self) -> Option<&InstanceSummary> {
-        self.series.iter().flat_map(|s| s.instances.iter()).next()
-    }
-}
-
 /// A window the server offers for an instance: the file's own, and on CT the chest presets.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 pub struct WindowChoice {

@@ -109,7 +109,20 @@ fn StudyView(study: StudyDetail, overlay: RwSignal<Overlay>) -> impl IntoView {
         display_date(&s.study_date),
         s.modalities.join(", ")
     );
-    let image = study.first_instance().cloned();
+    // Every frame of every instance, series by series: the viewer scrolls through them.
+    let images: Vec<crate::viewer::ImageRef> = study
+        .series
+        .iter()
+        .flat_map(|s| &s.instances)
+        .flat_map(|i| {
+            (1..=i.frames.max(1)).map(|frame| crate::viewer::ImageRef {
+                instance_id: i.id,
+                frame,
+                columns: i.columns,
+                rows: i.rows,
+            })
+        })
+        .collect();
     view! {
         <header class="page-header">
             <h1 class="study-title">{title}</h1>
@@ -117,11 +130,10 @@ fn StudyView(study: StudyDetail, overlay: RwSignal<Overlay>) -> impl IntoView {
             <crate::login::UserBar/>
         </header>
         <div class="study-layout">
-            {match image {
-                Some(i) => view! {
-                    <crate::viewer::ImageView study_id=study.summary.id instance_id=i.id columns=i.columns rows=i.rows overlay/>
-                }.into_any(),
-                None => view! { <p class="empty">"该检查没有图像 / No images"</p> }.into_any(),
+            {if images.is_empty() {
+                view! { <p class="empty">"该检查没有图像 / No images"</p> }.into_any()
+            } else {
+                view! { <crate::viewer::ImageView study_id=study.summary.id images overlay/> }.into_any()
             }}
             <div class="study-side">
                 <ChatPanel study_id=study.summary.id overlay/>

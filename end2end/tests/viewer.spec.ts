@@ -139,15 +139,74 @@ test('a length on the phantom reads its millimetres, is saved with the study, an
   await expect(items.last().locator('.measurement-value')).toContainText('均值 40.0 HU');
   await page.screenshot({ path: 'test-results/viewer-measurements.png', fullPage: true });
 
-  // Saved with the study: a reload shows both.
+  // An angle in two drags (first arm to the vertex, then the second arm): a right angle.
+  await page.keyboard.press('a');
+  await drag(page, await screenOf(page, 40, 60), await screenOf(page, 80, 60));
+  await expect(page.locator('.viewer-hint')).toContainText('第二条边');
+  await drag(page, await screenOf(page, 80, 60), await screenOf(page, 80, 100));
+  await expect(items).toHaveCount(existing + 3);
+  await expect(items.last().locator('.measurement-value')).toHaveText('90.0°');
+
+  // A text arrow: its label is asked for.
+  page.once('dialog', (d) => d.accept('右肺结节'));
+  await page.keyboard.press('t');
+  await drag(page, await screenOf(page, 215, 215), await screenOf(page, 180, 172));
+  await expect(items).toHaveCount(existing + 4);
+  await expect(items.last()).toContainText('箭头 右肺结节');
+
+  // Automatic measurement from one click on the 23.4 × 19.1 mm nodule: within a pixel (0.7 mm).
+  await page.keyboard.press('n');
+  const click = await screenOf(page, 170, 160);
+  await page.mouse.click(click.x, click.y);
+  await expect(items).toHaveCount(existing + 5);
+  await expect(items.last().locator('.measurement-label')).toContainText('自动');
+  const auto = (await items.last().locator('.measurement-value').textContent())!;
+  const [long, short] = auto.match(/([\d.]+) × ([\d.]+) 毫米/)!.slice(1).map(Number);
+  expect(Math.abs(long - 23.4)).toBeLessThanOrEqual(0.7);
+  expect(Math.abs(short - 19.1)).toBeLessThanOrEqual(0.7);
+  await expect(page.locator('polygon.nodule-outline')).toHaveCount(1);
+  await page.screenshot({ path: 'test-results/viewer-tools.png', fullPage: true });
+
+  // Saved with the study: a reload shows them all.
   await page.reload();
   await expect(page.locator('main.study')).toHaveAttribute('data-hydrated', 'true');
-  await expect(items).toHaveCount(existing + 2);
+  await expect(items).toHaveCount(existing + 5);
 
   // Delete the length, then undo the delete.
   await items.filter({ hasText: '70.0 毫米' }).locator('button.measurement-delete').click();
-  await expect(items).toHaveCount(existing + 1);
+  await expect(items).toHaveCount(existing + 4);
   await page.keyboard.press('Control+z');
-  await expect(items).toHaveCount(existing + 2);
+  await expect(items).toHaveCount(existing + 5);
   await expect(items.filter({ hasText: '70.0 毫米' })).toHaveCount(1);
+});
+
+// Last in this file: the series joins the phantom's study (same Study Instance UID).
+test('a CT series scrolls slice by slice with the keyboard, keeping the window', async ({ page }) => {
+  await signIn(page);
+  const slices = [1, 2, 3, 4, 5].map((n) => fixture(`ct_series/slice${n}.dcm`));
+  await page.locator('input.file-input').setInputFiles(slices);
+  await expect(page.locator('.upload-row.upload-done')).toHaveCount(5);
+  await page.getByRole('link', { name: 'PHANTOM CT' }).first().click();
+  await expect(page.locator('main.study')).toHaveAttribute('data-hydrated', 'true');
+  const canvas = page.locator('canvas.study-canvas');
+  await expect.poll(() => canvas.getAttribute('data-renders').then(Number)).toBeGreaterThan(0);
+  await expect(page.locator('.image-position')).toHaveText('1 / 6');
+
+  await page.locator('button.window-preset[data-key="mediastinum"]').click();
+  const renders = Number(await canvas.getAttribute('data-renders'));
+  await page.keyboard.press('ArrowDown');
+  await expect(page.locator('.image-position')).toHaveText('2 / 6');
+  await expect.poll(() => canvas.getAttribute('data-renders').then(Number)).toBeGreaterThan(renders);
+  // The slice is drawn through the window chosen on the first.
+  expect(await canvasGrey(page, 30, 220)).toBe(0);
+  expect(await canvasGrey(page, 170, 160)).toBe(windowed(40, 40, 350));
+  // The first image's measurements are not shown on the second.
+  await expect(page.locator('.measurement-item')).toHaveCount(0);
+  await page.locator('button.image-next').click();
+  await expect(page.locator('.image-position')).toHaveText('3 / 6');
+  await page.keyboard.press('PageUp');
+  await page.keyboard.press('PageUp');
+  await expect(page.locator('.image-position')).toHaveText('1 / 6');
+  await expect(page.locator('button.image-prev')).toBeDisabled();
+  await expect(page.locator('.measurement-item').first()).toBeVisible();
 });

@@ -1,4 +1,5 @@
-//! The viewer's drawn measurements — length, bidirectional axes, ellipse ROI — and what they measure.
+//! The viewer's drawn measurements — length, bidirectional axes, ellipse ROI, angle, arrow — and what
+//! they measure.
 //! The browser calls [`measure_shape`] while a shape is drawn; the server calls it again on the saved
 //! shape, so the number stored with a study is the number the radiologist saw.
 
@@ -18,6 +19,10 @@ pub enum Shape {
     Bidirectional { long: [Point; 2], short: [Point; 2] },
     /// An axis-aligned ellipse: area, and mean/SD/min/max of the modality values inside (HU on CT).
     Ellipse { center: Point, radius_x: f64, radius_y: f64 },
+    /// The angle at `vertex` between the arms to `a` and `b`.
+    Angle { a: Point, vertex: Point, b: Point },
+    /// An arrow pointing at `to`; its text is the measurement's label.
+    Arrow { from: Point, to: Point },
 }
 
 /// What a shape measures. Distances are in millimetres when the image has a pixel spacing, else in pixels
@@ -37,6 +42,9 @@ pub struct Outcome {
     /// Ellipse statistics; the area in mm² (pixels² when not calibrated).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub roi: Option<RoiStats>,
+    /// Degrees, 0–180, measured in the patient (millimetres), so anisotropic pixels do not skew it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub angle_deg: Option<f64>,
 }
 
 /// Why a shape cannot be measured.
@@ -80,6 +88,8 @@ impl Shape {
                 Point::new(center.x - radius_x, center.y - radius_y),
                 Point::new(center.x + radius_x, center.y + radius_y),
             ],
+            Shape::Angle { a, vertex, b } => vec![a, vertex, b],
+            Shape::Arrow { from, to } => vec![from, to],
         }
     }
 }
@@ -110,6 +120,7 @@ pub fn measure_shape(
         short_axis: None,
         mean_diameter: None,
         roi: None,
+        angle_deg: None,
     };
     match *shape {
         Shape::Length { a, b } => {
@@ -134,6 +145,20 @@ pub fn measure_shape(
             let frame = frame.ok_or(ShapeError::NoValues)?;
             let ellipse = Ellipse { center, radius_x, radius_y };
             outcome.roi = Some(ellipse_stats(frame, &ellipse, s).ok_or(ShapeError::Empty)?);
+        }
+        Shape::Angle { a, vertex, b } => {
+            let (ax, ay) = s.to_mm(a.x - vertex.x, a.y - vertex.y);
+            let (bx, by) = s.to_mm(b.x - vertex.x, b.y - vertex.y);
+            if ax.hypot(ay) == 0.0 || bx.hypot(by) == 0.0 {
+                return Err(ShapeError::Empty);
+            }
+            // atan2 of cross and dot: exact near 0° and 180°, where acos of the cosine is not.
+            outcome.angle_deg = Some((ax * by - ay * bx).abs().atan2(ax * bx + ay * by).to_degrees());
+        }
+        Shape::Arrow { from, to } => {
+            if from == to {
+                return Err(ShapeError::Empty);
+            }
         }
     }
     Ok(outcome)
@@ -193,6 +218,24 @@ mod tests {
         assert_eq!(measure_shape(&shape, Some(&CT), 16, 16, None), Err(ShapeError::NoValues));
         let tiny = Shape::Ellipse { center: Point::new(8.5, 8.5), radius_x: 0.2, radius_y: 0.2 };
         assert_eq!(measure_shape(&tiny, Some(&CT), 16, 16, Some(&frame)), Err(ShapeError::Empty));
+    }
+
+    #[test]
+    fn angles_are_measured_in_millimetres() {
+        let right = Shape::Angle { a: Point::new(10.0, 0.0), vertex: Point::new(0.0, 0.0), b: Point::new(0.0, 7.0) };
+        assert!((measure_shape(&right, Some(&CT), 256, 256, None).unwrap().angle_deg.unwrap() - 90.0).abs() < 1e-9);
+        let straight = Shape::Angle { a: Point::new(0.0, 5.0), vertex: Point::new(5.0, 5.0), b: Point::new(9.0, 5.0) };
+        assert!((measure_shape(&straight, Some(&CT), 256, 256, None).unwrap().angle_deg.unwrap() - 180.0).abs() < 1e-9);
+        // Rows twice as far apart as columns: 45° in pixels is atan(2) in the patient.
+        let s = Spacing { row_mm: 2.0, col_mm: 1.0, source: SpacingSource::PixelSpacing };
+        let skew = Shape::Angle { a: Point::new(10.0, 0.0), vertex: Point::new(0.0, 0.0), b: Point::new(10.0, 10.0) };
+        let deg = measure_shape(&skew, Some(&s), 256, 256, None).unwrap().angle_deg.unwrap();
+        assert!((deg - 2f64.atan().to_degrees()).abs() < 1e-9);
+        let arm = Shape::Angle { a: Point::new(3.0, 3.0), vertex: Point::new(3.0, 3.0), b: Point::new(9.0, 5.0) };
+        assert_eq!(measure_shape(&arm, Some(&CT), 256, 256, None), Err(ShapeError::Empty));
+        let arrow = Shape::Arrow { from: Point::new(1.0, 1.0), to: Point::new(5.0, 5.0) };
+        let o = measure_shape(&arrow, Some(&CT), 256, 256, None).unwrap();
+        assert_eq!((o.length, o.angle_deg, o.roi), (None, None, None));
     }
 
     #[test]

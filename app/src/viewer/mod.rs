@@ -32,10 +32,23 @@ enum Tool {
     Length,
     Bidirectional,
     Ellipse,
+    Angle,
+    Arrow,
+    /// Automatic nodule measurement from a click (the server segments it).
+    Nodule,
 }
 
 impl Tool {
-    const ALL: [Tool; 5] = [Tool::Window, Tool::Pan, Tool::Length, Tool::Bidirectional, Tool::Ellipse];
+    const ALL: [Tool; 8] = [
+        Tool::Window,
+        Tool::Pan,
+        Tool::Length,
+        Tool::Bidirectional,
+        Tool::Ellipse,
+        Tool::Angle,
+        Tool::Arrow,
+        Tool::Nodule,
+    ];
 
     fn label(self) -> &'static str {
         match self {
@@ -44,6 +57,9 @@ impl Tool {
             Tool::Length => "长度 Length",
             Tool::Bidirectional => "双径 Bidirectional",
             Tool::Ellipse => "椭圆 ROI",
+            Tool::Angle => "角度 Angle",
+            Tool::Arrow => "箭头 Arrow",
+            Tool::Nodule => "自动结节 Auto nodule",
         }
     }
 
@@ -55,6 +71,9 @@ impl Tool {
             Tool::Length => "l",
             Tool::Bidirectional => "b",
             Tool::Ellipse => "e",
+            Tool::Angle => "a",
+            Tool::Arrow => "t",
+            Tool::Nodule => "n",
         }
     }
 
@@ -65,8 +84,26 @@ impl Tool {
             Tool::Length => "tool-length",
             Tool::Bidirectional => "tool-bidirectional",
             Tool::Ellipse => "tool-ellipse",
+            Tool::Angle => "tool-angle",
+            Tool::Arrow => "tool-arrow",
+            Tool::Nodule => "tool-nodule",
         }
     }
+
+    /// Tools drawn in two drags: the first arm or axis waits for the second.
+    fn two_strokes(self) -> bool {
+        matches!(self, Tool::Bidirectional | Tool::Angle)
+    }
+}
+
+/// One image the viewer can show: a frame of an instance (a CT series is many).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ImageRef {
+    pub instance_id: i64,
+    /// 1-based.
+    pub frame: i64,
+    pub columns: i64,
+    pub rows: i64,
 }
 
 /// A measurement as the server saved it (GET/POST /api/v1/studies/{id}/measurements).
@@ -141,8 +178,19 @@ pub fn outcome_text(o: &Outcome, units: &str) -> String {
         format!("{a:.1} × {b:.1} {len}（平均 {m:.1} {len}）")
     } else if let Some(r) = o.roi {
         format!("面积 {:.1} {area} · 均值 {:.1} {units} · 标准差 {:.1} {units}", r.area_mm2, r.mean, r.sd)
+    } else if let Some(deg) = o.angle_deg {
+        format!("{deg:.1}°")
     } else {
         String::new()
+    }
+}
+
+/// What a saved measurement shows on the image: its number, or an arrow's text (labels such as the
+/// automatic measurement's method are listed below the image, not written over it).
+fn saved_text(m: &Saved) -> String {
+    match &m.shape {
+        Shape::Arrow { .. } => m.label.clone().unwrap_or_default(),
+        _ => outcome_text(&m.outcome, &m.basis.units),
     }
 }
 
@@ -151,6 +199,8 @@ fn kind_label(shape: &Shape) -> &'static str {
         Shape::Length { .. } => "长度",
         Shape::Bidirectional { .. } => "长径 × 短径",
         Shape::Ellipse { .. } => "椭圆 ROI",
+        Shape::Angle { .. } => "角度",
+        Shape::Arrow { .. } => "箭头",
     }
 }
 
@@ -173,15 +223,16 @@ fn basis_text(b: &SavedBasis) -> String {
 }
 
 #[component]
-pub fn ImageView(
-    study_id: i64,
-    instance_id: i64,
-    columns: i64,
-    rows: i64,
-    overlay: RwSignal<Overlay>,
-) -> impl IntoView {
-    let (columns_f, rows_f) = (columns as f64, rows as f64);
-    let detail = LocalResource::new(move || api::get::<InstanceDetail>(format!("/api/v1/instances/{instance_id}")));
+pub fn ImageView(study_id: i64, images: Vec<ImageRef>, overlay: RwSignal<Overlay>) -> impl IntoView {
+    let count = images.len();
+    let images = StoredValue::new(images);
+    let current = RwSignal::new(0usize);
+    let image = move || images.with_value(|v| v[current.get().min(v.len() - 1)]);
+    let image_now = move || images.with_value(|v| v[current.get_untracked().min(v.len() - 1)]);
+    let detail = LocalResource::new(move || {
+        let id = image().instance_id;
+        api::get::<InstanceDetail>(format!("/api/v1/instances/{id}"))
+    });
     let pixels = RwSignal::new(None::<Arc<Pixels>>);
     let load_error = RwSignal::new(None::<String>);
     let window = RwSignal::new(None::<Window>);
@@ -190,8 +241,10 @@ pub fn ImageView(
     let tool = RwSignal::new(Tool::Window);
     let saved = RwSignal::new(Vec::<Saved>::new());
     let draft = RwSignal::new(None::<Shape>);
-    // The long axis of a bidirectional measurement, waiting for its short axis.
-    let pending_long = RwSignal::new(None::<[Point; 2]>);
+    // The first stroke of a two-stroke tool (bidirectional long axis, angle's first arm), waiting.
+    let first_stroke = RwSignal::new(None::<[Point; 2]>);
+    // The outline of the last automatic nodule measurement.
+    let outline = RwSignal::new(None::<Vec<Point>>);
     let probe = RwSignal::new(None::<(Point, Option<f32>)>);
     let message = RwSignal::new(None::<String>);
     let undo_stack = StoredValue::new(Vec::<Done>::new());
@@ -207,33 +260,67 @@ pub fn ImageView(
         detail.get().and_then(|d| d.ok()).map_or("raw", |d| if d.modality() == Some("CT") { "HU" } else { "raw" })
     };
     let windows = move || detail.get().and_then(|d| d.ok()).map(|d| d.windows).unwrap_or_default();
+    let on_image = move |m: &Saved| {
+        let i = image();
+        m.instance_id == i.instance_id && m.frame == i.frame
+    };
 
+    // Fits the image to the viewport; until the page is laid out (no size yet), tries again each frame.
     let fit = move || {
-        let size = viewport_size(&viewport);
-        view.set(View::fit(size, (columns_f, rows_f)));
+        fn attempt(viewport: NodeRef<leptos::html::Div>, view: RwSignal<View>, image: (f64, f64), tries: u32) {
+            let size = viewport_size(&viewport);
+            if size.0 > 0.0 && size.1 > 0.0 {
+                view.set(View::fit(size, image));
+            } else if tries > 0 {
+                request_animation_frame(move || attempt(viewport, view, image, tries - 1));
+            }
+        }
+        let i = image_now();
+        attempt(viewport, view, (i.columns as f64, i.rows as f64), 120);
     };
     let reset = move || {
         fit();
         window.set(pixels.get_untracked().and_then(|p| p.initial_window()));
         invert.set(false);
     };
+    let cancel_strokes = move || {
+        draft.set(None);
+        first_stroke.set(None);
+        outline.set(None);
+    };
 
-    // Load the values and the saved measurements once the page runs in the browser.
-    Effect::new(move |_| {
+    // The image's values, whenever the image changes (the window is kept while scrolling a series).
+    Effect::new(move |previous: Option<ImageRef>| {
+        let wanted = image();
+        let same_size = previous.is_some_and(|p| (p.columns, p.rows) == (wanted.columns, wanted.rows));
+        cancel_strokes();
         leptos::task::spawn_local(async move {
-            match load_pixels(instance_id).await {
+            let loaded = load_pixels(wanted.instance_id, wanted.frame).await;
+            if image_now() != wanted {
+                return; // scrolled on meanwhile
+            }
+            match loaded {
                 Ok(p) => {
-                    window.set(p.initial_window());
+                    if window.get_untracked().is_none() || !same_size {
+                        window.set(p.initial_window());
+                    }
                     pixels.set(Some(Arc::new(p)));
+                    load_error.set(None);
                     // Fitted now, not at mount: the viewport has its size once the page is laid out.
-                    fit();
+                    if !same_size {
+                        fit();
+                    }
                 }
                 Err(e) => load_error.set(Some(e.text())),
             }
         });
+        wanted
+    });
+    // The study's saved measurements, once.
+    Effect::new(move |_| {
         leptos::task::spawn_local(async move {
             match api::get::<SavedList>(format!("/api/v1/studies/{study_id}/measurements")).await {
-                Ok(list) => saved.set(list.measurements.into_iter().filter(|m| m.instance_id == instance_id).collect()),
+                Ok(list) => saved.set(list.measurements),
                 Err(e) => message.set(Some(e.text())),
             }
         });
@@ -251,7 +338,7 @@ pub fn ImageView(
         renders.update(|n| *n += 1);
     });
 
-    let save = move |shape: Shape| {
+    let save = move |shape: Shape, label: Option<String>| {
         let Some(p) = pixels.get_untracked() else { return };
         // Measured here first: a shape the server would refuse is not sent.
         if let Err(e) = measure_shape(&shape, spacing().as_ref(), p.columns, p.rows, p.frame().as_ref()) {
@@ -259,7 +346,9 @@ pub fn ImageView(
             draft.set(None);
             return;
         }
-        let body = NewMeasurement { instance_id, frame: 1, shape, window: window.get_untracked(), label: None };
+        let i = image_now();
+        let body =
+            NewMeasurement { instance_id: i.instance_id, frame: i.frame, shape, window: window.get_untracked(), label };
         leptos::task::spawn_local(async move {
             match post_measurement(study_id, &body).await {
                 Ok(m) => {
@@ -305,6 +394,37 @@ pub fn ImageView(
             }
         });
     };
+    // Automatic measurement: the server segments the nodule around the click; its axes are saved as a
+    // bidirectional measurement, its outline shown until the next action.
+    let measure_nodule = move |at: Point| {
+        let i = image_now();
+        message.set(Some("自动测量中… / Measuring…".into()));
+        leptos::task::spawn_local(async move {
+            let path = format!("/api/v1/instances/{}/frames/{}/nodule", i.instance_id, i.frame);
+            match api::post_json::<AutoNodule>(&path, &serde_json::json!({"x": at.x, "y": at.y})).await {
+                Ok(n) if n.reached_search_limit => {
+                    outline.set(Some(n.outline));
+                    message.set(Some(
+                        "区域连到了血管、胸膜或胸壁，自动测量不可靠，请手动测量 / The region ran into a vessel or the \
+                         pleura: measure by hand"
+                            .into(),
+                    ));
+                }
+                Ok(n) => {
+                    outline.set(Some(n.outline));
+                    message.set(None);
+                    let label = format!("（自动：{}）", n.basis.method_zh);
+                    save(Shape::Bidirectional { long: n.axes.long_axis, short: n.axes.short_axis }, Some(label));
+                }
+                Err(e) => message.set(Some(e.text())),
+            }
+        });
+    };
+    let go_to = move |index: usize| {
+        if index < count && index != current.get_untracked() {
+            current.set(index);
+        }
+    };
 
     let pointer_at = move |client: (f64, f64)| {
         let (left, top) = viewport_origin(&viewport);
@@ -319,13 +439,20 @@ pub fn ImageView(
         let at = pointer_at(client_xy(&ev));
         let point = to_image(view.get_untracked(), at);
         drag.set_value(Some(Drag { at, point, window: window.get_untracked(), view: view.get_untracked() }));
+        outline.set(None);
         match tool.get_untracked() {
             Tool::Length => draft.set(Some(Shape::Length { a: point, b: point })),
+            Tool::Arrow => draft.set(Some(Shape::Arrow { from: point, to: point })),
             Tool::Ellipse => draft.set(Some(Shape::Ellipse { center: point, radius_x: 0.0, radius_y: 0.0 })),
             Tool::Bidirectional => {
-                let long = pending_long.get_untracked().unwrap_or([point, point]);
+                let long = first_stroke.get_untracked().unwrap_or([point, point]);
                 draft.set(Some(Shape::Bidirectional { long, short: [point, point] }));
             }
+            Tool::Angle => {
+                let [a, vertex] = first_stroke.get_untracked().unwrap_or([point, point]);
+                draft.set(Some(Shape::Angle { a, vertex, b: vertex }));
+            }
+            Tool::Nodule => measure_nodule(point),
             Tool::Window | Tool::Pan => {}
         }
     };
@@ -341,25 +468,32 @@ pub fn ImageView(
             Tool::Window => {
                 let span = pixels.get_untracked().map_or(1.0, |p| p.value_span());
                 if let Some(w) = d.window {
-                    // Right widens, down raises the level: half the value range per 500 screen pixels.
+                    // Right widens, down raises the level: the whole value range per 1000 screen pixels.
                     let k = span / 1000.0;
                     window.set(Some(Window { center: w.center + dy * k, width: (w.width + dx * k).max(1.0) }));
                 }
             }
             Tool::Pan => view.set(View { tx: d.view.tx + dx, ty: d.view.ty + dy, ..d.view }),
             Tool::Length => draft.set(Some(Shape::Length { a: d.point, b: point })),
+            Tool::Arrow => draft.set(Some(Shape::Arrow { from: d.point, to: point })),
             Tool::Ellipse => draft.set(Some(Shape::Ellipse {
                 center: Point::new((d.point.x + point.x) / 2.0, (d.point.y + point.y) / 2.0),
                 radius_x: (point.x - d.point.x).abs() / 2.0,
                 radius_y: (point.y - d.point.y).abs() / 2.0,
             })),
-            Tool::Bidirectional => match pending_long.get_untracked() {
+            Tool::Bidirectional => match first_stroke.get_untracked() {
                 None => draft.set(Some(Shape::Bidirectional { long: [d.point, point], short: [d.point, d.point] })),
                 Some(long) => draft.set(Some(Shape::Bidirectional {
                     long,
                     short: perpendicular_axis(long, d.point, point, spacing().as_ref()),
                 })),
             },
+            // The first drag draws an arm ending at the vertex; the second the other arm from the vertex.
+            Tool::Angle => match first_stroke.get_untracked() {
+                None => draft.set(Some(Shape::Angle { a: d.point, vertex: point, b: point })),
+                Some([a, vertex]) => draft.set(Some(Shape::Angle { a, vertex, b: point })),
+            },
+            Tool::Nodule => {}
         }
     };
     let on_up = move |_ev: leptos::ev::PointerEvent| {
@@ -367,22 +501,31 @@ pub fn ImageView(
             return;
         }
         drag.set_value(None);
-        match (tool.get_untracked(), draft.get_untracked()) {
-            (Tool::Bidirectional, Some(Shape::Bidirectional { long, short })) => {
-                if pending_long.get_untracked().is_none() {
-                    // The first drag drew the long axis; the next one draws the short axis across it.
-                    if long[0] != long[1] {
-                        pending_long.set(Some(long));
-                    } else {
-                        draft.set(None);
-                    }
+        let t = tool.get_untracked();
+        match draft.get_untracked() {
+            Some(shape) if t.two_strokes() && first_stroke.get_untracked().is_none() => {
+                let stroke = match shape {
+                    Shape::Bidirectional { long, .. } => long,
+                    Shape::Angle { a, vertex, .. } => [a, vertex],
+                    _ => return,
+                };
+                // The first stroke waits for the second (a click without a drag draws nothing).
+                if stroke[0] != stroke[1] {
+                    first_stroke.set(Some(stroke));
                 } else {
-                    pending_long.set(None);
-                    save(Shape::Bidirectional { long, short });
+                    draft.set(None);
                 }
             }
-            (Tool::Length | Tool::Ellipse, Some(shape)) => save(shape),
-            _ => {}
+            Some(shape) if t.two_strokes() => {
+                first_stroke.set(None);
+                save(shape, None);
+            }
+            Some(shape @ Shape::Arrow { .. }) => match ask_text("箭头标注文字 / Arrow text") {
+                Some(text) => save(shape, Some(text)),
+                None => draft.set(None),
+            },
+            Some(shape) => save(shape, None),
+            None => {}
         }
     };
     let on_wheel = move |ev: leptos::ev::WheelEvent| {
@@ -393,8 +536,7 @@ pub fn ImageView(
     };
     let choose_tool = move |t: Tool| {
         tool.set(t);
-        pending_long.set(None);
-        draft.set(None);
+        cancel_strokes();
     };
 
     // Shortcuts, unless the user is typing (chat box, report fields).
@@ -414,9 +556,14 @@ pub fn ImageView(
         match key.as_str() {
             "r" => reset(),
             "i" => invert.update(|i| *i = !*i),
-            "escape" => {
-                draft.set(None);
-                pending_long.set(None);
+            "escape" => cancel_strokes(),
+            "arrowdown" | "pagedown" => {
+                ev.prevent_default();
+                go_to(current.get_untracked() + 1);
+            }
+            "arrowup" | "pageup" => {
+                ev.prevent_default();
+                go_to(current.get_untracked().saturating_sub(1));
             }
             k => {
                 if let Some(t) = Tool::ALL.into_iter().find(|t| t.key() == k) {
@@ -429,10 +576,13 @@ pub fn ImageView(
 
     let stroke = move || 1.5 / view.get().scale;
     let font = move || 13.0 / view.get().scale;
-    let heatmap = move || overlay.get().heatmaps.into_iter().find(|h| h.instance_id == instance_id);
-    let boxes = move || overlay.get().boxes.into_iter().filter(|b| b.instance_id == instance_id).collect::<Vec<_>>();
+    let heatmap = move || overlay.get().heatmaps.into_iter().find(|h| h.instance_id == image().instance_id);
+    let boxes =
+        move || overlay.get().boxes.into_iter().filter(|b| b.instance_id == image().instance_id).collect::<Vec<_>>();
     let show_heatmap = RwSignal::new(true);
     let opacity = RwSignal::new(0.5f64);
+    let columns = move || image().columns;
+    let rows = move || image().rows;
 
     view! {
         <section class="image-panel">
@@ -445,6 +595,15 @@ pub fn ImageView(
                 }).collect_view()}
                 <button class="viewer-undo" title="撤销（Ctrl+Z）" on:click=move |_| undo()>"撤销 Undo"</button>
                 <button class="viewer-reset" title="复位：适应窗口、默认窗（R）" on:click=move |_| reset()>"复位 Reset"</button>
+                <Show when=move || { count > 1 }>
+                    <span class="image-nav">
+                        <button class="image-prev" title="上一张（↑ / PageUp）" disabled=move || { current.get() == 0 }
+                            on:click=move |_| go_to(current.get_untracked().saturating_sub(1))>"◀"</button>
+                        <span class="image-position">{move || format!("{} / {count}", current.get() + 1)}</span>
+                        <button class="image-next" title="下一张（↓ / PageDown）" disabled=move || { current.get() + 1 >= count }
+                            on:click=move |_| go_to(current.get_untracked() + 1)>"▶"</button>
+                    </span>
+                </Show>
             </div>
             <div class="viewport" node_ref=viewport
                 data-tool=move || tool.get().key()
@@ -453,13 +612,13 @@ pub fn ImageView(
                 on:wheel=on_wheel
                 on:contextmenu=move |ev| ev.prevent_default()>
                 <div class="stage"
-                    style:width=format!("{columns}px") style:height=format!("{rows}px")
+                    style:width=move || format!("{}px", columns()) style:height=move || format!("{}px", rows())
                     style:transform=move || { let v = view.get(); format!("translate({}px, {}px) scale({})", v.tx, v.ty, v.scale) }>
                     <canvas class="study-canvas" node_ref=canvas width=columns height=rows
                         data-renders=move || renders.get().to_string()
                         data-render-ms=move || format!("{:.2}", last_render_ms.get())
                         aria-label="检查图像 / study image"></canvas>
-                    <svg class="image-overlay" viewBox=format!("0 0 {columns} {rows}") preserveAspectRatio="none">
+                    <svg class="image-overlay" viewBox=move || format!("0 0 {} {}", columns(), rows()) preserveAspectRatio="none">
                         <Show when=move || show_heatmap.get()>
                             {move || heatmap().map(|h| {
                                 let max = h.grid.iter().copied().fold(0.0f32, f32::max).max(f32::EPSILON);
@@ -476,8 +635,12 @@ pub fn ImageView(
                                 <text x=b.x0 y=b.y0 fill="#3fa7ff" font-size=move || font().to_string()>{b.label}</text>
                             </g>
                         }).collect_view()}
-                        {move || saved.get().into_iter().map(|m| {
-                            let text = outcome_text(&m.outcome, &m.basis.units);
+                        {move || outline.get().map(|points| {
+                            let points = points.iter().map(|p| format!("{},{}", p.x + 0.5, p.y + 0.5)).collect::<Vec<_>>().join(" ");
+                            view! { <polygon class="nodule-outline" fill="none" stroke-width=move || stroke().to_string() points=points/> }
+                        })}
+                        {move || saved.get().into_iter().filter(|m| on_image(m)).map(|m| {
+                            let text = saved_text(&m);
                             view! { <ShapeMark shape=m.shape text class="measurement" stroke font/> }
                         }).collect_view()}
                         {move || draft.get().map(|shape| {
@@ -492,6 +655,7 @@ pub fn ImageView(
                 <div class="viewer-info">
                     {move || window.get().map(|w| format!("窗宽 {:.0} 窗位 {:.0}", w.width, w.center))}
                     " · "{move || format!("缩放 {:.0}%", view.get().scale * 100.0)}
+                    {move || (image().frame > 1 || count > 1).then(|| format!(" · 图像 {} / {count}", current.get() + 1))}
                     <span class="probe-readout">{move || probe.get().map(|(p, v)| {
                         let value = v.map(|v| format!("{v:.0} {}", if units() == "HU" { "HU" } else { "" })).unwrap_or_else(|| "—".into());
                         format!(" · ({:.0}, {:.0}) {value}", p.x, p.y)
@@ -543,12 +707,15 @@ pub fn ImageView(
                 <span class="heatmap-state">{move || if heatmap().is_some() { "已有热力图 / heatmap ready" } else { "" }}</span>
             </div>
             {move || message.get().map(|m| view! { <p class="viewer-message status-error">{m}</p> })}
-            {move || pending_long.get().map(|_| view! {
-                <p class="viewer-hint">"已画长径，请垂直于它画短径（Esc 取消） / Long axis drawn: now draw the short axis"</p>
+            {move || first_stroke.get().map(|_| view! {
+                <p class="viewer-hint">{match tool.get() {
+                    Tool::Angle => "已画第一条边，请从顶点画第二条边（Esc 取消） / First arm drawn: now draw the second",
+                    _ => "已画长径，请垂直于它画短径（Esc 取消） / Long axis drawn: now draw the short axis",
+                }}</p>
             })}
             <ol class="measurement-list" aria-label="测量 / Measurements">
-                {move || saved.get().into_iter().map(|m| {
-                    let text = outcome_text(&m.outcome, &m.basis.units);
+                {move || saved.get().into_iter().filter(|m| on_image(m)).map(|m| {
+                    let text = saved_text(&m);
                     let basis = basis_text(&m.basis);
                     let kind = kind_label(&m.shape);
                     let item = m.clone();
@@ -556,6 +723,9 @@ pub fn ImageView(
                         <li class="measurement-item" data-id=m.id.to_string()>
                             <span class="measurement-kind">{kind}</span>" "
                             <span class="measurement-value">{text}</span>
+                            {(!matches!(m.shape, Shape::Arrow { .. })).then(|| m.label.clone()).flatten().map(|l| view! {
+                                <span class="measurement-label">{l}</span>
+                            })}
                             <span class="measurement-basis">{basis}</span>
                             <button class="measurement-delete" title="删除 / Delete"
                                 on:click=move |_| remove(item.clone())>"删除"</button>
@@ -567,8 +737,22 @@ pub fn ImageView(
     }
 }
 
+/// The answer of POST …/nodule, as far as the viewer uses it.
+#[derive(Clone, Debug, Deserialize)]
+struct AutoNodule {
+    outline: Vec<Point>,
+    axes: measure::geometry::Bidirectional,
+    reached_search_limit: bool,
+    basis: AutoBasis,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct AutoBasis {
+    method_zh: String,
+}
+
 /// One shape on the overlay with its number beside it. Coordinates are pixel centres; the SVG's are
-/// pixel edges, hence the half pixel.
+/// pixel edges, hence the half pixel. Lines, letters and the arrowhead keep their size on screen.
 #[component]
 fn ShapeMark(
     shape: Shape,
@@ -578,14 +762,14 @@ fn ShapeMark(
     font: impl Fn() -> f64 + Copy + Send + Sync + 'static,
 ) -> impl IntoView {
     let e = |p: Point| (p.x + 0.5, p.y + 0.5);
-    let line = move |a: Point, b: Point| {
-        let ((x1, y1), (x2, y2)) = (e(a), e(b));
-        view! { <line x1=x1 y1=y1 x2=x2 y2=y2 stroke-width=move || stroke().to_string()/> }
+    let line = move |a: (f64, f64), b: (f64, f64)| {
+        view! { <line x1=a.0 y1=a.1 x2=b.0 y2=b.1 stroke-width=move || stroke().to_string()/> }
     };
-    let (lines, anchor) = match shape {
-        Shape::Length { a, b } => (vec![line(a, b)], e(b)),
-        Shape::Bidirectional { long, short } => (vec![line(long[0], long[1]), line(short[0], short[1])], e(long[1])),
-        Shape::Ellipse { .. } => (Vec::new(), (0.0, 0.0)),
+    let segments: Vec<((f64, f64), (f64, f64))> = match shape {
+        Shape::Length { a, b } | Shape::Arrow { from: a, to: b } => vec![(e(a), e(b))],
+        Shape::Bidirectional { long, short } => vec![(e(long[0]), e(long[1])), (e(short[0]), e(short[1]))],
+        Shape::Angle { a, vertex, b } => vec![(e(vertex), e(a)), (e(vertex), e(b))],
+        Shape::Ellipse { .. } => Vec::new(),
     };
     let ellipse = match shape {
         Shape::Ellipse { center, radius_x, radius_y } => {
@@ -596,16 +780,33 @@ fn ShapeMark(
         }
         _ => None,
     };
+    // The arrowhead: two strokes back from the tip at ±25°, ten screen pixels long.
+    let head = match shape {
+        Shape::Arrow { from, to } if from != to => Some(move || {
+            let ((fx, fy), (tx, ty)) = (e(from), e(to));
+            let back = (fy - ty).atan2(fx - tx);
+            let len = 10.0 * stroke() / 1.5;
+            [back - 0.44, back + 0.44]
+                .map(|a| line((tx, ty), (tx + len * a.cos(), ty + len * a.sin())))
+                .into_iter()
+                .collect_view()
+        }),
+        _ => None,
+    };
     let anchor = match shape {
+        Shape::Length { b, .. } => e(b),
+        Shape::Bidirectional { long, .. } => e(long[1]),
+        Shape::Angle { vertex, .. } => e(vertex),
+        Shape::Arrow { from, .. } => e(from),
         Shape::Ellipse { center, radius_x, radius_y } => (center.x + 0.5 + radius_x, center.y + 0.5 - radius_y),
-        _ => anchor,
     };
     view! {
         <g class=class>
-            {lines}
+            {segments.into_iter().map(|(a, b)| line(a, b)).collect_view()}
             {ellipse}
+            {head}
             // A dark halo under the letters keeps the number readable on bright lung or bone.
-            <text x=anchor.0 + 4.0 * stroke() y=anchor.1 font-size=move || font().to_string()
+            <text x=move || anchor.0 + 4.0 * stroke() y=anchor.1 font-size=move || font().to_string()
                 stroke="#000" stroke-width=move || (2.0 * stroke()).to_string() paint-order="stroke">{text}</text>
         </g>
     }
@@ -621,8 +822,8 @@ async fn post_measurement(study_id: i64, body: &NewMeasurement) -> Result<Saved,
 
 /// The frame's values from the server, with the window it renders with.
 #[cfg(feature = "hydrate")]
-async fn load_pixels(instance_id: i64) -> Result<Pixels, ApiError> {
-    let response = gloo_net::http::Request::get(&format!("/api/v1/instances/{instance_id}/frames/1/values"))
+async fn load_pixels(instance_id: i64, frame: i64) -> Result<Pixels, ApiError> {
+    let response = gloo_net::http::Request::get(&format!("/api/v1/instances/{instance_id}/frames/{frame}/values"))
         .send()
         .await
         .map_err(ApiError::from)?;
@@ -647,7 +848,7 @@ async fn load_pixels(instance_id: i64) -> Result<Pixels, ApiError> {
 }
 
 #[cfg(not(feature = "hydrate"))]
-async fn load_pixels(_instance_id: i64) -> Result<Pixels, ApiError> {
+async fn load_pixels(_instance_id: i64, _frame: i64) -> Result<Pixels, ApiError> {
     std::future::pending().await
 }
 
@@ -724,6 +925,18 @@ fn capture_pointer(ev: &leptos::ev::PointerEvent) {
 
 #[cfg(not(feature = "hydrate"))]
 fn capture_pointer(_ev: &leptos::ev::PointerEvent) {}
+
+/// A line of text from the user (an arrow's label); None when cancelled.
+#[cfg(feature = "hydrate")]
+fn ask_text(question: &str) -> Option<String> {
+    let answer = web_sys::window()?.prompt_with_message(question).ok()??;
+    Some(answer.trim().to_string()).filter(|a| !a.is_empty())
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn ask_text(_question: &str) -> Option<String> {
+    None
+}
 
 /// Whether a key press goes to a text field (then it is not a shortcut).
 #[cfg(feature = "hydrate")]
