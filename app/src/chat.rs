@@ -107,11 +107,14 @@ pub fn ChatPanel(study_id: i64, overlay: RwSignal<Overlay>) -> impl IntoView {
         }
     });
 
+    // The last question asked here, with its mode, for the retry button.
+    let last_ask = StoredValue::new(None::<(String, Option<String>)>);
     let ask = move |text: String, mode: Option<String>| {
         let text = text.trim().to_string();
         if text.is_empty() || busy.get_untracked() {
             return;
         }
+        last_ask.set_value(Some((text.clone(), mode.clone())));
         busy.set(true);
         input.set(String::new());
         overlay.set(Overlay::default());
@@ -136,6 +139,26 @@ pub fn ChatPanel(study_id: i64, overlay: RwSignal<Overlay>) -> impl IntoView {
             abort.set_value(None);
             busy.set(false);
         });
+    };
+
+    // An answer cut short (error, stopped, timed out, server stopping) can be asked again.
+    let can_retry = move || {
+        !busy.get()
+            && entries.with(|e| {
+                e.last().is_some_and(|last| {
+                    !last.question
+                        && (last.error.is_some()
+                            || matches!(last.stop.as_deref(), Some("client_gone" | "timeout" | "shutdown" | "error")))
+                })
+            })
+    };
+    let retry = move |_| {
+        let again = last_ask.get_value().or_else(|| {
+            entries.with_untracked(|e| e.iter().rev().find(|x| x.question).map(|q| (q.text.clone(), None)))
+        });
+        if let Some((text, mode)) = again {
+            ask(text, mode);
+        }
     };
 
     let stop = move |_| {
@@ -198,6 +221,9 @@ pub fn ChatPanel(study_id: i64, overlay: RwSignal<Overlay>) -> impl IntoView {
                     >
                         <button class="stop" on:click=stop>"停止 / Stop"</button>
                     </Show>
+                    <Show when=can_retry>
+                        <button class="retry" on:click=retry>"重试 / Retry"</button>
+                    </Show>
                 </div>
             </div>
         </section>
@@ -219,7 +245,7 @@ fn ChatEntry(entry: Entry) -> impl IntoView {
     };
     view! {
         <li class="chat-answer" data-streaming=streaming.to_string()>
-            <p class="answer-text">{entry.text}</p>
+            <div class="answer-text"><crate::markdown::Markdown text=entry.text/></div>
             {note.map(|n| view! { <p class="answer-note">{n}</p> })}
             {entry.error.map(|e| view! { <p class="answer-error">{e}</p> })}
             <p class="answer-advisory">{AI_ADVISORY_LABEL}</p>

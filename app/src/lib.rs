@@ -13,6 +13,7 @@ mod admin;
 mod chat;
 mod home;
 mod login;
+mod markdown;
 mod report;
 mod study;
 mod upload;

@@ -7,9 +7,10 @@ use leptos::prelude::*;
 use serde_json::{Value, json};
 
 use crate::api::{self, History, Me};
+use crate::viewer::{Saved, SavedList, basis_text, outcome_text};
 
-/// One finding's fields as the form edits them; `original` keeps what the form does not show (basis,
-/// links to measurements and images).
+/// One finding's fields as the form edits them; `original` keeps what the form does not show (links to
+/// images).
 #[derive(Clone)]
 struct Row {
     original: Value,
@@ -21,7 +22,24 @@ struct Row {
     adjacent: RwSignal<String>,
     long_axis: RwSignal<String>,
     short_axis: RwSignal<String>,
+    /// "", solid, part_solid, ground_glass.
+    nodule_type: RwSignal<String>,
+    features: RwSignal<Vec<String>>,
+    solid_long_axis: RwSignal<String>,
+    solid_short_axis: RwSignal<String>,
+    /// How the axes were measured (from a viewer measurement), and which measurement.
+    basis: RwSignal<String>,
+    measurement_ids: RwSignal<Vec<String>>,
 }
+
+/// Nodule features the guidelines weigh, as the form offers them.
+const NODULE_FEATURES: [(&str, &str); 5] = [
+    ("spiculation", "毛刺"),
+    ("perifissural", "叶间裂旁"),
+    ("juxtapleural", "胸膜下"),
+    ("benign_calcification", "良性钙化"),
+    ("fat", "含脂肪"),
+];
 
 const TEXT_FIELDS: [(&str, &str); 6] = [
     ("location", "部位"),
@@ -37,6 +55,11 @@ impl Row {
         let text = |key: &str| RwSignal::new(finding[key].as_str().unwrap_or_default().to_string());
         let axis =
             |key: &str| RwSignal::new(finding["measurements"][key].as_f64().map(|v| v.to_string()).unwrap_or_default());
+        let list = |key: &str| {
+            let items =
+                finding[key].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect());
+            RwSignal::new(items.unwrap_or_default())
+        };
         Row {
             original: finding.clone(),
             location: text("location"),
@@ -47,7 +70,24 @@ impl Row {
             adjacent: text("adjacent_structures"),
             long_axis: axis("long_axis"),
             short_axis: axis("short_axis"),
+            nodule_type: text("nodule_type"),
+            features: list("nodule_features"),
+            solid_long_axis: axis("solid_long_axis"),
+            solid_short_axis: axis("solid_short_axis"),
+            basis: RwSignal::new(finding["measurements"]["basis"].as_str().unwrap_or_default().to_string()),
+            measurement_ids: list("measurement_ids"),
         }
+    }
+
+    /// Subscribes to every field, for views computed from the whole form.
+    fn track(&self) {
+        for (key, _) in TEXT_FIELDS {
+            self.field(key).track();
+        }
+        for field in [self.long_axis, self.short_axis, self.nodule_type, self.solid_long_axis, self.solid_short_axis] {
+            field.track();
+        }
+        self.features.track();
     }
 
     fn field(&self, key: &str) -> RwSignal<String> {
@@ -72,21 +112,42 @@ impl Row {
                 f[key] = json!(value);
             }
         }
-        match self.long_axis.get_untracked().trim().parse::<f64>() {
-            Ok(long) if long > 0.0 => {
+        let number = |field: RwSignal<String>| field.get_untracked().trim().parse::<f64>().ok().filter(|v| *v > 0.0);
+        let kind = self.nodule_type.get_untracked();
+        match number(self.long_axis) {
+            Some(long) => {
                 let mut m = f["measurements"].as_object().cloned().unwrap_or_default();
                 m.insert("long_axis".into(), json!(long));
                 m.insert("unit".into(), json!("mm"));
-                match self.short_axis.get_untracked().trim().parse::<f64>() {
-                    Ok(short) if short > 0.0 => m.insert("short_axis".into(), json!(short)),
-                    _ => m.remove("short_axis"),
+                let mut set = |key: &str, value: Option<f64>| match value {
+                    Some(v) => m.insert(key.into(), json!(v)),
+                    None => m.remove(key),
+                };
+                set("short_axis", number(self.short_axis));
+                let part_solid = kind == "part_solid";
+                set("solid_long_axis", number(self.solid_long_axis).filter(|_| part_solid));
+                set("solid_short_axis", number(self.solid_short_axis).filter(|_| part_solid));
+                match self.basis.get_untracked().trim() {
+                    "" => m.remove("basis"),
+                    basis => m.insert("basis".into(), json!(basis)),
                 };
                 f["measurements"] = Value::Object(m);
             }
-            _ => {
+            None => {
                 f.as_object_mut().map(|o| o.remove("measurements"));
             }
         }
+        let mut set = |key: &str, value: Option<Value>| match value {
+            Some(v) => f[key] = v,
+            None => {
+                f.as_object_mut().map(|o| o.remove(key));
+            }
+        };
+        set("nodule_type", (!kind.is_empty()).then(|| json!(kind)));
+        let features = self.features.get_untracked();
+        set("nodule_features", (!features.is_empty() && !kind.is_empty()).then(|| json!(features)));
+        let ids = self.measurement_ids.get_untracked();
+        set("measurement_ids", (!ids.is_empty()).then(|| json!(ids)));
         if f != self.original {
             f.as_object_mut().map(|o| o.remove("ai_drafted"));
         }
@@ -113,8 +174,22 @@ fn latest_ai_draft(history: &History) -> Option<Value> {
     })
 }
 
+/// A viewer measurement as a report finding uses it: its axes in millimetres and their basis.
+fn measurement_axes(m: &Saved) -> Option<(f64, Option<f64>, String)> {
+    if !m.outcome.calibrated {
+        return None;
+    }
+    let axes = match (m.outcome.length, m.outcome.long_axis, m.outcome.short_axis) {
+        (Some(length), _, _) => (length, None),
+        (None, Some(long), short) => (long, short),
+        _ => return None,
+    };
+    let round = |v: f64| (v * 10.0).round() / 10.0;
+    Some((round(axes.0), axes.1.map(round), basis_text(&m.basis)))
+}
+
 #[component]
-pub fn ReportPanel(study_id: i64) -> impl IntoView {
+pub fn ReportPanel(study_id: i64, ct: bool) -> impl IntoView {
     let refresh = RwSignal::new(0u32);
     let versions = LocalResource::new(move || {
         refresh.track();
@@ -131,9 +206,14 @@ pub fn ReportPanel(study_id: i64) -> impl IntoView {
     let rows = RwSignal::new(Vec::<Row>::new());
     let comment = RwSignal::new(String::new());
     let status = RwSignal::new(String::new());
+    let screening = RwSignal::new(false);
+    // The study's viewer measurements, to fill a finding's axes from (asked again when the list opens).
+    let measurements =
+        LocalResource::new(move || api::get::<SavedList>(format!("/api/v1/studies/{study_id}/measurements")));
     let fill = move |report: &Value| {
         summary.set(report["report_summary"].as_str().unwrap_or_default().to_string());
         recommendation.set(report["recommendation"].as_str().unwrap_or_default().to_string());
+        screening.set(report["lung_cancer_screening"].as_bool().unwrap_or(false));
         rows.set(report["findings"].as_array().map(|a| a.iter().map(Row::from).collect()).unwrap_or_default());
     };
     Effect::new(move |_| {
@@ -156,7 +236,20 @@ pub fn ReportPanel(study_id: i64) -> impl IntoView {
         report["report_summary"] = json!(summary.get_untracked().trim());
         report["recommendation"] = json!(recommendation.get_untracked().trim());
         report["findings"] = Value::Array(rows.get_untracked().iter().map(Row::to_json).collect());
+        if screening.get_untracked() {
+            report["lung_cancer_screening"] = json!(true);
+        } else {
+            report.as_object_mut().map(|o| o.remove("lung_cancer_screening"));
+        }
         report
+    };
+    // The Lung-RADS result of what is on screen, by the code the server runs when the report is saved.
+    let lung_rads = move || {
+        if !screening.get() {
+            return None;
+        }
+        rows.with(|r| r.iter().for_each(Row::track));
+        serde_json::from_value::<report::Report>(build()).ok()?.lung_rads()
     };
     // One step of the workflow; the panel reloads after it.
     let step = move |path: String, method: &'static str, body: Value, done: &'static str| {
@@ -277,6 +370,18 @@ pub fn ReportPanel(study_id: i64) -> impl IntoView {
                                         on:input=move |ev| field.set(event_target_value(&ev))/></label> }
                                 }).collect_view();
                                 let (long, short) = (row.long_axis, row.short_axis);
+                                let (solid_long, solid_short) = (row.solid_long_axis, row.solid_short_axis);
+                                let (kind, features, basis, ids) = (row.nodule_type, row.features, row.basis, row.measurement_ids);
+                                let feature_boxes = NODULE_FEATURES.iter().map(|(key, label)| {
+                                    let key = key.to_string();
+                                    let checked = { let key = key.clone(); move || features.with(|f| f.contains(&key)) };
+                                    view! { <label class="nodule-feature"><input type="checkbox" aria-label=format!("{label} {}", i + 1)
+                                        prop:checked=checked
+                                        on:change=move |ev| {
+                                            let on = event_target_checked(&ev);
+                                            features.update(|f| { f.retain(|x| *x != key); if on { f.push(key.clone()); } });
+                                        }/>{*label}</label> }
+                                }).collect_view();
                                 view! {
                                     <fieldset class="finding">
                                         <legend>{format!("第 {} 条", i + 1)}</legend>
@@ -285,12 +390,69 @@ pub fn ReportPanel(study_id: i64) -> impl IntoView {
                                             prop:value=move || long.get() on:input=move |ev| long.set(event_target_value(&ev))/></label>
                                         <label>"短径（毫米）"<input class="axis" inputmode="decimal" aria-label=format!("短径 {}", i + 1)
                                             prop:value=move || short.get() on:input=move |ev| short.set(event_target_value(&ev))/></label>
+                                        <label>"填入测量"
+                                            <select class="use-measurement" aria-label=format!("测量 {}", i + 1)
+                                                on:focus=move |_| measurements.refetch()
+                                                on:change=move |ev| {
+                                                    let chosen = event_target_value(&ev);
+                                                    let list = measurements.get().and_then(|m| m.ok()).map(|l| l.measurements).unwrap_or_default();
+                                                    let m = list.iter().find(|m| m.id.to_string() == chosen);
+                                                    if let Some((m, (l, sh, b))) = m.and_then(|m| Some((m, measurement_axes(m)?))) {
+                                                        long.set(l.to_string());
+                                                        short.set(sh.map(|v| v.to_string()).unwrap_or_default());
+                                                        basis.set(b);
+                                                        ids.set(vec![m.id.to_string()]);
+                                                    }
+                                                }>
+                                                <option value="">"—"</option>
+                                                {move || measurements.get().and_then(|m| m.ok()).map(|l| l.measurements).unwrap_or_default()
+                                                    .into_iter().filter(|m| measurement_axes(m).is_some()).map(|m| {
+                                                        let text = format!("#{} {}", m.id, outcome_text(&m.outcome, &m.basis.units));
+                                                        view! { <option value=m.id.to_string()>{text}</option> }
+                                                    }).collect_view()}
+                                            </select>
+                                        </label>
+                                        <Show when=move || !basis.get().is_empty()>
+                                            <p class="finding-basis">"测量依据："{move || basis.get()}</p>
+                                        </Show>
+                                        <label>"结节类型"
+                                            <select class="nodule-type" aria-label=format!("结节类型 {}", i + 1)
+                                                prop:value=move || kind.get() on:change=move |ev| kind.set(event_target_value(&ev))>
+                                                <option value="">"非结节 / —"</option>
+                                                <option value="solid">"实性"</option>
+                                                <option value="part_solid">"部分实性"</option>
+                                                <option value="ground_glass">"磨玻璃"</option>
+                                            </select>
+                                        </label>
+                                        <Show when=move || kind.get() == "part_solid">
+                                            <label>"实性成分长径（毫米）"<input class="axis" inputmode="decimal" aria-label=format!("实性成分长径 {}", i + 1)
+                                                prop:value=move || solid_long.get() on:input=move |ev| solid_long.set(event_target_value(&ev))/></label>
+                                            <label>"实性成分短径（毫米）"<input class="axis" inputmode="decimal" aria-label=format!("实性成分短径 {}", i + 1)
+                                                prop:value=move || solid_short.get() on:input=move |ev| solid_short.set(event_target_value(&ev))/></label>
+                                        </Show>
+                                        <Show when=move || !kind.get().is_empty()>
+                                            <span class="nodule-features">{feature_boxes.clone()}</span>
+                                        </Show>
                                     </fieldset>
                                 }
                             }
                         </For>
                     </div>
                     <button class="add-finding" on:click=move |_| rows.update(|r| r.push(Row::from(&json!({}))))>"添加所见 / Add a finding"</button>
+                    <Show when=move || ct || screening.get()>
+                        <label class="screening">
+                            <input type="checkbox" class="screening-toggle" prop:checked=move || screening.get()
+                                on:change=move |ev| screening.set(event_target_checked(&ev))/>
+                            "低剂量CT肺癌筛查（按 Lung-RADS v2022 分类）"
+                        </label>
+                    </Show>
+                    {move || lung_rads().map(|g| view! {
+                        <div class="lung-rads" role="status">
+                            <p class="lung-rads-category">{format!("Lung-RADS {}", g.category)}</p>
+                            <p class="lung-rads-management">"管理建议："{g.management}</p>
+                            <p class="lung-rads-basis">"▲ 依据："{g.basis}</p>
+                        </div>
+                    })}
                     <label>"建议 / Recommendation"
                         <textarea name="recommendation" rows="2" prop:value=move || recommendation.get()
                             on:input=move |ev| recommendation.set(event_target_value(&ev)) prop:readonly=move || !editable()/>

@@ -137,7 +137,7 @@ fn StudyView(study: StudyDetail, overlay: RwSignal<Overlay>) -> impl IntoView {
             }}
             <div class="study-side">
                 <ChatPanel study_id=study.summary.id overlay/>
-                <crate::report::ReportPanel study_id=study.summary.id/>
+                <crate::report::ReportPanel study_id=study.summary.id ct=study.summary.modalities.iter().any(|m| m == "CT")/>
             </div>
         </div>
     }

@@ -118,6 +118,13 @@ test('stop ends a long answer and the next question is answered', async ({ page 
 
   await page.unroute('**/api/v1/studies/*/chat');
   await sampleAnswers(page, { max_new_tokens: 16, min_new_tokens: 16 });
+  // The stopped answer can be asked again: the same question, a new answer.
+  const question = await page.locator('.chat-question').last().textContent();
+  await page.locator('button.retry').click();
+  await expect(page.locator('.chat-question')).toHaveCount(2);
+  await expect(page.locator('.chat-question').last()).toHaveText(question!);
+  await expect(page.locator('.chat-answer').last()).toHaveAttribute('data-streaming', 'false');
+  await expect(page.locator('button.retry')).toHaveCount(0);
   await page.locator('textarea.chat-text').fill('请描述这张胸片');
   await page.locator('button.send').click();
   await expect(page.locator('.chat-answer').last()).toHaveAttribute('data-streaming', 'false');

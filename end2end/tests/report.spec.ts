@@ -51,3 +51,52 @@ test('a radiologist fills in a report, signs it, and downloads the PDF', async (
   execFileSync('pdftoppm', ['-r', '60', '-png', '-f', '1', '-l', '1', pdfPath, resolve(__dirname, '../test-results/report-pdf')]);
   writeFileSync(resolve(__dirname, '../test-results/report.txt'), text);
 });
+
+test('a screening CT finding takes its axes from a viewer measurement and shows its Lung-RADS category', async ({ page }) => {
+  await signIn(page);
+  const upload = await page.request.post('/api/v1/uploads', {
+    headers: await csrfHeader(page),
+    multipart: { files: { name: 'ct_padded.dcm', mimeType: 'application/dicom', buffer: readFileSync(fixture('ct_padded.dcm')) } },
+  });
+  expect(upload.status()).toBe(200);
+  const { study_id: study, instance_id: instance } = (await upload.json()).files[0];
+  // A bidirectional measurement as the viewer saves it: 16 × 14 pixels at 0.7 mm = 11.2 × 9.8 mm.
+  const saved = await page.request.post(`/api/v1/studies/${study}/measurements`, {
+    headers: await csrfHeader(page),
+    data: { instance_id: instance, shape: { kind: 'bidirectional', long: [{ x: 10, y: 10 }, { x: 26, y: 10 }], short: [{ x: 18, y: 6 }, { x: 18, y: 20 }] },
+            window: { center: -600, width: 1500 } },
+  });
+  expect(saved.status()).toBe(201);
+  const measurement = (await saved.json()).id;
+
+  await page.goto(`/studies/${study}`);
+  await expect(page.locator('main.study')).toHaveAttribute('data-hydrated', 'true');
+  const panel = page.locator('.report-panel');
+  await panel.getByRole('button', { name: '空白报告 / Blank report' }).click();
+  await expect(panel.locator('.report-state')).toContainText('草稿');
+  await panel.getByRole('button', { name: '添加所见 / Add a finding' }).click();
+  await panel.getByLabel('部位 1').fill('右肺上叶尖段');
+  await panel.getByLabel('所见 1').fill('实性结节');
+  await panel.getByLabel('测量 1').selectOption(String(measurement));
+  await expect(panel.getByLabel('长径 1')).toHaveValue('11.2');
+  await expect(panel.getByLabel('短径 1')).toHaveValue('9.8');
+  await expect(panel.locator('.finding-basis')).toContainText('窗宽 1500 / 窗位 -600 · 像素间距 0.700 × 0.700 毫米');
+  await panel.getByLabel('结节类型 1').selectOption('solid');
+  await panel.locator('input.screening-toggle').check();
+  // Mean diameter 10.5 mm, solid, baseline: 4A; spiculation on a category 4 nodule: 4X.
+  await expect(panel.locator('.lung-rads-category')).toHaveText('Lung-RADS 4A');
+  await panel.getByLabel('毛刺 1').check();
+  await expect(panel.locator('.lung-rads-category')).toHaveText('Lung-RADS 4X');
+  await expect(panel.locator('.lung-rads-basis')).toContainText('右肺上叶尖段');
+  await panel.getByRole('button', { name: '保存 / Save' }).click();
+  await expect(panel.locator('.form-status')).toHaveText('已保存 / saved');
+  await page.screenshot({ path: 'test-results/report-lung-rads.png', fullPage: true });
+
+  // The server's saved report carries the same category, the link to the measurement and its basis.
+  const reports = await (await page.request.get(`/api/v1/studies/${study}/reports`)).json();
+  const report = reports[0].report;
+  expect(report.guideline_results[0].category).toBe('4X');
+  expect(report.findings[0].measurement_ids).toEqual([String(measurement)]);
+  expect(report.findings[0].nodule_features).toEqual(['spiculation']);
+  expect(report.findings[0].measurements.basis).toContain('PixelSpacing');
+});

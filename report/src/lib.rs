@@ -6,6 +6,7 @@
 
 pub mod draft;
 pub mod fhir;
+pub mod guideline;
 pub mod hl7;
 pub mod model;
 

@@ -25,6 +25,10 @@ pub struct Report {
     /// Guideline categories with the rule that fired (Lung-RADS v2022, Fleischner 2017).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub guideline_results: Vec<GuidelineResult>,
+    /// The exam is a low-dose CT for lung cancer screening: Lung-RADS v2022 applies, and its category is
+    /// computed from the typed, measured nodule findings each time the report is saved.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lung_cancer_screening: bool,
     #[serde(default)]
     pub status: ReportStatus,
     /// 1 for the first signed version; amendments count up and keep the old versions.
@@ -65,6 +69,10 @@ pub struct Finding {
     pub adjacent_structures: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nodule_type: Option<guidelines::NoduleType>,
+    /// Features the guidelines weigh: `spiculation`, `perifissural`, `juxtapleural`,
+    /// `benign_calcification`, `fat`, `endobronchial`, `lymphadenopathy`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodule_features: Vec<String>,
     /// Viewer measurements and images this finding rests on (server ids).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub measurement_ids: Vec<String>,

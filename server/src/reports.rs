@@ -78,6 +78,8 @@ fn as_draft(report: &mut Report, version: i64, identity: &StudyIdentity) {
     report.version = u32::try_from(version).unwrap_or(u32::MAX);
     report.signatures.clear();
     stamp(report, identity);
+    // The Lung-RADS category follows from the findings as saved, whatever the client sent.
+    report.apply_lung_rads();
 }
 
 async fn identity_of(pool: &Pool, study_id: i64) -> Result<StudyIdentity, WorkflowError> {

@@ -210,3 +210,52 @@ fn a_report_goes_from_ai_draft_to_countersigned_and_amended() {
     assert!(sign_row["patient_ref"].as_str().unwrap().starts_with("P-"));
     assert_eq!(sign_row["study_id"], study);
 }
+
+/// A screening CT's Lung-RADS category is the server's, computed from the findings as saved: a category the
+/// client typed is replaced, it follows an edit, and the signed HL7 carries it with its basis.
+#[test]
+fn lung_rads_follows_the_findings_of_a_screening_report() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&["--data-dir", data.path().to_str().unwrap()], &[]);
+    let doctor = server.client();
+    let file = dicom_fixture("synthetic/ct_phantom.dcm");
+    let form =
+        multipart::Form::new().part("files", multipart::Part::bytes(std::fs::read(&file).unwrap()).file_name("ct.dcm"));
+    let uploaded: Value = doctor.post(server.url("/api/v1/uploads")).multipart(form).send().unwrap().json().unwrap();
+    let study = uploaded["files"][0]["study_id"].as_i64().unwrap();
+
+    let mut report = draft();
+    report["lung_cancer_screening"] = json!(true);
+    report["findings"][0]["nodule_type"] = json!("solid");
+    report["guideline_results"] =
+        json!([{"guideline": "Lung-RADS v2022", "category": "1", "management": "typed", "basis": "typed"}]);
+    let created: Value = doctor
+        .post(server.url(&format!("/api/v1/studies/{study}/reports")))
+        .json(&json!({"report": report}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let id = created["id"].as_i64().unwrap();
+    // 8.2 × 6.1 mm: mean 7.2 mm (6–<8 mm solid at baseline) → 3.
+    let results = &created["report"]["guideline_results"];
+    assert_eq!(results.as_array().unwrap().len(), 1, "{results:#}");
+    assert_eq!(results[0]["category"], "3", "{results:#}");
+    assert!(results[0]["basis"].as_str().unwrap().contains("右肺上叶"), "{results:#}");
+
+    // Spiculation on a larger nodule: 4X after the edit.
+    report["findings"][0]["measurements"] = json!({"long_axis": 12.0, "short_axis": 10.0, "unit": "mm"});
+    report["findings"][0]["nodule_features"] = json!(["spiculation"]);
+    let put = doctor.put(server.url(&format!("/api/v1/reports/{id}"))).json(&json!({"report": report})).send().unwrap();
+    assert_eq!(put.status(), 200);
+    let shown: Value = doctor.get(server.url(&format!("/api/v1/reports/{id}"))).send().unwrap().json().unwrap();
+    assert_eq!(shown["report"]["guideline_results"][0]["category"], "4X", "{shown:#}");
+
+    assert_eq!(
+        doctor.post(server.url(&format!("/api/v1/reports/{id}/sign"))).json(&json!({})).send().unwrap().status(),
+        200
+    );
+    let hl7 =
+        doctor.get(server.url(&format!("/api/v1/reports/{id}/export?format=hl7"))).send().unwrap().text().unwrap();
+    assert!(hl7.contains("4X") && hl7.contains("Lung-RADS v2022"), "{hl7}");
+}

@@ -126,8 +126,8 @@ pub struct SavedBasis {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-struct SavedList {
-    measurements: Vec<Saved>,
+pub struct SavedList {
+    pub measurements: Vec<Saved>,
 }
 
 /// What POST /api/v1/studies/{id}/measurements takes; kept for undoing a delete.
@@ -205,7 +205,7 @@ fn kind_label(shape: &Shape) -> &'static str {
 }
 
 /// The basis printed beside a measurement: the window shown and where the millimetres come from.
-fn basis_text(b: &SavedBasis) -> String {
+pub fn basis_text(b: &SavedBasis) -> String {
     let window = b.window.map(|w| format!("窗宽 {:.0} / 窗位 {:.0}", w.width, w.center));
     let spacing = match &b.spacing {
         Some(s) => {
