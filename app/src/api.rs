@@ -305,6 +305,17 @@ pub(crate) async fn error_of(response: gloo_net::http::Response) -> ApiError {
     }
 }
 
+/// A query parameter's value, percent-encoded (UTF-8; letters, digits and `-_.~` as they are).
+pub fn encode_query(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// `20251015` → `2025-10-15`; anything else as it is.
 pub fn display_date(date: &Option<String>) -> String {
     match date.as_deref() {
@@ -313,5 +324,16 @@ pub fn display_date(date: &Option<String>) -> String {
         }
         Some(d) => d.to_string(),
         None => "—".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_percent_encoded_as_utf8() {
+        assert_eq!(encode_query("P-0001_a.b~"), "P-0001_a.b~");
+        assert_eq!(encode_query("王 &="), "%E7%8E%8B%20%26%3D");
     }
 }

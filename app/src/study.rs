@@ -6,6 +6,7 @@ use leptos_router::hooks::use_params_map;
 
 use crate::api::{self, StudyDetail, StudyList, display_date};
 use crate::chat::{ChatPanel, Overlay};
+use crate::viewer::{ImageRef, ImageView, Placement};
 
 #[component]
 pub fn WorklistPage() -> impl IntoView {
@@ -99,6 +100,18 @@ fn StudyLoader(study_id: i64) -> impl IntoView {
     }
 }
 
+/// Every frame of every instance of a study, series by series: the viewer scrolls through them.
+fn images_of(study: &StudyDetail) -> Vec<ImageRef> {
+    study
+        .series
+        .iter()
+        .flat_map(|s| &s.instances)
+        .flat_map(|i| {
+            (1..=i.frames.max(1)).map(|frame| ImageRef { instance_id: i.id, frame, columns: i.columns, rows: i.rows })
+        })
+        .collect()
+}
+
 #[component]
 fn StudyView(study: StudyDetail, overlay: RwSignal<Overlay>) -> impl IntoView {
     let s = &study.summary;
@@ -109,36 +122,78 @@ fn StudyView(study: StudyDetail, overlay: RwSignal<Overlay>) -> impl IntoView {
         display_date(&s.study_date),
         s.modalities.join(", ")
     );
-    // Every frame of every instance, series by series: the viewer scrolls through them.
-    let images: Vec<crate::viewer::ImageRef> = study
-        .series
-        .iter()
-        .flat_map(|s| &s.instances)
-        .flat_map(|i| {
-            (1..=i.frames.max(1)).map(|frame| crate::viewer::ImageRef {
-                instance_id: i.id,
-                frame,
-                columns: i.columns,
-                rows: i.rows,
-            })
-        })
-        .collect();
+    let images = images_of(&study);
+    let study_id = study.summary.id;
+    // The same patient's other studies, for the side-by-side comparison (newest first).
+    let patient_id = study.summary.patient_id.clone().unwrap_or_default();
+    let others = LocalResource::new(move || {
+        let patient_id = patient_id.clone();
+        async move {
+            if patient_id.is_empty() {
+                return Vec::new();
+            }
+            let path = format!("/api/v1/studies?limit=100&q={}", api::encode_query(&patient_id));
+            let mut list = api::get::<StudyList>(path).await.map(|l| l.studies).unwrap_or_default();
+            list.retain(|o| o.id != study_id && o.patient_id.as_deref() == Some(patient_id.as_str()));
+            list.sort_by(|a, b| b.study_date.cmp(&a.study_date));
+            list
+        }
+    });
+    let compare = RwSignal::new(None::<i64>);
+    // One zoom and pan for both images while comparing: they move together.
+    let placement = RwSignal::new(Placement::default());
     view! {
         <header class="page-header">
             <h1 class="study-title">{title}</h1>
             <a href="/studies">"返回工作列表 / Worklist"</a>
+            <label class="compare-pick">"对比既往 / Compare "
+                <select class="compare-select" on:change=move |ev| compare.set(event_target_value(&ev).parse().ok())>
+                    <option value="">"—"</option>
+                    {move || others.get().unwrap_or_default().into_iter().map(|o| view! {
+                        <option value=o.id.to_string()>{format!("{} {}", display_date(&o.study_date), o.modalities.join(","))}</option>
+                    }).collect_view()}
+                </select>
+            </label>
             <crate::login::UserBar/>
         </header>
         <div class="study-layout">
-            {if images.is_empty() {
-                view! { <p class="empty">"该检查没有图像 / No images"</p> }.into_any()
-            } else {
-                view! { <crate::viewer::ImageView study_id=study.summary.id images overlay/> }.into_any()
-            }}
-            <div class="study-side">
-                <ChatPanel study_id=study.summary.id overlay/>
-                <crate::report::ReportPanel study_id=study.summary.id ct=study.summary.modalities.iter().any(|m| m == "CT")/>
+            <div class="viewers" class:comparing=move || compare.get().is_some()>
+                {if images.is_empty() {
+                    view! { <p class="empty">"该检查没有图像 / No images"</p> }.into_any()
+                } else {
+                    view! { <ImageView study_id images overlay placement/> }.into_any()
+                }}
+                {move || compare.get().map(|prior| view! { <PriorView study_id=prior placement/> })}
             </div>
+            <div class="study-side">
+                <ChatPanel study_id overlay/>
+                <crate::report::ReportPanel study_id ct=study.summary.modalities.iter().any(|m| m == "CT")/>
+            </div>
+        </div>
+    }
+}
+
+/// The prior study beside the current one: its images, following the current viewer's zoom and pan.
+#[component]
+fn PriorView(study_id: i64, placement: RwSignal<Placement>) -> impl IntoView {
+    let study = LocalResource::new(move || api::get::<StudyDetail>(format!("/api/v1/studies/{study_id}")));
+    view! {
+        <div class="prior">
+            <Transition fallback=|| view! { <p class="status-pending">"加载中… / Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match study.await {
+                        Err(e) => view! { <p class="status-error">{e.text()}</p> }.into_any(),
+                        Ok(s) => {
+                            let caption = format!("既往 / Prior：{} {}", display_date(&s.summary.study_date), s.summary.modalities.join(","));
+                            let images = images_of(&s);
+                            view! {
+                                <p class="prior-caption">{caption}</p>
+                                <ImageView study_id images overlay=RwSignal::new(Overlay::default()) placement prior=true/>
+                            }.into_any()
+                        }
+                    }
+                })}
+            </Transition>
         </div>
     }
 }

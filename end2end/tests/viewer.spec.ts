@@ -1,6 +1,7 @@
 import { test, expect, Page } from '@playwright/test';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { signIn } from './auth';
+import { csrfHeader, signIn } from './auth';
 
 const fixture = (name: string) => resolve(__dirname, '../../target/fixtures/dicom/synthetic', name);
 
@@ -209,4 +210,40 @@ test('a CT series scrolls slice by slice with the keyboard, keeping the window',
   await expect(page.locator('.image-position')).toHaveText('1 / 6');
   await expect(page.locator('button.image-prev')).toBeDisabled();
   await expect(page.locator('.measurement-item').first()).toBeVisible();
+});
+
+test('a prior study of the same patient opens beside the current one and zooms and pans with it', async ({ page }) => {
+  await signIn(page);
+  const upload = async (file: string, date: string) => {
+    const response = await page.request.post('/api/v1/uploads', {
+      headers: await csrfHeader(page),
+      multipart: { patient_id: 'E2E-PRIOR-1', patient_name: '对比测试', exam_date: date, pixel_spacing_mm: '0.5',
+                   files: { name: file, mimeType: 'image/png', buffer: readFileSync(fixture(file)) } },
+    });
+    expect(response.status()).toBe(200);
+    return (await response.json()).files[0].study_id as number;
+  };
+  await upload('grey32.png', '2024-10-01');
+  const current = await upload('photo_rgb.png', '2025-10-01');
+
+  await page.goto(`/studies/${current}`);
+  await expect(page.locator('main.study')).toHaveAttribute('data-hydrated', 'true');
+  await page.locator('select.compare-select').selectOption({ label: '2024-10-01 DX' });
+  const prior = page.locator('.prior');
+  await expect(prior.locator('.prior-caption')).toContainText('2024-10-01');
+  await expect.poll(() => prior.locator('canvas.study-canvas').getAttribute('data-renders').then(Number)).toBeGreaterThan(0);
+
+  // Zoom on the current image: the prior zooms by the same factor over its own fit (its size differs).
+  const stages = page.locator('.stage');
+  const scale = async (i: number) =>
+    Number((await stages.nth(i).evaluate((e: HTMLElement) => e.style.transform)).match(/scale\(([\d.e-]+)\)/)![1]);
+  const before = [await scale(0), await scale(1)];
+  const box = (await page.locator('.image-panel').first().locator('.viewport').boundingBox())!;
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.wheel(0, -100);
+  await expect.poll(() => scale(0)).toBeGreaterThan(before[0]);
+  const after = [await scale(0), await scale(1)];
+  // (The style attribute keeps six significant digits.)
+  expect(after[1] / before[1]).toBeCloseTo(after[0] / before[0], 4);
+  await page.screenshot({ path: 'test-results/viewer-compare.png', fullPage: true });
 });

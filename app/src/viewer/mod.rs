@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::{self, ApiError, InstanceDetail, SpacingInfo};
 use crate::chat::Overlay;
 use pixels::Pixels;
+pub use view::Placement;
 use view::{View, scale_bar, to_image};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -147,13 +148,13 @@ enum Done {
     Deleted(NewMeasurement),
 }
 
-/// A drag in progress: where it started, and the window and view it started from.
+/// A drag in progress: where it started, and the window and placement it started from.
 #[derive(Clone, Copy, Debug)]
 struct Drag {
     at: (f64, f64),
     point: Point,
     window: Option<Window>,
-    view: View,
+    placement: Placement,
 }
 
 fn spacing_of(info: &Option<SpacingInfo>) -> Option<Spacing> {
@@ -222,8 +223,16 @@ pub fn basis_text(b: &SavedBasis) -> String {
     window.into_iter().chain([spacing]).collect::<Vec<_>>().join(" · ")
 }
 
+/// `placement`: the zoom and pan over the fitted image, shared with a second viewer while comparing with
+/// a prior study. `prior`: this is that second viewer — it leaves the keyboard to the current study's.
 #[component]
-pub fn ImageView(study_id: i64, images: Vec<ImageRef>, overlay: RwSignal<Overlay>) -> impl IntoView {
+pub fn ImageView(
+    study_id: i64,
+    images: Vec<ImageRef>,
+    overlay: RwSignal<Overlay>,
+    placement: RwSignal<Placement>,
+    #[prop(optional)] prior: bool,
+) -> impl IntoView {
     let count = images.len();
     let images = StoredValue::new(images);
     let current = RwSignal::new(0usize);
@@ -237,7 +246,13 @@ pub fn ImageView(study_id: i64, images: Vec<ImageRef>, overlay: RwSignal<Overlay
     let load_error = RwSignal::new(None::<String>);
     let window = RwSignal::new(None::<Window>);
     let invert = RwSignal::new(false);
-    let view = RwSignal::new(View { scale: 1.0, tx: 0.0, ty: 0.0 });
+    // The image fitted to this viewport (with the viewport's centre), and the zoom and pan on top of it,
+    // which a prior study's viewer shares.
+    let fitted = RwSignal::new((View::default(), (0.0, 0.0)));
+    let view = Memo::new(move |_| {
+        let (fit_view, center) = fitted.get();
+        placement.get().apply(fit_view, center)
+    });
     let tool = RwSignal::new(Tool::Window);
     let saved = RwSignal::new(Vec::<Saved>::new());
     let draft = RwSignal::new(None::<Shape>);
@@ -267,19 +282,25 @@ pub fn ImageView(study_id: i64, images: Vec<ImageRef>, overlay: RwSignal<Overlay
 
     // Fits the image to the viewport; until the page is laid out (no size yet), tries again each frame.
     let fit = move || {
-        fn attempt(viewport: NodeRef<leptos::html::Div>, view: RwSignal<View>, image: (f64, f64), tries: u32) {
+        fn attempt(
+            viewport: NodeRef<leptos::html::Div>,
+            fitted: RwSignal<(View, (f64, f64))>,
+            image: (f64, f64),
+            tries: u32,
+        ) {
             let size = viewport_size(&viewport);
             if size.0 > 0.0 && size.1 > 0.0 {
-                view.set(View::fit(size, image));
+                fitted.set((View::fit(size, image), (size.0 / 2.0, size.1 / 2.0)));
             } else if tries > 0 {
-                request_animation_frame(move || attempt(viewport, view, image, tries - 1));
+                request_animation_frame(move || attempt(viewport, fitted, image, tries - 1));
             }
         }
         let i = image_now();
-        attempt(viewport, view, (i.columns as f64, i.rows as f64), 120);
+        attempt(viewport, fitted, (i.columns as f64, i.rows as f64), 120);
     };
     let reset = move || {
         fit();
+        placement.set(Placement::default());
         window.set(pixels.get_untracked().and_then(|p| p.initial_window()));
         invert.set(false);
     };
@@ -438,7 +459,7 @@ pub fn ImageView(study_id: i64, images: Vec<ImageRef>, overlay: RwSignal<Overlay
         capture_pointer(&ev);
         let at = pointer_at(client_xy(&ev));
         let point = to_image(view.get_untracked(), at);
-        drag.set_value(Some(Drag { at, point, window: window.get_untracked(), view: view.get_untracked() }));
+        drag.set_value(Some(Drag { at, point, window: window.get_untracked(), placement: placement.get_untracked() }));
         outline.set(None);
         match tool.get_untracked() {
             Tool::Length => draft.set(Some(Shape::Length { a: point, b: point })),
@@ -473,7 +494,7 @@ pub fn ImageView(study_id: i64, images: Vec<ImageRef>, overlay: RwSignal<Overlay
                     window.set(Some(Window { center: w.center + dy * k, width: (w.width + dx * k).max(1.0) }));
                 }
             }
-            Tool::Pan => view.set(View { tx: d.view.tx + dx, ty: d.view.ty + dy, ..d.view }),
+            Tool::Pan => placement.set(Placement { dx: d.placement.dx + dx, dy: d.placement.dy + dy, ..d.placement }),
             Tool::Length => draft.set(Some(Shape::Length { a: d.point, b: point })),
             Tool::Arrow => draft.set(Some(Shape::Arrow { from: d.point, to: point })),
             Tool::Ellipse => draft.set(Some(Shape::Ellipse {
@@ -532,7 +553,8 @@ pub fn ImageView(study_id: i64, images: Vec<ImageRef>, overlay: RwSignal<Overlay
         ev.prevent_default();
         let at = pointer_at(client_xy(&ev));
         let factor = if ev.delta_y() < 0.0 { 1.15 } else { 1.0 / 1.15 };
-        view.update(|v| *v = v.zoomed(factor, at));
+        let (fit_view, center) = fitted.get_untracked();
+        placement.set(Placement::of(view.get_untracked().zoomed(factor, at), fit_view, center));
     };
     let choose_tool = move |t: Tool| {
         tool.set(t);
@@ -541,7 +563,7 @@ pub fn ImageView(study_id: i64, images: Vec<ImageRef>, overlay: RwSignal<Overlay
 
     // Shortcuts, unless the user is typing (chat box, report fields).
     let keys = window_event_listener(leptos::ev::keydown, move |ev| {
-        if typing(&ev) {
+        if prior || typing(&ev) {
             return;
         }
         let key = ev.key().to_lowercase();
@@ -735,6 +757,8 @@ pub fn ImageView(study_id: i64, images: Vec<ImageRef>, overlay: RwSignal<Overlay
             </ol>
         </section>
     }
+    // Erased: a type this deep, nested in the study page's, overflows rustc's query depth in the wasm build.
+    .into_any()
 }
 
 /// The answer of POST …/nodule, as far as the viewer uses it.

@@ -10,6 +10,12 @@ pub struct View {
     pub ty: f64,
 }
 
+impl Default for View {
+    fn default() -> View {
+        View { scale: 1.0, tx: 0.0, ty: 0.0 }
+    }
+}
+
 impl View {
     /// The whole image, centred, as large as the viewport allows.
     pub fn fit(viewport: (f64, f64), image: (f64, f64)) -> View {
@@ -28,6 +34,44 @@ impl View {
         let scale = (self.scale * factor).clamp(0.02, 50.0);
         let f = scale / self.scale;
         View { scale, tx: at.0 - (at.0 - self.tx) * f, ty: at.1 - (at.1 - self.ty) * f }
+    }
+}
+
+/// The user's zoom and pan on top of the fitted view: what two viewers share while comparing a prior
+/// study, so each image keeps its own fit (sizes differ) and both zoom and pan together.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Placement {
+    /// Times the fitted scale.
+    pub zoom: f64,
+    /// Screen pixels moved.
+    pub dx: f64,
+    pub dy: f64,
+}
+
+impl Default for Placement {
+    fn default() -> Placement {
+        Placement { zoom: 1.0, dx: 0.0, dy: 0.0 }
+    }
+}
+
+impl Placement {
+    /// The view: `fitted` zoomed about the viewport's centre `c`, then moved.
+    pub fn apply(self, fitted: View, c: (f64, f64)) -> View {
+        View {
+            scale: fitted.scale * self.zoom,
+            tx: c.0 + (fitted.tx - c.0) * self.zoom + self.dx,
+            ty: c.1 + (fitted.ty - c.1) * self.zoom + self.dy,
+        }
+    }
+
+    /// The placement that turns `fitted` into `view` (the inverse of [`Placement::apply`]).
+    pub fn of(view: View, fitted: View, c: (f64, f64)) -> Placement {
+        let zoom = view.scale / fitted.scale;
+        Placement {
+            zoom,
+            dx: view.tx - (c.0 + (fitted.tx - c.0) * zoom),
+            dy: view.ty - (c.1 + (fitted.ty - c.1) * zoom),
+        }
     }
 }
 
@@ -72,6 +116,21 @@ mod tests {
         let after = to_image(v.zoomed(1.7, at), at);
         assert!((before.x - after.x).abs() < 1e-9 && (before.y - after.y).abs() < 1e-9);
         assert_eq!(v.zoomed(1e9, at).scale, 50.0);
+    }
+
+    #[test]
+    fn a_placement_zooms_both_images_about_the_same_screen_point() {
+        let (vp, c) = ((800.0, 600.0), (400.0, 300.0));
+        let (big, small) = (View::fit(vp, (3000.0, 3000.0)), View::fit(vp, (256.0, 256.0)));
+        let at = (500.0, 200.0);
+        let zoomed = Placement::default().apply(big, c).zoomed(2.0, at);
+        let placement = Placement::of(zoomed, big, c);
+        assert!((placement.apply(big, c).tx - zoomed.tx).abs() < 1e-9);
+        // The same placement on the other image: the same relative point of both stays under the cursor.
+        let rel = |v: View, size: f64| ((at.0 - v.tx) / v.scale / size, (at.1 - v.ty) / v.scale / size);
+        let (a, b) = (rel(placement.apply(big, c), 3000.0), rel(placement.apply(small, c), 256.0));
+        assert!((a.0 - b.0).abs() < 1e-9 && (a.1 - b.1).abs() < 1e-9);
+        assert_eq!(Placement::default().apply(small, c), small);
     }
 
     #[test]
