@@ -144,7 +144,7 @@ fn StudyView(study: StudyDetail, overlay: RwSignal<Overlay>) -> impl IntoView {
     let placement = RwSignal::new(Placement::default());
     view! {
         <header class="page-header">
-            <h1 class="study-title">{title}</h1>
+            <h1 class="study-title">{title.clone()}</h1>
             <a href="/studies">"返回工作列表 / Worklist"</a>
             <label class="compare-pick">"对比既往 / Compare "
                 <select class="compare-select" on:change=move |ev| compare.set(event_target_value(&ev).parse().ok())>
@@ -161,7 +161,7 @@ fn StudyView(study: StudyDetail, overlay: RwSignal<Overlay>) -> impl IntoView {
                 {if images.is_empty() {
                     view! { <p class="empty">"该检查没有图像 / No images"</p> }.into_any()
                 } else {
-                    view! { <ImageView study_id images overlay placement/> }.into_any()
+                    view! { <ImageView study_id images overlay placement caption=title.clone()/> }.into_any()
                 }}
                 {move || compare.get().map(|prior| view! { <PriorView study_id=prior placement/> })}
             </div>
@@ -187,8 +187,8 @@ fn PriorView(study_id: i64, placement: RwSignal<Placement>) -> impl IntoView {
                             let caption = format!("既往 / Prior：{} {}", display_date(&s.summary.study_date), s.summary.modalities.join(","));
                             let images = images_of(&s);
                             view! {
-                                <p class="prior-caption">{caption}</p>
-                                <ImageView study_id images overlay=RwSignal::new(Overlay::default()) placement prior=true/>
+                                <p class="prior-caption">{caption.clone()}</p>
+                                <ImageView study_id images overlay=RwSignal::new(Overlay::default()) placement caption prior=true/>
                             }.into_any()
                         }
                     }

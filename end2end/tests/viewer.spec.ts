@@ -75,6 +75,8 @@ test('upload a DICOM and a JPEG from the worklist: progress, outcome, and the fi
 });
 
 test('a CT slice is windowed in the browser: presets, invert, drag', async ({ page }) => {
+  // The ward's usual screen: everything fits its width.
+  await page.setViewportSize({ width: 1366, height: 768 });
   await signIn(page);
   await page.getByRole('link', { name: 'PHANTOM CT' }).first().click();
   await expect(page.locator('main.study')).toHaveAttribute('data-hydrated', 'true');
@@ -86,7 +88,9 @@ test('a CT slice is windowed in the browser: presets, invert, drag', async ({ pa
   const nodule = [170, 160] as const;
   expect(await canvasGrey(page, ...lung)).toBe(windowed(-850, -600, 1500));
   expect(await canvasGrey(page, ...nodule)).toBe(windowed(40, -600, 1500));
-  await page.screenshot({ path: 'test-results/viewer-lung-window.png', fullPage: true });
+  await expect(page.locator('.viewer-caption')).toContainText('PHANTOM CT');
+  expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(1366);
+  await page.screenshot({ path: 'test-results/viewer-lung-window-1366x768.png' });
 
   // 纵隔窗 40/350: lung black, nodule mid-grey; inverted: lung white. No image requests: all in the browser.
   let pngRequests = 0;

@@ -231,6 +231,8 @@ pub fn ImageView(
     images: Vec<ImageRef>,
     overlay: RwSignal<Overlay>,
     placement: RwSignal<Placement>,
+    /// Patient and study, written over the image's top-right corner.
+    caption: String,
     #[prop(optional)] prior: bool,
 ) -> impl IntoView {
     let count = images.len();
@@ -674,6 +676,7 @@ pub fn ImageView(
                         })}
                     </svg>
                 </div>
+                <div class="viewer-caption">{caption}</div>
                 <div class="viewer-info">
                     {move || window.get().map(|w| format!("窗宽 {:.0} 窗位 {:.0}", w.width, w.center))}
                     " · "{move || format!("缩放 {:.0}%", view.get().scale * 100.0)}
