@@ -99,4 +99,19 @@ test('a screening CT finding takes its axes from a viewer measurement and shows 
   expect(report.findings[0].measurement_ids).toEqual([String(measurement)]);
   expect(report.findings[0].nodule_features).toEqual(['spiculation']);
   expect(report.findings[0].measurements.basis).toContain('PixelSpacing');
+
+  // Signed, the PDF shows the category with its basis and the measurement as a key image.
+  await panel.getByLabel('检查所见与印象 / Findings and impression').fill('右肺上叶尖段见一实性结节，边缘毛刺。');
+  await panel.getByRole('button', { name: '签发 / Sign' }).click();
+  await expect(panel.locator('.report-state')).toContainText('已签发');
+  const download = page.waitForEvent('download');
+  await panel.locator('a.export[data-format="pdf"]').click();
+  const pdfPath = resolve(__dirname, '../test-results/report-lung-rads.pdf');
+  await (await download).saveAs(pdfPath);
+  const text = execFileSync('pdftotext', [pdfPath, '-']).toString();
+  expect(text).toContain('关键图像');
+  expect(text).toContain('11.2×9.8毫米');
+  expect(text).toContain('Lung-RADS v2022 4X');
+  expect(execFileSync('pdfimages', ['-list', pdfPath]).toString().trim().split('\n')).toHaveLength(3);
+  execFileSync('pdftoppm', ['-r', '60', '-png', pdfPath, resolve(__dirname, '../test-results/report-lung-rads-pdf')]);
 });

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::db::Pool;
 use crate::exports::{self, Format, Hl7Site};
+use crate::images::Images;
 
 /// Where signed reports go (flags `--his-url`, `--his-format`, `--his-folder`, `--his-give-up-hours`).
 #[derive(Clone, Debug, Default)]
@@ -164,7 +165,14 @@ pub async fn retry(pool: &Pool, id: i64) -> Result<bool, sqlx::Error> {
 
 /// The worker: delivers what is due, then waits for a new signature (`wake`) or 2 seconds; ends with the
 /// server.
-pub async fn run(pool: Pool, settings: DeliverySettings, wake: Arc<Notify>, shutdown: CancellationToken) {
+/// `images`: the PDF's key images are drawn from the study's stored images.
+pub async fn run(
+    pool: Pool,
+    images: Arc<Images>,
+    settings: DeliverySettings,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
     let client = match reqwest::Client::builder().timeout(Duration::from_secs(30)).build() {
         Ok(c) => c,
         Err(e) => {
@@ -173,7 +181,7 @@ pub async fn run(pool: Pool, settings: DeliverySettings, wake: Arc<Notify>, shut
         }
     };
     loop {
-        if let Err(e) = deliver_due(&pool, &settings, &client).await {
+        if let Err(e) = deliver_due(&pool, &images, &settings, &client).await {
             tracing::error!(error = format!("{e:#}"), "report delivery pass failed");
         }
         tokio::select! {
@@ -184,7 +192,12 @@ pub async fn run(pool: Pool, settings: DeliverySettings, wake: Arc<Notify>, shut
     }
 }
 
-async fn deliver_due(pool: &Pool, settings: &DeliverySettings, client: &reqwest::Client) -> anyhow::Result<()> {
+async fn deliver_due(
+    pool: &Pool,
+    images: &Arc<Images>,
+    settings: &DeliverySettings,
+    client: &reqwest::Client,
+) -> anyhow::Result<()> {
     let now = crate::serve::now_rfc3339();
     let due =
         sqlx::query("SELECT * FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY id LIMIT 20")
@@ -192,7 +205,7 @@ async fn deliver_due(pool: &Pool, settings: &DeliverySettings, client: &reqwest:
             .fetch_all(pool)
             .await?;
     for row in due.iter().map(from_row) {
-        let outcome = attempt(pool, settings, client, &row).await;
+        let outcome = attempt(pool, images, settings, client, &row).await;
         let now = time::OffsetDateTime::now_utc();
         match outcome {
             Ok(()) => {
@@ -230,6 +243,7 @@ async fn deliver_due(pool: &Pool, settings: &DeliverySettings, client: &reqwest:
 
 async fn attempt(
     pool: &Pool,
+    images: &Arc<Images>,
     settings: &DeliverySettings,
     client: &reqwest::Client,
     row: &Delivery,
@@ -244,8 +258,13 @@ async fn attempt(
         other => bail!("unknown format {other}"),
     };
     let report = view.report.clone();
+    let key_images = match format {
+        Format::Pdf => crate::key_images::for_report(pool, images, view.study_id, &report).await,
+        _ => Vec::new(),
+    };
     let bytes =
-        tokio::task::spawn_blocking(move || exports::render(&report, format, &Hl7Site::default(), None)).await??;
+        tokio::task::spawn_blocking(move || exports::render(&report, format, &Hl7Site::default(), None, &key_images))
+            .await??;
     match row.target.as_str() {
         "http" => {
             let url = settings.url.as_deref().context("--his-url is no longer set")?;

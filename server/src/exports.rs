@@ -5,6 +5,8 @@ use std::path::Path;
 
 use report::Report;
 
+use crate::pdf::KeyImage;
+
 #[derive(clap::ValueEnum, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
@@ -49,11 +51,18 @@ impl Default for Hl7Site {
     }
 }
 
-/// `font` is the CJK font for PDF (found with [`crate::pdf::find_font`] when None).
-pub fn render(report: &Report, format: Format, site: &Hl7Site, font: Option<&Path>) -> anyhow::Result<Vec<u8>> {
+/// `font` is the CJK font for PDF (found with [`crate::pdf::find_font`] when None); `key_images` go into
+/// the PDF only (the server makes them from the study's measurements, [`crate::key_images`]).
+pub fn render(
+    report: &Report,
+    format: Format,
+    site: &Hl7Site,
+    font: Option<&Path>,
+    key_images: &[KeyImage],
+) -> anyhow::Result<Vec<u8>> {
     let now = time::OffsetDateTime::now_utc();
     Ok(match format {
-        Format::Pdf => crate::pdf::render(report, &crate::pdf::find_font(font)?)?,
+        Format::Pdf => crate::pdf::render(report, &crate::pdf::find_font(font)?, key_images)?,
         Format::Json => (serde_json::to_string_pretty(report)? + "\n").into_bytes(),
         Format::Fhir => (serde_json::to_string_pretty(&report::fhir::render(report))? + "\n").into_bytes(),
         Format::Hl7 => report::hl7::render(

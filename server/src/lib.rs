@@ -19,6 +19,7 @@ pub mod http;
 pub mod images;
 pub mod inference;
 pub mod ingest;
+pub mod key_images;
 pub mod logging;
 pub mod maintenance;
 pub mod metrics;

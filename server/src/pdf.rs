@@ -1,14 +1,14 @@
 //! The report as an A4 PDF: Chinese text in an embedded, subset CJK font (WenQuanYi Micro Hei or Noto Sans
 //! CJK SC from Debian), 14 pt body, the AI label at the top of every page and as a watermark, findings in
-//! the five-part frame with measurements in 毫米 and their basis, guideline results with "▲ 依据", the
-//! signature block, and the footer "生成时间 | 模型版本 | 硬件环境".
+//! the five-part frame with measurements in 毫米 and their basis, key images with the measurements burned
+//! in, guideline results with "▲ 依据", the signature block, and the footer "生成时间 | 模型版本 | 硬件环境".
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use printpdf::{
-    Color, FontId, Mm, Op, ParsedFont, PdfDocument, PdfFontHandle, PdfPage, PdfSaveOptions, Point, Pt, Rgb, TextItem,
-    TextMatrix,
+    Color, FontId, Mm, Op, ParsedFont, PdfDocument, PdfFontHandle, PdfPage, PdfSaveOptions, Point, Pt, RawImage,
+    RawImageData, RawImageFormat, Rgb, TextItem, TextMatrix, XObjectId, XObjectTransform,
 };
 use report::model::Report;
 
@@ -62,6 +62,18 @@ fn text_ops(font: &FontId, x: f32, y: f32, text: &str, size: f32, (r, g, b): (f3
 }
 
 /// Lays text out top to bottom, starting new pages as needed.
+/// A key image with its measurement burned in, and the caption printed under it.
+pub struct KeyImage {
+    pub caption: String,
+    pub width: u32,
+    pub height: u32,
+    /// RGB, 8 bits, row-major.
+    pub rgb: Vec<u8>,
+}
+
+/// Printed width of a key image, mm (two fit side by side would be too small to read).
+const KEY_IMAGE_MM: f32 = 80.0;
+
 struct Layout {
     font: FontId,
     pages: Vec<Vec<Op>>,
@@ -115,6 +127,27 @@ impl Layout {
         self.text_at(MARGIN + indent, self.y, line, size, color);
     }
 
+    /// An image `width_mm` wide at the left margin, on a new page when it does not fit.
+    fn image(&mut self, id: XObjectId, (w, h): (u32, u32), width_mm: f32) {
+        let height_mm = width_mm * h as f32 / w as f32;
+        if self.y - height_mm < BOTTOM {
+            self.new_page();
+        }
+        self.y -= height_mm;
+        // At this dpi the image's own size is `width_mm`.
+        let dpi = w as f32 * 25.4 / width_mm;
+        self.pages.last_mut().expect("a page").push(Op::UseXobject {
+            id,
+            transform: XObjectTransform {
+                translate_x: Some(Mm(MARGIN).into()),
+                translate_y: Some(Mm(self.y).into()),
+                dpi: Some(dpi),
+                ..Default::default()
+            },
+        });
+        self.y -= 1.5;
+    }
+
     fn heading(&mut self, text: &str) {
         self.y -= 3.0;
         self.paragraph(text, 16.0, BLACK, 0.0);
@@ -122,7 +155,7 @@ impl Layout {
     }
 }
 
-pub fn render(report: &Report, font_path: &Path) -> anyhow::Result<Vec<u8>> {
+pub fn render(report: &Report, font_path: &Path, key_images: &[KeyImage]) -> anyhow::Result<Vec<u8>> {
     let bytes = std::fs::read(font_path).with_context(|| format!("cannot read font {}", font_path.display()))?;
     let font = ParsedFont::from_bytes(&bytes, 0, &mut Vec::new())
         .with_context(|| format!("字体文件损坏 / damaged font file {}", font_path.display()))?;
@@ -193,6 +226,22 @@ pub fn render(report: &Report, font_path: &Path) -> anyhow::Result<Vec<u8>> {
         l.paragraph(&parts.join("；"), BODY_PT, BLACK, 0.0);
         if let Some(basis) = f.measurements.as_ref().and_then(|m| m.basis.as_ref()) {
             l.paragraph(&format!("测量依据：{basis}"), 11.0, GREY, 6.0);
+        }
+    }
+
+    if !key_images.is_empty() {
+        l.heading("关键图像");
+        for k in key_images {
+            let image = RawImage {
+                pixels: RawImageData::U8(k.rgb.clone()),
+                width: k.width as usize,
+                height: k.height as usize,
+                data_format: RawImageFormat::RGB8,
+                tag: Vec::new(),
+            };
+            let id = doc.add_image(&image);
+            l.image(id, (k.width, k.height), KEY_IMAGE_MM);
+            l.paragraph(&k.caption, 11.0, GREY, 0.0);
         }
     }
 

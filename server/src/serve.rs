@@ -115,6 +115,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if config.deliveries.url.is_some() || config.deliveries.folder.is_some() {
         tokio::spawn(crate::deliveries::run(
             pool.clone(),
+            Arc::clone(&state.images),
             config.deliveries.clone(),
             Arc::clone(&state.delivery_wake),
             shutdown_token.clone(),

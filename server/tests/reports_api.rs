@@ -259,3 +259,67 @@ fn lung_rads_follows_the_findings_of_a_screening_report() {
         doctor.get(server.url(&format!("/api/v1/reports/{id}/export?format=hl7"))).send().unwrap().text().unwrap();
     assert!(hl7.contains("4X") && hl7.contains("Lung-RADS v2022"), "{hl7}");
 }
+
+/// A finding that cites a viewer measurement gets a key image in the PDF: the image through the window it
+/// was measured in, the shape burned in, the number and its basis under it.
+#[test]
+fn the_pdf_shows_the_cited_measurement_as_a_key_image() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&["--data-dir", data.path().to_str().unwrap()], &[]);
+    let doctor = server.client();
+    let file = dicom_fixture("synthetic/ct_phantom.dcm");
+    let form =
+        multipart::Form::new().part("files", multipart::Part::bytes(std::fs::read(&file).unwrap()).file_name("ct.dcm"));
+    let uploaded: Value = doctor.post(server.url("/api/v1/uploads")).multipart(form).send().unwrap().json().unwrap();
+    let (study, instance) =
+        (uploaded["files"][0]["study_id"].as_i64().unwrap(), uploaded["files"][0]["instance_id"].as_i64().unwrap());
+    let measurement: Value = doctor
+        .post(server.url(&format!("/api/v1/studies/{study}/measurements")))
+        .json(&json!({"instance_id": instance, "window": {"center": -600, "width": 1500},
+                      "shape": {"kind": "length", "a": {"x": 150, "y": 160}, "b": {"x": 190, "y": 160}}}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let mut report = draft();
+    report["findings"][0]["measurement_ids"] = json!([measurement["id"].to_string(), "999999"]);
+    let created: Value = doctor
+        .post(server.url(&format!("/api/v1/studies/{study}/reports")))
+        .json(&json!({"report": report}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let id = created["id"].as_i64().unwrap();
+    assert_eq!(
+        doctor.post(server.url(&format!("/api/v1/reports/{id}/sign"))).json(&json!({})).send().unwrap().status(),
+        200
+    );
+    // Removed from the viewer's list after signing: the report still cites it.
+    let gone = doctor.delete(server.url(&format!("/api/v1/measurements/{}", measurement["id"]))).send().unwrap();
+    assert_eq!(gone.status(), 204);
+
+    let pdf =
+        doctor.get(server.url(&format!("/api/v1/reports/{id}/export?format=pdf"))).send().unwrap().bytes().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("report.pdf");
+    std::fs::write(&path, &pdf).unwrap();
+    let text = String::from_utf8(Command::new("pdftotext").arg(&path).arg("-").output().unwrap().stdout).unwrap();
+    assert!(text.contains("关键图像"), "{text}");
+    // 40 pixels at 0.7 mm; the unknown id is left out, not an error.
+    assert!(text.contains("图1") && text.contains("28.0毫米") && text.contains("窗宽1500/窗位-600"), "{text}");
+    assert!(!text.contains("图2"), "{text}");
+    let list = String::from_utf8(Command::new("pdfimages").arg("-list").arg(&path).output().unwrap().stdout).unwrap();
+    let images: Vec<&str> = list.lines().skip(2).collect();
+    assert_eq!(images.len(), 1, "{list}");
+    // The 256-pixel slice is enlarged twice; the line is burned in (yellow on row 160, 321 enlarged);
+    // elsewhere the lung at −850 HU through the lung window it was measured in (−600/1500): grey 85.
+    let status = Command::new("pdfimages").arg("-png").arg(&path).arg(out.path().join("key")).status().unwrap();
+    assert!(status.success());
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let check = "import sys; from PIL import Image; im = Image.open(sys.argv[1]).convert('RGB'); \
+                 print(im.size, im.getpixel((340, 321)), im.getpixel((340, 200)))";
+    let probe = Command::new(python).args(["-c", check]).arg(out.path().join("key-000.png")).output().unwrap();
+    let probe = String::from_utf8_lossy(&probe.stdout).to_string();
+    assert_eq!(probe.trim(), "(512, 512) (255, 211, 61) (85, 85, 85)", "{probe}");
+}

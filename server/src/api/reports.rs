@@ -181,9 +181,14 @@ pub async fn export(
     }
     let format = q.format;
     let report = view.report.clone();
-    let bytes = tokio::task::spawn_blocking(move || exports::render(&report, format, &Hl7Site::default(), None))
-        .await
-        .map_err(anyhow::Error::from)??;
+    let key_images = match format {
+        Format::Pdf => crate::key_images::for_report(&state.db, &state.images, view.study_id, &report).await,
+        _ => Vec::new(),
+    };
+    let bytes =
+        tokio::task::spawn_blocking(move || exports::render(&report, format, &Hl7Site::default(), None, &key_images))
+            .await
+            .map_err(anyhow::Error::from)??;
     let file_name = format!("report-{}-v{}.{}", id, view.version, format.extension());
     let response = (
         [

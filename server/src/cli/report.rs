@@ -70,7 +70,7 @@ fn render(args: RenderArgs) -> anyhow::Result<()> {
         .with_context(|| format!("报告JSON无效 / invalid report JSON in {}", args.input.display()))?;
 
     let site = Hl7Site { facility: args.facility, receiver: args.receiver };
-    write_output(&args.out, &exports::render(&report, args.format, &site, args.font.as_deref())?)
+    write_output(&args.out, &exports::render(&report, args.format, &site, args.font.as_deref(), &[])?)
 }
 
 /// `-` is standard output; anything else is written atomically (a HIS polls the reports folder).
