@@ -1,5 +1,6 @@
-//! The worklist and a study's page: its first image in the viewer (with the last answer's heatmap and
-//! boxes laid over it), and the chat and report panels beside it.
+//! The worklist (with the upload panel) and a study's page: its images in the viewer (the last answer's
+//! heatmap and boxes laid over them), a prior study of the same patient beside them on request, and the
+//! chat and report panels.
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
@@ -157,7 +158,7 @@ fn StudyView(study: StudyDetail, overlay: RwSignal<Overlay>) -> impl IntoView {
             <crate::login::UserBar/>
         </header>
         <div class="study-layout">
-            <div class="viewers" class:comparing=move || compare.get().is_some()>
+            <div class="viewers">
                 {if images.is_empty() {
                     view! { <p class="empty">"该检查没有图像 / No images"</p> }.into_any()
                 } else {

@@ -211,6 +211,16 @@ fn a_report_goes_from_ai_draft_to_countersigned_and_amended() {
     assert_eq!(sign_row["study_id"], study);
 }
 
+/// The CT phantom (imaging/tests/fixtures/make_dicom_fixtures.py) as the radiologist: (study, instance).
+fn upload_phantom(server: &Server) -> (i64, i64) {
+    let file = dicom_fixture("synthetic/ct_phantom.dcm");
+    let form =
+        multipart::Form::new().part("files", multipart::Part::bytes(std::fs::read(&file).unwrap()).file_name("ct.dcm"));
+    let uploaded: Value =
+        server.client().post(server.url("/api/v1/uploads")).multipart(form).send().unwrap().json().unwrap();
+    (uploaded["files"][0]["study_id"].as_i64().unwrap(), uploaded["files"][0]["instance_id"].as_i64().unwrap())
+}
+
 /// A screening CT's Lung-RADS category is the server's, computed from the findings as saved: a category the
 /// client typed is replaced, it follows an edit, and the signed HL7 carries it with its basis.
 #[test]
@@ -218,11 +228,7 @@ fn lung_rads_follows_the_findings_of_a_screening_report() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(&["--data-dir", data.path().to_str().unwrap()], &[]);
     let doctor = server.client();
-    let file = dicom_fixture("synthetic/ct_phantom.dcm");
-    let form =
-        multipart::Form::new().part("files", multipart::Part::bytes(std::fs::read(&file).unwrap()).file_name("ct.dcm"));
-    let uploaded: Value = doctor.post(server.url("/api/v1/uploads")).multipart(form).send().unwrap().json().unwrap();
-    let study = uploaded["files"][0]["study_id"].as_i64().unwrap();
+    let (study, _) = upload_phantom(&server);
 
     let mut report = draft();
     report["lung_cancer_screening"] = json!(true);
@@ -267,12 +273,7 @@ fn the_pdf_shows_the_cited_measurement_as_a_key_image() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(&["--data-dir", data.path().to_str().unwrap()], &[]);
     let doctor = server.client();
-    let file = dicom_fixture("synthetic/ct_phantom.dcm");
-    let form =
-        multipart::Form::new().part("files", multipart::Part::bytes(std::fs::read(&file).unwrap()).file_name("ct.dcm"));
-    let uploaded: Value = doctor.post(server.url("/api/v1/uploads")).multipart(form).send().unwrap().json().unwrap();
-    let (study, instance) =
-        (uploaded["files"][0]["study_id"].as_i64().unwrap(), uploaded["files"][0]["instance_id"].as_i64().unwrap());
+    let (study, instance) = upload_phantom(&server);
     let measurement: Value = doctor
         .post(server.url(&format!("/api/v1/studies/{study}/measurements")))
         .json(&json!({"instance_id": instance, "window": {"center": -600, "width": 1500},
