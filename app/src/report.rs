@@ -30,6 +30,10 @@ struct Row {
     /// How the axes were measured (from a viewer measurement), and which measurement.
     basis: RwSignal<String>,
     measurement_ids: RwSignal<Vec<String>>,
+    /// The same nodule on the prior exam: date (YYYY-MM-DD) and axes, as the radiologist matched it.
+    prior_date: RwSignal<String>,
+    prior_long: RwSignal<String>,
+    prior_short: RwSignal<String>,
 }
 
 /// Nodule features the guidelines weigh, as the form offers them.
@@ -76,6 +80,13 @@ impl Row {
             solid_short_axis: axis("solid_short_axis"),
             basis: RwSignal::new(finding["measurements"]["basis"].as_str().unwrap_or_default().to_string()),
             measurement_ids: list("measurement_ids"),
+            prior_date: RwSignal::new(finding["prior"]["study_date"].as_str().unwrap_or_default().to_string()),
+            prior_long: RwSignal::new(
+                finding["prior"]["long_axis"].as_f64().map(|v| v.to_string()).unwrap_or_default(),
+            ),
+            prior_short: RwSignal::new(
+                finding["prior"]["short_axis"].as_f64().map(|v| v.to_string()).unwrap_or_default(),
+            ),
         }
     }
 
@@ -84,7 +95,16 @@ impl Row {
         for (key, _) in TEXT_FIELDS {
             self.field(key).track();
         }
-        for field in [self.long_axis, self.short_axis, self.nodule_type, self.solid_long_axis, self.solid_short_axis] {
+        for field in [
+            self.long_axis,
+            self.short_axis,
+            self.nodule_type,
+            self.solid_long_axis,
+            self.solid_short_axis,
+            self.prior_date,
+            self.prior_long,
+            self.prior_short,
+        ] {
             field.track();
         }
         self.features.track();
@@ -148,6 +168,17 @@ impl Row {
         set("nodule_features", (!features.is_empty() && !kind.is_empty()).then(|| json!(features)));
         let ids = self.measurement_ids.get_untracked();
         set("measurement_ids", (!ids.is_empty()).then(|| json!(ids)));
+        let prior_date = self.prior_date.get_untracked().trim().to_string();
+        let prior = number(self.prior_long).filter(|_| !prior_date.is_empty()).map(|long| {
+            let mut p = json!({"study_date": prior_date, "long_axis": long});
+            if let Some(short) = number(self.prior_short) {
+                p["short_axis"] = json!(short);
+            }
+            p
+        });
+        set("prior", prior);
+        // The server writes the change from the sizes; a stale one is not sent back.
+        set("change", None);
         if f != self.original {
             f.as_object_mut().map(|o| o.remove("ai_drafted"));
         }
@@ -243,13 +274,19 @@ pub fn ReportPanel(study_id: i64, ct: bool) -> impl IntoView {
         }
         report
     };
-    // The Lung-RADS result of what is on screen, by the code the server runs when the report is saved.
-    let lung_rads = move || {
-        if !screening.get() {
-            return None;
-        }
+    // What is on screen as the report model, for the numbers the server computes again on saving.
+    let on_screen = move || {
         rows.with(|r| r.iter().for_each(Row::track));
-        serde_json::from_value::<report::Report>(build()).ok()?.lung_rads()
+        serde_json::from_value::<report::Report>(build()).ok()
+    };
+    let lung_rads = move || if screening.get() { on_screen()?.lung_rads() } else { None };
+    // Finding `i`'s change against its prior size, or why there is none.
+    let change_text = move |i: usize| {
+        let report = on_screen()?;
+        Some(match report.change_of(report.findings.get(i)?)? {
+            Ok(change) => change.summary.zh,
+            Err(e) => format!("无法对比 / cannot compare: {e}"),
+        })
     };
     // One step of the workflow; the panel reloads after it.
     let step = move |path: String, method: &'static str, body: Value, done: &'static str| {
@@ -372,6 +409,7 @@ pub fn ReportPanel(study_id: i64, ct: bool) -> impl IntoView {
                                 let (long, short) = (row.long_axis, row.short_axis);
                                 let (solid_long, solid_short) = (row.solid_long_axis, row.solid_short_axis);
                                 let (kind, features, basis, ids) = (row.nodule_type, row.features, row.basis, row.measurement_ids);
+                                let (prior_date, prior_long, prior_short) = (row.prior_date, row.prior_long, row.prior_short);
                                 let feature_boxes = NODULE_FEATURES.iter().map(|(key, label)| {
                                     let key = key.to_string();
                                     let checked = { let key = key.clone(); move || features.with(|f| f.contains(&key)) };
@@ -433,6 +471,17 @@ pub fn ReportPanel(study_id: i64, ct: bool) -> impl IntoView {
                                         <Show when=move || !kind.get().is_empty()>
                                             <span class="nodule-features">{feature_boxes.clone()}</span>
                                         </Show>
+                                        <label>"既往检查日期"<input type="date" class="prior-date" aria-label=format!("既往日期 {}", i + 1)
+                                            prop:value=move || prior_date.get() on:input=move |ev| prior_date.set(event_target_value(&ev))/></label>
+                                        <label>"既往长径 × 短径（毫米）"
+                                            <span class="prior-axes">
+                                                <input class="axis" inputmode="decimal" aria-label=format!("既往长径 {}", i + 1)
+                                                    prop:value=move || prior_long.get() on:input=move |ev| prior_long.set(event_target_value(&ev))/>
+                                                <input class="axis" inputmode="decimal" aria-label=format!("既往短径 {}", i + 1)
+                                                    prop:value=move || prior_short.get() on:input=move |ev| prior_short.set(event_target_value(&ev))/>
+                                            </span>
+                                        </label>
+                                        {move || change_text(i).map(|t| view! { <p class="finding-change">{t}</p> })}
                                     </fieldset>
                                 }
                             }

@@ -29,8 +29,8 @@ test('a radiologist fills in a report, signs it, and downloads the PDF', async (
   await panel.getByLabel('部位 1').fill('右肺上叶尖段');
   await panel.getByLabel('所见 1').fill('实性结节');
   await panel.getByLabel('密度 1').fill('软组织密度');
-  await panel.getByLabel('长径 1').fill('8.2');
-  await panel.getByLabel('短径 1').fill('6.1');
+  await panel.getByLabel('长径 1', { exact: true }).fill('8.2');
+  await panel.getByLabel('短径 1', { exact: true }).fill('6.1');
   await panel.getByLabel('建议 / Recommendation').fill('建议12个月后低剂量CT复查。');
   await panel.getByRole('button', { name: '签发 / Sign' }).click();
   await expect(panel.locator('.report-state')).toContainText('已签发');
@@ -78,8 +78,8 @@ test('a screening CT finding takes its axes from a viewer measurement and shows 
   await panel.getByLabel('部位 1').fill('右肺上叶尖段');
   await panel.getByLabel('所见 1').fill('实性结节');
   await panel.getByLabel('测量 1').selectOption(String(measurement));
-  await expect(panel.getByLabel('长径 1')).toHaveValue('11.2');
-  await expect(panel.getByLabel('短径 1')).toHaveValue('9.8');
+  await expect(panel.getByLabel('长径 1', { exact: true })).toHaveValue('11.2');
+  await expect(panel.getByLabel('短径 1', { exact: true })).toHaveValue('9.8');
   await expect(panel.locator('.finding-basis')).toContainText('窗宽 1500 / 窗位 -600 · 像素间距 0.700 × 0.700 毫米');
   await panel.getByLabel('结节类型 1').selectOption('solid');
   await panel.locator('input.screening-toggle').check();
@@ -88,6 +88,12 @@ test('a screening CT finding takes its axes from a viewer measurement and shows 
   await panel.getByLabel('毛刺 1').check();
   await expect(panel.locator('.lung-rads-category')).toHaveText('Lung-RADS 4X');
   await expect(panel.locator('.lung-rads-basis')).toContainText('右肺上叶尖段');
+  // Matched with the same nodule on the prior exam (as read beside it in the viewer): 8 × 7 mm a year ago.
+  await panel.getByLabel('既往日期 1').fill('2024-10-15');
+  await panel.getByLabel('既往长径 1').fill('8');
+  await panel.getByLabel('既往短径 1').fill('7');
+  await expect(panel.locator('.finding-change')).toContainText('较2024-10-15增大3.0毫米（VDT');
+  await expect(panel.locator('.lung-rads-basis')).toContainText('间隔12个月');
   await panel.getByRole('button', { name: '保存 / Save' }).click();
   await expect(panel.locator('.form-status')).toHaveText('已保存 / saved');
   await page.screenshot({ path: 'test-results/report-lung-rads.png', fullPage: true });
@@ -99,6 +105,7 @@ test('a screening CT finding takes its axes from a viewer measurement and shows 
   expect(report.findings[0].measurement_ids).toEqual([String(measurement)]);
   expect(report.findings[0].nodule_features).toEqual(['spiculation']);
   expect(report.findings[0].measurements.basis).toContain('PixelSpacing');
+  expect(report.findings[0].change).toMatch(/^较2024-10-15增大3\.0毫米（VDT \d+天）$/);
 
   // Signed, the PDF shows the category with its basis and the measurement as a key image.
   await panel.getByLabel('检查所见与印象 / Findings and impression').fill('右肺上叶尖段见一实性结节，边缘毛刺。');
@@ -112,6 +119,9 @@ test('a screening CT finding takes its axes from a viewer measurement and shows 
   expect(text).toContain('关键图像');
   expect(text).toContain('11.2×9.8毫米');
   expect(text).toContain('Lung-RADS v2022 4X');
+  expect(text.replace(/\s+/g, '')).toContain('随访对比：较2024-10-15增大3.0毫米');
+  // Numbers are never broken across lines.
+  expect(text).not.toMatch(/\d\n\d/);
   expect(execFileSync('pdfimages', ['-list', pdfPath]).toString().trim().split('\n')).toHaveLength(3);
   execFileSync('pdftoppm', ['-r', '60', '-png', pdfPath, resolve(__dirname, '../test-results/report-lung-rads-pdf')]);
 });

@@ -51,12 +51,17 @@ pub fn render(report: &Report) -> Value {
 
     let mut observations = Vec::new();
     for (i, f) in report.findings.iter().enumerate() {
-        let parts: Vec<&str> =
-            [f.morphology.as_deref(), f.density.as_deref(), f.boundary.as_deref(), f.adjacent_structures.as_deref()]
-                .into_iter()
-                .flatten()
-                .filter(|s| !s.is_empty())
-                .collect();
+        let parts: Vec<&str> = [
+            f.morphology.as_deref(),
+            f.density.as_deref(),
+            f.boundary.as_deref(),
+            f.adjacent_structures.as_deref(),
+            f.change.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .collect();
         let mut obs = json!({
             "resourceType": "Observation",
             "id": format!("finding-{}", i + 1),

@@ -2,15 +2,56 @@
 //! follows from the sizes, types and features written in it — in the browser while the radiologist
 //! types, and again on the server when the report is saved.
 
+use guidelines::followup::{self, Change, Measurement};
 use guidelines::lung_rads::{self, Case, Exam};
 use guidelines::{Axes, Nodule};
 
-use crate::model::{GuidelineResult, Report};
+use crate::model::{Finding, GuidelineResult, Report};
+
+/// Days per month for the Lung-RADS interval (365.25 / 12).
+const DAYS_PER_MONTH: f64 = 30.4375;
 
 impl Report {
-    /// The Lung-RADS case of the report: every finding with a nodule type and a long axis. Without a
-    /// prior exam in the report the screening round is taken as baseline, and the basis says so.
+    /// The exam's date as YYYY-MM-DD (DICOM writes YYYYMMDD).
+    fn exam_date(&self) -> Option<String> {
+        let d = self.study.as_ref()?.study_date.as_deref()?;
+        Some(match d.len() {
+            8 if d.bytes().all(|b| b.is_ascii_digit()) => format!("{}-{}-{}", &d[..4], &d[4..6], &d[6..]),
+            _ => d.to_string(),
+        })
+    }
+
+    /// The change of `finding` against its prior size: needs both sizes and both exam dates.
+    pub fn change_of(&self, finding: &Finding) -> Option<Result<Change, String>> {
+        let (prior, now, date) = (finding.prior.as_ref()?, finding.measurements.as_ref()?, self.exam_date()?);
+        let current =
+            Measurement { date, long_axis_mm: now.long_axis, short_axis_mm: now.short_axis.unwrap_or(now.long_axis) };
+        let before = Measurement {
+            date: prior.study_date.clone(),
+            long_axis_mm: prior.long_axis,
+            short_axis_mm: prior.short_axis.unwrap_or(prior.long_axis),
+        };
+        Some(followup::compare(&before, &current).map_err(|e| e.to_string()))
+    }
+
+    /// Writes each finding's change against its prior size ("较2025-10-15增大2.1毫米（VDT 280天）"), or
+    /// clears it when there is nothing to compare.
+    pub fn apply_followup(&mut self) {
+        let changes: Vec<Option<String>> =
+            self.findings.iter().map(|f| self.change_of(f).and_then(Result::ok).map(|c| c.summary.zh)).collect();
+        for (finding, change) in self.findings.iter_mut().zip(changes) {
+            finding.change = change;
+        }
+    }
+
+    /// The Lung-RADS case of the report: every finding with a nodule type and a long axis. When a finding
+    /// carries its size on the prior exam the round is a follow-up (interval from the dates, and a typed
+    /// nodule without a prior size is new); otherwise it is the baseline round. The basis says which.
     pub fn lung_rads_case(&self) -> Case {
+        let changes: Vec<Option<Change>> =
+            self.findings.iter().map(|f| self.change_of(f).and_then(Result::ok)).collect();
+        let interval_days = changes.iter().flatten().map(|c| c.interval_days).max();
+        let follow_up = interval_days.is_some();
         let nodules = self
             .findings
             .iter()
@@ -18,6 +59,12 @@ impl Report {
             .filter_map(|(i, f)| {
                 let (kind, m) = (f.nodule_type?, f.measurements.as_ref()?);
                 let location = f.location.trim();
+                let prior = changes[i].as_ref().and(f.prior.as_ref()).map(|p| Axes {
+                    long_axis_mm: p.long_axis,
+                    short_axis_mm: p.short_axis.unwrap_or(p.long_axis),
+                    solid_long_axis_mm: None,
+                    solid_short_axis_mm: None,
+                });
                 Some(Nodule {
                     id: if location.is_empty() { format!("第{}条", i + 1) } else { location.to_string() },
                     nodule_type: kind,
@@ -28,13 +75,14 @@ impl Report {
                         solid_long_axis_mm: m.solid_long_axis,
                         solid_short_axis_mm: m.solid_short_axis,
                     },
-                    new: false,
-                    prior: None,
+                    new: follow_up && prior.is_none(),
+                    prior,
                     features: f.nodule_features.clone(),
                 })
             })
             .collect();
-        Case { exam: Exam { baseline: true, interval_months: None }, nodules }
+        let interval_months = interval_days.map(|d| ((d as f64 / DAYS_PER_MONTH) * 10.0).round() / 10.0);
+        Case { exam: Exam { baseline: !follow_up, interval_months }, nodules }
     }
 
     /// The Lung-RADS v2022 result for a screening exam, None otherwise.
@@ -42,12 +90,17 @@ impl Report {
         if !self.lung_cancer_screening {
             return None;
         }
-        let a = lung_rads::assess(&self.lung_rads_case());
+        let case = self.lung_rads_case();
+        let a = lung_rads::assess(&case);
+        let round = match case.exam.interval_months {
+            None => "按基线筛查计算，未与既往检查对比".to_string(),
+            Some(months) => format!("与既往检查对比，间隔{months}个月；未记录既往大小的结节按新发计"),
+        };
         Some(GuidelineResult {
             guideline: lung_rads::GUIDELINE.into(),
             category: a.category.to_string(),
             management: a.management.zh,
-            basis: format!("{}（按基线筛查计算，未与既往检查对比）", a.basis.zh),
+            basis: format!("{}（{round}）", a.basis.zh),
         })
     }
 
@@ -111,6 +164,32 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(report.lung_rads().unwrap().category, "4X");
+    }
+
+    #[test]
+    fn a_prior_size_gives_the_change_and_a_follow_up_round() {
+        let mut grown = nodule("右肺上叶", NoduleType::Solid, 9.0, 8.0, &[]);
+        grown.prior =
+            Some(crate::model::PriorSize { study_date: "2024-10-15".into(), long_axis: 7.0, short_axis: Some(6.0) });
+        let mut report = Report {
+            lung_cancer_screening: true,
+            study: Some(crate::model::Study { study_date: Some("20251015".into()), ..Default::default() }),
+            findings: vec![grown, nodule("左肺下叶", NoduleType::Solid, 5.0, 4.0, &[])],
+            ..Default::default()
+        };
+        report.apply_followup();
+        let change = report.findings[0].change.as_deref().unwrap();
+        assert!(change.starts_with("较2024-10-15增大2.0毫米（VDT "), "{change}");
+        assert_eq!(report.findings[1].change, None);
+        let case = report.lung_rads_case();
+        assert!(!case.exam.baseline);
+        assert_eq!(case.exam.interval_months, Some(12.0));
+        assert!(case.nodules[1].new && !case.nodules[0].new);
+        // 6.5 → 8.5 mm in 12 months: growing (> 1.5 mm) and ≥ 8 mm → 4B (the new 4.5 mm nodule is 3);
+        // the basis names the round.
+        let result = report.lung_rads().unwrap();
+        assert_eq!(result.category, "4B");
+        assert!(result.basis.contains("间隔12个月"), "{}", result.basis);
     }
 
     #[test]

@@ -120,6 +120,7 @@ pub fn render(report: &Report, envelope: &Envelope) -> String {
             f.density.as_deref(),
             f.boundary.as_deref(),
             f.adjacent_structures.as_deref(),
+            f.change.as_deref(),
         ]
         .into_iter()
         .flatten()

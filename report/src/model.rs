@@ -73,6 +73,13 @@ pub struct Finding {
     /// `benign_calcification`, `fat`, `endobronchial`, `lymphadenopathy`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodule_features: Vec<String>,
+    /// The same nodule measured on the patient's prior exam, as the radiologist matched it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior: Option<PriorSize>,
+    /// The change against `prior`, written by the server when the report is saved, e.g.
+    /// "较2025-10-15增大2.1毫米（VDT 280天）".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<String>,
     /// Viewer measurements and images this finding rests on (server ids).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub measurement_ids: Vec<String>,
@@ -81,6 +88,17 @@ pub struct Finding {
     /// True while the text is the model's draft and no doctor has edited it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ai_drafted: bool,
+}
+
+/// A nodule's size on the prior exam.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PriorSize {
+    /// The prior exam's date, YYYY-MM-DD.
+    pub study_date: String,
+    /// Millimetres.
+    pub long_axis: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_axis: Option<f64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -101,16 +101,31 @@ impl Layout {
     fn paragraph(&mut self, text: &str, size: f32, color: (f32, f32, f32), indent: f32) {
         let line_height = size * MM_PER_PT * 1.45;
         let max_width = PAGE_W - 2.0 * MARGIN - indent;
+        let char_width = |c: char| if c.is_ascii() { 0.55 } else { 1.0 } * size * MM_PER_PT;
+        // Numbers and Latin words ("2024-10-15", "PixelSpacing") are not broken inside.
+        let in_word = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '-';
         for source_line in text.lines() {
             let mut line = String::new();
             let mut width = 0.0;
             for c in source_line.chars() {
-                let w = if c.is_ascii() { 0.55 } else { 1.0 } * size * MM_PER_PT;
+                let w = char_width(c);
                 // Closing punctuation never starts a line (Chinese line-breaking rules): it hangs instead.
                 let hangs = "，。；：、）》」』！？,.;:)".contains(c);
                 if width + w > max_width && !line.is_empty() && !hangs {
+                    let word_start = if in_word(c) {
+                        line.char_indices()
+                            .rev()
+                            .take_while(|(_, ch)| in_word(*ch))
+                            .last()
+                            .map_or(line.len(), |(i, _)| i)
+                    } else {
+                        line.len()
+                    };
+                    // A word as wide as the whole line is broken after all.
+                    let carried = if word_start > 0 { line.split_off(word_start) } else { String::new() };
                     self.emit_line(&std::mem::take(&mut line), size, color, indent, line_height);
-                    width = 0.0;
+                    width = carried.chars().map(char_width).sum();
+                    line = carried;
                 }
                 line.push(c);
                 width += w;
@@ -215,9 +230,13 @@ pub fn render(report: &Report, font_path: &Path, key_images: &[KeyImage]) -> any
             }
             parts.push(size);
         }
-        for (label, value) in
-            [("形态", &f.morphology), ("密度", &f.density), ("边界", &f.boundary), ("邻近结构", &f.adjacent_structures)]
-        {
+        for (label, value) in [
+            ("形态", &f.morphology),
+            ("密度", &f.density),
+            ("边界", &f.boundary),
+            ("邻近结构", &f.adjacent_structures),
+            ("随访对比", &f.change),
+        ] {
             if let Some(v) = value {
                 parts.push(format!("{label}：{v}"));
             }

@@ -78,7 +78,9 @@ fn as_draft(report: &mut Report, version: i64, identity: &StudyIdentity) {
     report.version = u32::try_from(version).unwrap_or(u32::MAX);
     report.signatures.clear();
     stamp(report, identity);
-    // The Lung-RADS category follows from the findings as saved, whatever the client sent.
+    // The change against the prior exam and the Lung-RADS category follow from the findings as saved,
+    // whatever the client sent.
+    report.apply_followup();
     report.apply_lung_rads();
 }
 

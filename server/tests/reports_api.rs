@@ -221,8 +221,9 @@ fn upload_phantom(server: &Server) -> (i64, i64) {
     (uploaded["files"][0]["study_id"].as_i64().unwrap(), uploaded["files"][0]["instance_id"].as_i64().unwrap())
 }
 
-/// A screening CT's Lung-RADS category is the server's, computed from the findings as saved: a category the
-/// client typed is replaced, it follows an edit, and the signed HL7 carries it with its basis.
+/// A screening CT's Lung-RADS category and a nodule's change against the prior exam are the server's,
+/// computed from the findings as saved: what the client typed is replaced, they follow each edit, and the
+/// signed HL7 carries them.
 #[test]
 fn lung_rads_follows_the_findings_of_a_screening_report() {
     let data = tempfile::tempdir().unwrap();
@@ -257,13 +258,27 @@ fn lung_rads_follows_the_findings_of_a_screening_report() {
     let shown: Value = doctor.get(server.url(&format!("/api/v1/reports/{id}"))).send().unwrap().json().unwrap();
     assert_eq!(shown["report"]["guideline_results"][0]["category"], "4X", "{shown:#}");
 
+    // Matched with the same nodule a year earlier (8 × 7 mm): the change is written, and the round is a
+    // follow-up: grown 3.5 mm to 11 mm mean → 4B.
+    report["findings"][0]["nodule_features"] = json!([]);
+    report["findings"][0]["prior"] = json!({"study_date": "2024-10-15", "long_axis": 8.0, "short_axis": 7.0});
+    report["findings"][0]["change"] = json!("typed by hand");
+    let put = doctor.put(server.url(&format!("/api/v1/reports/{id}"))).json(&json!({"report": report})).send().unwrap();
+    assert_eq!(put.status(), 200);
+    let shown: Value = doctor.get(server.url(&format!("/api/v1/reports/{id}"))).send().unwrap().json().unwrap();
+    let change = shown["report"]["findings"][0]["change"].as_str().unwrap();
+    assert!(change.starts_with("较2024-10-15增大3.5毫米（VDT "), "{change}");
+    let result = &shown["report"]["guideline_results"][0];
+    assert_eq!(result["category"], "4B", "{result:#}");
+    assert!(result["basis"].as_str().unwrap().contains("间隔12个月"), "{result:#}");
+
     assert_eq!(
         doctor.post(server.url(&format!("/api/v1/reports/{id}/sign"))).json(&json!({})).send().unwrap().status(),
         200
     );
     let hl7 =
         doctor.get(server.url(&format!("/api/v1/reports/{id}/export?format=hl7"))).send().unwrap().text().unwrap();
-    assert!(hl7.contains("4X") && hl7.contains("Lung-RADS v2022"), "{hl7}");
+    assert!(hl7.contains("4B") && hl7.contains("Lung-RADS v2022") && hl7.contains("较2024-10-15增大3.5毫米"), "{hl7}");
 }
 
 /// A finding that cites a viewer measurement gets a key image in the PDF: the image through the window it
