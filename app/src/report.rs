@@ -6,7 +6,7 @@
 use leptos::prelude::*;
 use serde_json::{Value, json};
 
-use crate::api::{self, History, Me};
+use crate::api::{self, History, Me, StudySummary, display_date};
 use crate::viewer::{Saved, SavedList, basis_text, outcome_text};
 
 /// One finding's fields as the form edits them; `original` keeps what the form does not show (links to
@@ -219,8 +219,31 @@ fn measurement_axes(m: &Saved) -> Option<(f64, Option<f64>, String)> {
     Some((round(axes.0), axes.1.map(round), basis_text(&m.basis)))
 }
 
+/// The prior exam's measurement of the same nodule as `current`, suggested for the radiologist to confirm:
+/// the one whose position, relative to its image's size, is nearest — within a tenth of the image.
+fn match_prior<'a>(current: &Saved, prior: &'a [Saved]) -> Option<&'a Saved> {
+    let relative = |m: &Saved| {
+        let c = m.shape.center();
+        let (w, h) = (f64::from(m.image.columns.max(1)), f64::from(m.image.rows.max(1)));
+        ((c.x + 0.5) / w, (c.y + 0.5) / h)
+    };
+    let here = relative(current);
+    prior
+        .iter()
+        .filter(|m| measurement_axes(m).is_some())
+        .map(|m| {
+            let (x, y) = relative(m);
+            (m, (x - here.0).hypot(y - here.1))
+        })
+        .filter(|(_, d)| *d <= 0.1)
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(m, _)| m)
+}
+
+/// `prior_study`: the patient's latest earlier study, whose measurements are offered as the prior size of
+/// a finding's nodule.
 #[component]
-pub fn ReportPanel(study_id: i64, ct: bool) -> impl IntoView {
+pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySummary>>) -> impl IntoView {
     let refresh = RwSignal::new(0u32);
     let versions = LocalResource::new(move || {
         refresh.track();
@@ -241,6 +264,23 @@ pub fn ReportPanel(study_id: i64, ct: bool) -> impl IntoView {
     // The study's viewer measurements, to fill a finding's axes from (asked again when the list opens).
     let measurements =
         LocalResource::new(move || api::get::<SavedList>(format!("/api/v1/studies/{study_id}/measurements")));
+    let prior_measurements = LocalResource::new(move || {
+        let prior = prior_study.get();
+        async move {
+            let Some(prior) = prior else { return (None, Vec::new()) };
+            let list = api::get::<SavedList>(format!("/api/v1/studies/{}/measurements", prior.id)).await;
+            (Some(prior), list.map(|l| l.measurements).unwrap_or_default())
+        }
+    });
+    // The prior exam's measurement at the place of finding `ids`' measurement, with the prior exam's date.
+    let suggestion = move |ids: Vec<String>| {
+        let current = measurements.get()?.ok()?.measurements.into_iter().find(|m| ids.contains(&m.id.to_string()))?;
+        let (prior, candidates) = prior_measurements.get()?;
+        let date = display_date(&prior?.study_date);
+        let found = match_prior(&current, &candidates)?;
+        let (long, short, _) = measurement_axes(found)?;
+        Some((date, long, short, outcome_text(&found.outcome, &found.basis.units), found.id))
+    };
     let fill = move |report: &Value| {
         summary.set(report["report_summary"].as_str().unwrap_or_default().to_string());
         recommendation.set(report["recommendation"].as_str().unwrap_or_default().to_string());
@@ -471,6 +511,17 @@ pub fn ReportPanel(study_id: i64, ct: bool) -> impl IntoView {
                                         <Show when=move || !kind.get().is_empty()>
                                             <span class="nodule-features">{feature_boxes.clone()}</span>
                                         </Show>
+                                        {move || suggestion(ids.get()).map(|(date, long, short, text, id)| view! {
+                                            <p class="prior-suggestion">
+                                                {format!("既往检查 {date} 同一位置的测量 #{id}：{text}")}
+                                                " "
+                                                <button class="use-prior" on:click=move |_| {
+                                                    prior_date.set(date.clone());
+                                                    prior_long.set(long.to_string());
+                                                    prior_short.set(short.map(|v| v.to_string()).unwrap_or_default());
+                                                }>"采用为既往大小 / Use as prior"</button>
+                                            </p>
+                                        })}
                                         <label>"既往检查日期"<input type="date" class="prior-date" aria-label=format!("既往日期 {}", i + 1)
                                             prop:value=move || prior_date.get() on:input=move |ev| prior_date.set(event_target_value(&ev))/></label>
                                         <label>"既往长径 × 短径（毫米）"
@@ -570,4 +621,43 @@ fn short(value: &Value) -> String {
     let mut chars = text.chars();
     let head: String = chars.by_ref().take(40).collect();
     if chars.next().is_some() { format!("{head}…") } else { head }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::viewer::{ImageSize, SavedBasis};
+    use measure::Point;
+    use measure::shape::{Outcome, Shape};
+
+    fn saved(id: i64, at: (f64, f64), size: u32, calibrated: bool) -> Saved {
+        Saved {
+            id,
+            instance_id: 1,
+            frame: 1,
+            shape: Shape::Length { a: Point::new(at.0 - 2.0, at.1), b: Point::new(at.0 + 2.0, at.1) },
+            outcome: Outcome {
+                calibrated,
+                length: Some(4.0),
+                long_axis: None,
+                short_axis: None,
+                mean_diameter: None,
+                roi: None,
+                angle_deg: None,
+            },
+            basis: SavedBasis { spacing: None, window: None, units: "HU".into() },
+            image: ImageSize { columns: size, rows: size },
+            label: None,
+        }
+    }
+
+    #[test]
+    fn the_prior_measurement_at_the_same_relative_place_is_suggested() {
+        // Current at (100, 100) of 512; prior images of 256: (50, 52) is the same place, (200, 50) is not.
+        let current = saved(1, (100.0, 100.0), 512, true);
+        let prior =
+            [saved(2, (200.0, 50.0), 256, true), saved(3, (50.0, 52.0), 256, true), saved(4, (50.0, 50.0), 256, false)];
+        assert_eq!(match_prior(&current, &prior).map(|m| m.id), Some(3));
+        assert_eq!(match_prior(&current, &prior[..1]), None);
+    }
 }

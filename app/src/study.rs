@@ -140,6 +140,12 @@ fn StudyView(study: StudyDetail, overlay: RwSignal<Overlay>) -> impl IntoView {
             list
         }
     });
+    // The latest earlier study: the report panel offers its measurements as a finding's prior size.
+    let current_date = study.summary.study_date.clone();
+    let prior_study = Signal::derive(move || {
+        let current = current_date.clone()?;
+        others.get()?.into_iter().find(|o| o.study_date.as_ref().is_some_and(|d| *d < current))
+    });
     let compare = RwSignal::new(None::<i64>);
     // One zoom and pan for both images while comparing: they move together.
     let placement = RwSignal::new(Placement::default());
@@ -168,7 +174,7 @@ fn StudyView(study: StudyDetail, overlay: RwSignal<Overlay>) -> impl IntoView {
             </div>
             <div class="study-side">
                 <ChatPanel study_id overlay/>
-                <crate::report::ReportPanel study_id ct=study.summary.modalities.iter().any(|m| m == "CT")/>
+                <crate::report::ReportPanel study_id ct=study.summary.modalities.iter().any(|m| m == "CT") prior_study/>
             </div>
         </div>
     }

@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { csrfHeader, signIn } from './auth';
+import { greyPng } from './png';
 
 const fixture = (name: string) => resolve(__dirname, '../../target/fixtures/dicom/synthetic', name);
 
@@ -68,6 +69,21 @@ test('a screening CT finding takes its axes from a viewer measurement and shows 
   });
   expect(saved.status()).toBe(201);
   const measurement = (await saved.json()).id;
+  // The same patient's exam a year earlier (a film of its own), with the nodule measured at the same place,
+  // smaller: 12 × 6 pixels at 0.7 mm = 8.4 × 4.2 mm.
+  const prior = await page.request.post('/api/v1/uploads', {
+    headers: await csrfHeader(page),
+    multipart: {
+      patient_id: 'P0064', exam_date: '2024-10-15', modality: 'CT', pixel_spacing_mm: '0.7',
+      files: { name: 'prior.png', mimeType: 'image/png', buffer: greyPng(64, 64, (x, y) => ((x - 17) ** 2 + (y - 10) ** 2 < 30 ? 200 : 20)) },
+    },
+  });
+  expect(prior.status()).toBe(200);
+  const { study_id: priorStudy, instance_id: priorInstance } = (await prior.json()).files[0];
+  expect((await page.request.post(`/api/v1/studies/${priorStudy}/measurements`, {
+    headers: await csrfHeader(page),
+    data: { instance_id: priorInstance, shape: { kind: 'bidirectional', long: [{ x: 11, y: 10 }, { x: 23, y: 10 }], short: [{ x: 17, y: 7 }, { x: 17, y: 13 }] } },
+  })).status()).toBe(201);
 
   await page.goto(`/studies/${study}`);
   await expect(page.locator('main.study')).toHaveAttribute('data-hydrated', 'true');
@@ -88,11 +104,13 @@ test('a screening CT finding takes its axes from a viewer measurement and shows 
   await panel.getByLabel('毛刺 1').check();
   await expect(panel.locator('.lung-rads-category')).toHaveText('Lung-RADS 4X');
   await expect(panel.locator('.lung-rads-basis')).toContainText('右肺上叶尖段');
-  // Matched with the same nodule on the prior exam (as read beside it in the viewer): 8 × 7 mm a year ago.
-  await panel.getByLabel('既往日期 1').fill('2024-10-15');
-  await panel.getByLabel('既往长径 1').fill('8');
-  await panel.getByLabel('既往短径 1').fill('7');
-  await expect(panel.locator('.finding-change')).toContainText('较2024-10-15增大3.0毫米（VDT');
+  // The prior exam's measurement at the same place is offered; the radiologist confirms the match.
+  await expect(panel.locator('.prior-suggestion')).toContainText('既往检查 2024-10-15 同一位置的测量');
+  await expect(panel.locator('.prior-suggestion')).toContainText('8.4 × 4.2 毫米');
+  await panel.getByRole('button', { name: '采用为既往大小 / Use as prior' }).click();
+  await expect(panel.getByLabel('既往日期 1')).toHaveValue('2024-10-15');
+  await expect(panel.getByLabel('既往长径 1')).toHaveValue('8.4');
+  await expect(panel.locator('.finding-change')).toContainText('较2024-10-15增大4.2毫米（VDT');
   await expect(panel.locator('.lung-rads-basis')).toContainText('间隔12个月');
   await panel.getByRole('button', { name: '保存 / Save' }).click();
   await expect(panel.locator('.form-status')).toHaveText('已保存 / saved');
@@ -105,7 +123,7 @@ test('a screening CT finding takes its axes from a viewer measurement and shows 
   expect(report.findings[0].measurement_ids).toEqual([String(measurement)]);
   expect(report.findings[0].nodule_features).toEqual(['spiculation']);
   expect(report.findings[0].measurements.basis).toContain('PixelSpacing');
-  expect(report.findings[0].change).toMatch(/^较2024-10-15增大3\.0毫米（VDT \d+天）$/);
+  expect(report.findings[0].change).toMatch(/^较2024-10-15增大4\.2毫米（VDT \d+天）$/);
 
   // Signed, the PDF shows the category with its basis and the measurement as a key image.
   await panel.getByLabel('检查所见与印象 / Findings and impression').fill('右肺上叶尖段见一实性结节，边缘毛刺。');
@@ -119,7 +137,7 @@ test('a screening CT finding takes its axes from a viewer measurement and shows 
   expect(text).toContain('关键图像');
   expect(text).toContain('11.2×9.8毫米');
   expect(text).toContain('Lung-RADS v2022 4X');
-  expect(text.replace(/\s+/g, '')).toContain('随访对比：较2024-10-15增大3.0毫米');
+  expect(text.replace(/\s+/g, '')).toContain('随访对比：较2024-10-15增大4.2毫米');
   // Numbers are never broken across lines.
   expect(text).not.toMatch(/\d\n\d/);
   expect(execFileSync('pdfimages', ['-list', pdfPath]).toString().trim().split('\n')).toHaveLength(3);

@@ -94,6 +94,21 @@ impl Shape {
     }
 }
 
+impl Shape {
+    /// Where the shape is, as one point: the middle of a line or of the long axis, the ellipse's centre,
+    /// the angle's vertex, the arrow's tip (matching a nodule across exams starts from it).
+    pub fn center(&self) -> Point {
+        let mid = |a: Point, b: Point| Point::new((a.x + b.x) / 2.0, (a.y + b.y) / 2.0);
+        match *self {
+            Shape::Length { a, b } => mid(a, b),
+            Shape::Bidirectional { long, .. } => mid(long[0], long[1]),
+            Shape::Ellipse { center, .. } => center,
+            Shape::Angle { vertex, .. } => vertex,
+            Shape::Arrow { to, .. } => to,
+        }
+    }
+}
+
 /// Measures `shape` on an image of `columns` × `rows` pixels. `frame` (the modality values) is needed for
 /// an ellipse ROI only. A shape may reach half a pixel past the outermost pixel centres (the image's edge).
 pub fn measure_shape(

@@ -50,6 +50,7 @@ fn measurements_are_measured_by_the_server_saved_listed_and_deleted() {
     assert_eq!(length["basis"]["window"], json!({"center": -600.0, "width": 1500.0}));
     assert_eq!((length["label"].as_str(), length["frame"].as_i64()), (Some("测试线"), Some(1)));
     assert_eq!(length["created_by"], common::DOCTOR);
+    assert_eq!(length["image"], json!({"columns": 256, "rows": 256}));
 
     // Bidirectional across the large nodule; the mean diameter to one decimal.
     let (status, bi) = save(

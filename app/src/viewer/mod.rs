@@ -116,7 +116,16 @@ pub struct Saved {
     pub shape: Shape,
     pub outcome: Outcome,
     pub basis: SavedBasis,
+    /// The measured image's size in pixels.
+    #[serde(default)]
+    pub image: ImageSize,
     pub label: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
+pub struct ImageSize {
+    pub columns: u32,
+    pub rows: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]

@@ -44,9 +44,17 @@ pub struct Measurement {
     shape: Shape,
     outcome: Outcome,
     basis: Basis,
+    /// The measured image's size in pixels (to compare positions across images).
+    image: ImageSize,
     label: Option<String>,
     created_by: String,
     created_at: String,
+}
+
+#[derive(Serialize)]
+struct ImageSize {
+    columns: u32,
+    rows: u32,
 }
 
 /// What the numbers rest on, printed beside them.
@@ -106,6 +114,7 @@ impl TryFrom<Row> for Measurement {
                 window: row.window_center.zip(row.window_width).map(|(center, width)| ShownWindow { center, width }),
                 units: units(row.modality.as_deref()),
             },
+            image: ImageSize { columns: info.columns, rows: info.rows },
             label: row.label,
             created_by: row.created_by,
             created_at: row.created_at,
