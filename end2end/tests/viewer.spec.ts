@@ -217,6 +217,8 @@ test('a CT series scrolls slice by slice with the keyboard, keeping the window',
 });
 
 test('a prior study of the same patient opens beside the current one and zooms and pans with it', async ({ page }) => {
+  const console: string[] = [];
+  page.on('console', (m) => console.push(m.text()));
   await signIn(page);
   const upload = async (file: string, date: string) => {
     const response = await page.request.post('/api/v1/uploads', {
@@ -244,10 +246,18 @@ test('a prior study of the same patient opens beside the current one and zooms a
   const before = [await scale(0), await scale(1)];
   const box = (await page.locator('.image-panel').first().locator('.viewport').boundingBox())!;
   await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  // (The page is taller than the window: a wheel that reached the page would scroll it.)
+  expect(await page.evaluate(() => document.documentElement.scrollHeight > window.innerHeight)).toBe(true);
+  const scrolled = await page.evaluate(() => window.scrollY);
   await page.mouse.wheel(0, -100);
   await expect.poll(() => scale(0)).toBeGreaterThan(before[0]);
   const after = [await scale(0), await scale(1)];
   // (The style attribute keeps six significant digits.)
   expect(after[1] / before[1]).toBeCloseTo(after[0] / before[0], 4);
+  // The wheel zoomed the image and left the page where it was (Leptos's wheel listener can cancel it).
+  await page.mouse.wheel(0, 100);
+  await expect.poll(() => scale(0)).toBeCloseTo(before[0], 4);
+  expect(await page.evaluate(() => window.scrollY)).toBe(scrolled);
+  expect(console.filter((m) => m.includes('passive'))).toEqual([]);
   await page.screenshot({ path: 'test-results/viewer-compare.png', fullPage: true });
 });
