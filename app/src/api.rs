@@ -80,13 +80,19 @@ pub struct InstanceMetadata {
 }
 
 /// Pixel spacing as the basis of millimetres: the numbers, where they came from, the caveat to print.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct SpacingInfo {
     pub row_mm: f64,
     pub col_mm: f64,
-    /// pixel_spacing / imager_pixel_spacing / uploader
-    pub source: String,
+    pub source: measure::SpacingSource,
     pub caveat_zh: Option<String>,
+}
+
+impl SpacingInfo {
+    /// The spacing the measurement code takes.
+    pub fn spacing(&self) -> measure::Spacing {
+        measure::Spacing { row_mm: self.row_mm, col_mm: self.col_mm, source: self.source }
+    }
 }
 
 /// A stored chat message (GET /api/v1/studies/{id}/chat).

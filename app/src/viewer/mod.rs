@@ -17,7 +17,7 @@ use std::sync::Arc;
 use leptos::prelude::*;
 use measure::shape::{Outcome, Shape, ShapeError, measure_shape, perpendicular_axis};
 use measure::window::Window;
-use measure::{Point, Spacing, SpacingSource};
+use measure::{Point, SpacingSource};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{self, ApiError, InstanceDetail, SpacingInfo};
@@ -166,18 +166,6 @@ struct Drag {
     placement: Placement,
 }
 
-fn spacing_of(info: &Option<SpacingInfo>) -> Option<Spacing> {
-    info.as_ref().map(|s| Spacing {
-        row_mm: s.row_mm,
-        col_mm: s.col_mm,
-        source: match s.source.as_str() {
-            "pixel_spacing" => SpacingSource::PixelSpacing,
-            "imager_pixel_spacing" => SpacingSource::ImagerPixelSpacing,
-            _ => SpacingSource::Uploader,
-        },
-    })
-}
-
 /// "70.0 毫米", "14.0 × 7.0 毫米（平均 10.5 毫米）", "面积 30.8 平方毫米 · 均值 40.0 HU · 标准差 0.0 HU".
 pub fn outcome_text(o: &Outcome, units: &str) -> String {
     let (len, area) = if o.calibrated { ("毫米", "平方毫米") } else { ("像素", "平方像素") };
@@ -219,10 +207,10 @@ pub fn basis_text(b: &SavedBasis) -> String {
     let window = b.window.map(|w| format!("窗宽 {:.0} / 窗位 {:.0}", w.width, w.center));
     let spacing = match &b.spacing {
         Some(s) => {
-            let source = match s.source.as_str() {
-                "pixel_spacing" => "PixelSpacing",
-                "imager_pixel_spacing" => "ImagerPixelSpacing",
-                _ => "上传者提供",
+            let source = match s.source {
+                SpacingSource::PixelSpacing => "PixelSpacing",
+                SpacingSource::ImagerPixelSpacing => "ImagerPixelSpacing",
+                SpacingSource::Uploader => "上传者提供",
             };
             let caveat = s.caveat_zh.as_deref().map(|c| format!("，{c}")).unwrap_or_default();
             format!("像素间距 {:.3} × {:.3} 毫米（{source}{caveat}）", s.row_mm, s.col_mm)
@@ -281,7 +269,7 @@ pub fn ImageView(
     let viewport = NodeRef::<leptos::html::Div>::new();
     let canvas = NodeRef::<leptos::html::Canvas>::new();
 
-    let spacing = move || detail.get().and_then(|d| d.ok()).and_then(|d| spacing_of(&d.spacing));
+    let spacing = move || detail.get().and_then(|d| d.ok()).and_then(|d| d.spacing.as_ref().map(SpacingInfo::spacing));
     let units = move || {
         detail.get().and_then(|d| d.ok()).map_or("raw", |d| if d.modality() == Some("CT") { "HU" } else { "raw" })
     };
