@@ -314,18 +314,23 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
         }
         report
     };
-    // What is on screen as the report model, for the numbers the server computes again on saving.
-    let on_screen = move || {
+    // What is on screen as the report model, for the numbers the server computes again on saving: built
+    // once per edit, read by the Lung-RADS box and by every finding's change.
+    let on_screen = Memo::new(move |_| {
         rows.with(|r| r.iter().for_each(Row::track));
+        screening.track();
+        current.track();
         serde_json::from_value::<report::Report>(build()).ok()
-    };
-    let lung_rads = move || if screening.get() { on_screen()?.lung_rads() } else { None };
+    });
+    let lung_rads = move || if screening.get() { on_screen.with(|r| r.as_ref()?.lung_rads()) } else { None };
     // Finding `i`'s change against its prior size, or why there is none.
     let change_text = move |i: usize| {
-        let report = on_screen()?;
-        Some(match report.change_of(report.findings.get(i)?)? {
-            Ok(change) => change.summary.zh,
-            Err(e) => format!("无法对比 / cannot compare: {e}"),
+        on_screen.with(|report| {
+            let report = report.as_ref()?;
+            Some(match report.change_of(report.findings.get(i)?)? {
+                Ok(change) => change.summary.zh,
+                Err(e) => format!("无法对比 / cannot compare: {e}"),
+            })
         })
     };
     // One step of the workflow; the panel reloads after it.
