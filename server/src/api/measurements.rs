@@ -130,11 +130,7 @@ fn actor_name(caller: &Principal) -> String {
 }
 
 pub async fn list(State(state): State<AppState>, Path(study_id): Path<i64>) -> Result<Json<MeasurementList>, AppError> {
-    let exists: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM studies WHERE id = $1").bind(study_id).fetch_optional(&state.db).await?;
-    if exists.is_none() {
-        return Err(AppError::not_found("没有这个检查", "No such study"));
-    }
+    super::studies::require(&state, study_id).await?;
     let rows: Vec<Row> =
         sqlx::query_as(&format!("{SELECT} WHERE m.study_id = $1 AND m.deleted_at IS NULL ORDER BY m.id"))
             .bind(study_id)

@@ -70,11 +70,7 @@ pub async fn create(
     Path(study_id): Path<i64>,
     Json(body): Json<NewReport>,
 ) -> Result<Response, AppError> {
-    let exists: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM studies WHERE id = $1").bind(study_id).fetch_optional(&state.db).await?;
-    if exists.is_none() {
-        return Err(AppError::not_found("没有这个检查", "No such study"));
-    }
+    super::studies::require(&state, study_id).await?;
     let id = reports::create(&state.db, study_id, &actor(&caller)?, body.report, body.ai_draft).await?;
     let view = reports::view(&state.db, id).await?;
     Ok(noted((StatusCode::CREATED, Json(view)), format!("report.create id={id}")))

@@ -121,6 +121,16 @@ pub struct InstanceSummary {
     frames: i64,
 }
 
+/// 404 unless the study exists: for routes that act on a study's reports or measurements.
+pub(super) async fn require(state: &AppState, study_id: i64) -> Result<(), AppError> {
+    let exists: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM studies WHERE id = $1").bind(study_id).fetch_optional(&state.db).await?;
+    match exists {
+        Some(_) => Ok(()),
+        None => Err(AppError::not_found("没有这个检查", "No such study")),
+    }
+}
+
 pub async fn detail(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<StudyDetail>, AppError> {
     let mut summary: StudySummary = sqlx::query_as(&format!("{SUMMARY_SELECT} WHERE studies.id = $1"))
         .bind(id)
