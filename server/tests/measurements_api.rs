@@ -4,21 +4,8 @@
 
 mod common;
 
-use common::{Server, dicom_fixture};
-use reqwest::blocking::multipart;
+use common::{Server, upload_fixture as upload};
 use serde_json::{Value, json};
-
-fn upload(server: &Server, fixture: &str) -> (i64, i64) {
-    let file = dicom_fixture(fixture);
-    let name = file.file_name().unwrap().to_string_lossy().to_string();
-    let form =
-        multipart::Form::new().part("files", multipart::Part::bytes(std::fs::read(&file).unwrap()).file_name(name));
-    let body: Value =
-        server.client().post(server.url("/api/v1/uploads")).multipart(form).send().unwrap().json().unwrap();
-    let study = body["files"][0]["study_id"].as_i64().unwrap_or_else(|| panic!("{body:#}"));
-    let detail: Value = server.get(&format!("/api/v1/studies/{study}")).json().unwrap();
-    (study, detail["series"][0]["instances"][0]["id"].as_i64().unwrap())
-}
 
 fn save(server: &Server, study: i64, body: Value) -> (u16, Value) {
     let response =

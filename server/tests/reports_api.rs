@@ -8,7 +8,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{Server, add_user, create_token, dicom_fixture, sign_in};
+use common::{Server, add_user, create_token, dicom_fixture, sign_in, upload_fixture};
 use reqwest::blocking::{Client, multipart};
 use serde_json::{Value, json};
 
@@ -211,16 +211,6 @@ fn a_report_goes_from_ai_draft_to_countersigned_and_amended() {
     assert_eq!(sign_row["study_id"], study);
 }
 
-/// The CT phantom (imaging/tests/fixtures/make_dicom_fixtures.py) as the radiologist: (study, instance).
-fn upload_phantom(server: &Server) -> (i64, i64) {
-    let file = dicom_fixture("synthetic/ct_phantom.dcm");
-    let form =
-        multipart::Form::new().part("files", multipart::Part::bytes(std::fs::read(&file).unwrap()).file_name("ct.dcm"));
-    let uploaded: Value =
-        server.client().post(server.url("/api/v1/uploads")).multipart(form).send().unwrap().json().unwrap();
-    (uploaded["files"][0]["study_id"].as_i64().unwrap(), uploaded["files"][0]["instance_id"].as_i64().unwrap())
-}
-
 /// A screening CT's Lung-RADS category and a nodule's change against the prior exam are the server's,
 /// computed from the findings as saved: what the client typed is replaced, they follow each edit, and the
 /// signed HL7 carries them.
@@ -229,7 +219,7 @@ fn lung_rads_follows_the_findings_of_a_screening_report() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(&["--data-dir", data.path().to_str().unwrap()], &[]);
     let doctor = server.client();
-    let (study, _) = upload_phantom(&server);
+    let (study, _) = upload_fixture(&server, "synthetic/ct_phantom.dcm");
 
     let mut report = draft();
     report["lung_cancer_screening"] = json!(true);
@@ -288,7 +278,7 @@ fn the_pdf_shows_the_cited_measurement_as_a_key_image() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(&["--data-dir", data.path().to_str().unwrap()], &[]);
     let doctor = server.client();
-    let (study, instance) = upload_phantom(&server);
+    let (study, instance) = upload_fixture(&server, "synthetic/ct_phantom.dcm");
     let measurement: Value = doctor
         .post(server.url(&format!("/api/v1/studies/{study}/measurements")))
         .json(&json!({"instance_id": instance, "window": {"center": -600, "width": 1500},

@@ -32,6 +32,18 @@ pub fn dicom_fixture(path: &str) -> PathBuf {
     file
 }
 
+/// Uploads one fixture file (see [`dicom_fixture`]) as the radiologist; returns (study id, instance id).
+pub fn upload_fixture(server: &Server, path: &str) -> (i64, i64) {
+    let file = dicom_fixture(path);
+    let name = file.file_name().unwrap().to_string_lossy().to_string();
+    let part = reqwest::blocking::multipart::Part::bytes(std::fs::read(&file).unwrap()).file_name(name);
+    let form = reqwest::blocking::multipart::Form::new().part("files", part);
+    let body: serde_json::Value =
+        server.client().post(server.url("/api/v1/uploads")).multipart(form).send().unwrap().json().unwrap();
+    let id = |key: &str| body["files"][0][key].as_i64().unwrap_or_else(|| panic!("{body:#}"));
+    (id("study_id"), id("instance_id"))
+}
+
 /// Every server a test starts on a data dir has this radiologist (added with `medgemma-x user add`).
 pub const DOCTOR: &str = "test-doctor";
 pub const DOCTOR_PASSWORD: &str = "a sound test passphrase";
