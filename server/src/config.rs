@@ -72,6 +72,12 @@ pub struct ServeArgs {
     #[arg(long, env = "MEDGEMMA_X_CHAT_TIMEOUT_SECS", default_value_t = 300)]
     pub chat_timeout_secs: u64,
 
+    /// Longest one model call (a prompt, or one decoding step) may run before the watchdog takes the
+    /// inference worker for hung, fails its answers and starts a fresh one, seconds. A prompt with many
+    /// CT slices on a CPU is the slowest honest call; keep this well above it.
+    #[arg(long, env = "MEDGEMMA_X_CHAT_STALL_SECS", default_value_t = 180)]
+    pub chat_stall_secs: u64,
+
     /// Default answer length limit, tokens (a request may ask for up to 4096).
     #[arg(long, env = "MEDGEMMA_X_CHAT_MAX_NEW_TOKENS", default_value_t = 512)]
     pub chat_max_new_tokens: usize,
@@ -199,6 +205,7 @@ impl ServeConfig {
                 max_active: args.chat_max_active.max(1),
                 max_waiting: args.chat_max_waiting,
                 timeout: Duration::from_secs(args.chat_timeout_secs.max(1)),
+                stall: Duration::from_secs(args.chat_stall_secs.max(1)),
             },
             chat: ChatSettings {
                 max_new_tokens: args.chat_max_new_tokens.clamp(1, 4096),
@@ -240,6 +247,7 @@ impl ServeConfig {
             ("chat_max_active", self.inference.max_active.to_string()),
             ("chat_max_waiting", self.inference.max_waiting.to_string()),
             ("chat_timeout_secs", self.inference.timeout.as_secs().to_string()),
+            ("chat_stall_secs", self.inference.stall.as_secs().to_string()),
             ("chat_max_new_tokens", self.chat.max_new_tokens.to_string()),
             ("chat_max_ct_slices", self.chat.max_ct_slices.to_string()),
             ("session_idle_minutes", (self.sessions.idle.as_secs() / 60).to_string()),

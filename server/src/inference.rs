@@ -4,8 +4,13 @@
 //! department. Jobs are admitted fairly: the next one comes from the client with the fewest answers in
 //! progress. A failing step (CUDA out of memory, any libtorch error) fails the answers in it, frees
 //! their caches and the worker goes on serving.
+//!
+//! A watchdog thread times every engine call. One that makes no progress for `InferenceLimits::stall`
+//! (a hung CUDA kernel, a deadlocked driver) gets its answers failed and a fresh worker that loads the
+//! model again, while the web server goes on serving; the hung thread cannot be killed, so it is
+//! abandoned: when (if) its call returns it sees it was replaced and quits without touching anything.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -30,6 +35,9 @@ pub struct InferenceLimits {
     pub max_waiting: usize,
     /// From submission to the last token.
     pub timeout: Duration,
+    /// Longest one engine call (a prompt or one decoding step of all answers) may take before the
+    /// watchdog declares the worker hung and replaces it.
+    pub stall: Duration,
 }
 
 /// What the worker is doing with the model.
@@ -161,6 +169,8 @@ pub struct QueueStatus {
     pub active: usize,
     pub max_active: usize,
     pub max_waiting: usize,
+    /// Workers the watchdog replaced since the server started.
+    pub worker_restarts: u64,
 }
 
 /// Cheap to clone: every clone talks to the same worker.
@@ -171,10 +181,27 @@ pub struct Inference {
 
 struct Shared {
     limits: InferenceLimits,
+    model_dir: PathBuf,
+    /// Where the watchdog's maintenance lines go.
+    logs_dir: PathBuf,
     queue: Mutex<Queue>,
     wake: Condvar,
     state: Mutex<EngineState>,
+    watch: Mutex<Watch>,
 }
+
+/// What the watchdog sees of the worker.
+#[derive(Default)]
+struct Watch {
+    /// The worker that owns the model and the queue; a replaced worker's number is older.
+    generation: u64,
+    /// The engine call in progress: when it started and what it is.
+    busy_since: Option<(Instant, &'static str)>,
+    restarts: u64,
+}
+
+/// Returned up the worker's calls once the watchdog has replaced it.
+struct Abandoned;
 
 struct Job {
     request: ChatRequest,
@@ -186,37 +213,57 @@ struct Job {
 #[derive(Default)]
 struct Queue {
     waiting: VecDeque<Job>,
-    /// Answers in progress per client (the worker keeps this current).
-    active: HashMap<String, usize>,
+    /// Answers in progress (the worker keeps this current): whose, for fair admission, and how to
+    /// reach them, for the watchdog.
+    running: Vec<Running>,
+}
+
+struct Running {
+    client: String,
+    control: Arc<JobControl>,
+    events: mpsc::UnboundedSender<JobEvent>,
 }
 
 impl Queue {
     fn active_total(&self) -> usize {
-        self.active.values().sum()
+        self.running.len()
+    }
+
+    fn active_of(&self, client: &str) -> usize {
+        self.running.iter().filter(|r| r.client == client).count()
     }
 
     /// The waiting job of the client with the fewest answers in progress; the oldest among equals.
     fn take_fairest(&mut self) -> Option<Job> {
-        let index = (0..self.waiting.len())
-            .min_by_key(|&i| (self.active.get(&self.waiting[i].request.client).copied().unwrap_or(0), i))?;
-        self.waiting.remove(index)
+        let index = (0..self.waiting.len()).min_by_key(|&i| (self.active_of(&self.waiting[i].request.client), i))?;
+        let job = self.waiting.remove(index)?;
+        self.running.push(Running {
+            client: job.request.client.clone(),
+            control: Arc::clone(&job.control),
+            events: job.events.clone(),
+        });
+        Some(job)
     }
 }
 
 impl Inference {
-    /// Starts the worker, which loads the checkpoint first (state `Loading` until then).
-    pub fn start(model_dir: PathBuf, limits: InferenceLimits) -> Inference {
+    /// Starts the worker, which loads the checkpoint first (state `Loading` until then), and its watchdog.
+    pub fn start(model_dir: PathBuf, logs_dir: PathBuf, limits: InferenceLimits) -> Inference {
         let shared = Arc::new(Shared {
             limits,
+            model_dir,
+            logs_dir,
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             state: Mutex::new(EngineState::Loading),
+            watch: Mutex::default(),
         });
-        let worker = Arc::clone(&shared);
+        Arc::clone(&shared).spawn_worker(0);
+        let watchdog = Arc::clone(&shared);
         std::thread::Builder::new()
-            .name("inference".into())
-            .spawn(move || worker.run(&model_dir))
-            .expect("spawn the inference thread");
+            .name("inference-watchdog".into())
+            .spawn(move || watchdog.watch())
+            .expect("spawn the inference watchdog");
         Inference { shared }
     }
 
@@ -231,6 +278,7 @@ impl Inference {
             active: queue.active_total(),
             max_active: self.shared.limits.max_active,
             max_waiting: self.shared.limits.max_waiting,
+            worker_restarts: lock(&self.shared.watch).restarts,
         }
     }
 
@@ -270,13 +318,34 @@ struct Active {
 }
 
 impl Shared {
-    fn run(&self, model_dir: &Path) {
-        let (engine, info) = match load(model_dir) {
+    /// Starts worker number `generation` (0 at start, then one more per watchdog restart).
+    fn spawn_worker(self: Arc<Self>, generation: u64) {
+        std::thread::Builder::new()
+            .name(format!("inference-{generation}"))
+            .spawn(move || {
+                if self.run(generation).is_err() {
+                    tracing::warn!(generation, "a replaced inference worker returned from its stuck call and quit");
+                }
+            })
+            .expect("spawn the inference thread");
+    }
+
+    fn run(&self, generation: u64) -> Result<(), Abandoned> {
+        let loaded = load(&self.model_dir);
+        if generation > 0 {
+            let (outcome, seen) = match &loaded {
+                Ok(_) => ("ok", "模型已重新加载 / model reloaded".to_string()),
+                Err(e) => ("failed", format!("模型重新加载失败 / model reload failed: {e}")),
+            };
+            let action = "推理引擎重启完成 / inference worker restarted";
+            crate::maintenance::record(&self.logs_dir, "inference_restarted", &seen, action, outcome);
+        }
+        let (engine, info) = match loaded {
             Ok(loaded) => loaded,
             Err(err) => {
                 tracing::error!(error = %err, "model failed to load; chat is unavailable");
                 *lock(&self.state) = EngineState::Failed(err.to_string());
-                return;
+                return Ok(());
             }
         };
         tracing::info!(model = %info.name, device = %info.device, dtype = %info.dtype, test_model = info.test_model, "model loaded");
@@ -286,7 +355,7 @@ impl Shared {
         loop {
             let admitted = self.next_job(!active.is_empty());
             if let Some(job) = admitted {
-                self.admit(&engine, &info, job, &mut active);
+                self.admit(generation, &engine, &info, job, &mut active)?;
             }
             for a in &mut active {
                 if a.job.control.cause().is_some() {
@@ -297,9 +366,81 @@ impl Shared {
                 }
             }
             if !active.is_empty() {
-                self.step(&engine, &mut active);
+                self.step(generation, &engine, &mut active)?;
             }
-            self.retire(&engine, &info, &mut active);
+            self.retire(generation, &engine, &info, &mut active)?;
+        }
+    }
+
+    /// Runs one engine call where the watchdog sees it, catching libtorch's panics. `Err(Abandoned)`: the
+    /// watchdog replaced this worker while the call ran, and has failed its answers already.
+    fn watched<T>(
+        &self,
+        generation: u64,
+        what: &'static str,
+        f: impl FnOnce() -> T,
+    ) -> Result<Result<T, String>, Abandoned> {
+        {
+            let mut watch = lock(&self.watch);
+            if watch.generation != generation {
+                return Err(Abandoned);
+            }
+            watch.busy_since = Some((Instant::now(), what));
+        }
+        let result = catch(f);
+        let mut watch = lock(&self.watch);
+        if watch.generation != generation {
+            return Err(Abandoned);
+        }
+        watch.busy_since = None;
+        Ok(result)
+    }
+
+    /// The watchdog: looks at the engine call in progress every quarter of the stall limit (at most
+    /// every second); one past the limit gets its worker replaced.
+    fn watch(self: Arc<Self>) {
+        let tick = (self.limits.stall / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        loop {
+            std::thread::sleep(tick);
+            let stuck = {
+                let mut watch = lock(&self.watch);
+                match watch.busy_since {
+                    Some((since, what)) if since.elapsed() > self.limits.stall => {
+                        watch.generation += 1;
+                        watch.busy_since = None;
+                        watch.restarts += 1;
+                        Some((what, since.elapsed(), watch.generation))
+                    }
+                    _ => None,
+                }
+            };
+            let Some((what, stalled, generation)) = stuck else { continue };
+            let failure = Failure::new(
+                "engine_stuck",
+                format!("推理引擎 {} 秒无响应，本次回答已停止，推理引擎正在自动重启，请稍后重试", stalled.as_secs()),
+                format!(
+                    "The inference engine made no progress for {} s; this answer was stopped and the engine is restarting. Try again shortly",
+                    stalled.as_secs()
+                ),
+            );
+            let running = std::mem::take(&mut lock(&self.queue).running);
+            for r in &running {
+                let _ = r.events.send(JobEvent::Failed(failure.clone()));
+            }
+            *lock(&self.state) = EngineState::Loading;
+            let seen = format!(
+                "推理调用（{what}）{} 秒无进展 / an engine call ({what}) made no progress for {} s",
+                stalled.as_secs(),
+                stalled.as_secs()
+            );
+            let action = format!(
+                "停止进行中的 {} 个回答，启动新的推理线程并重新加载模型 / failed {} answers in progress, started a new worker that reloads the model",
+                running.len(),
+                running.len()
+            );
+            tracing::error!(error = %seen, "inference worker hung");
+            crate::maintenance::record(&self.logs_dir, "inference_stuck", &seen, &action, "pending");
+            Arc::clone(&self).spawn_worker(generation);
         }
     }
 
@@ -323,7 +464,6 @@ impl Shared {
             if queue.active_total() < self.limits.max_active
                 && let Some(job) = queue.take_fairest()
             {
-                *queue.active.entry(job.request.client.clone()).or_default() += 1;
                 return Some(job);
             }
             if busy {
@@ -334,29 +474,45 @@ impl Shared {
     }
 
     /// Runs the job's prompt. Out of memory with history in the prompt: once more without the history.
-    fn admit(&self, engine: &Engine, info: &ModelInfo, job: Job, active: &mut Vec<Active>) {
+    fn admit(
+        &self,
+        generation: u64,
+        engine: &Engine,
+        info: &ModelInfo,
+        job: Job,
+        active: &mut Vec<Active>,
+    ) -> Result<(), Abandoned> {
         let queued_ms = job.submitted.elapsed().as_secs_f64() * 1000.0;
         let mut history = job.request.history.len();
         loop {
-            let started = catch(|| start(engine, info, &job.request, history));
+            let started = self.watched(generation, "prompt", || start(engine, info, &job.request, history))?;
             match started {
                 Ok(Ok((stream, history_turns))) => {
                     active.push(Active { job, stream, history_turns, queued_ms });
-                    return;
+                    return Ok(());
                 }
-                Ok(Err(failure)) => return self.fail(job, failure),
+                Ok(Err(failure)) => {
+                    self.fail(job, failure);
+                    return Ok(());
+                }
                 Err(message) if is_out_of_memory(&message) && history > 0 => {
                     tracing::warn!("out of memory on a prompt with history; retrying without it");
                     history = 0;
                 }
-                Err(message) => return self.fail(job, engine_failure(&message)),
+                Err(message) => {
+                    self.fail(job, engine_failure(&message));
+                    return Ok(());
+                }
             }
         }
     }
 
-    fn step(&self, engine: &Engine, active: &mut Vec<Active>) {
+    fn step(&self, generation: u64, engine: &Engine, active: &mut Vec<Active>) -> Result<(), Abandoned> {
         let mut streams: Vec<&mut Stream> = active.iter_mut().map(|a| &mut a.stream).collect();
-        match catch(|| engine.step(&mut streams)) {
+        match self.watched(generation, "step", || {
+            fault_injection::hang_once();
+            engine.step(&mut streams)
+        })? {
             Ok(Ok(pieces)) => {
                 for (a, piece) in active.iter().zip(pieces) {
                     if !piece.is_empty() && a.job.events.send(JobEvent::Token(piece)).is_err() {
@@ -378,10 +534,17 @@ impl Shared {
                 }
             }
         }
+        Ok(())
     }
 
     /// Sends the finished answers and frees their slots.
-    fn retire(&self, engine: &Engine, info: &ModelInfo, active: &mut Vec<Active>) {
+    fn retire(
+        &self,
+        generation: u64,
+        engine: &Engine,
+        info: &ModelInfo,
+        active: &mut Vec<Active>,
+    ) -> Result<(), Abandoned> {
         let mut i = 0;
         while i < active.len() {
             if !active[i].stream.is_finished() {
@@ -390,11 +553,11 @@ impl Shared {
             }
             let a = active.swap_remove(i);
             let cause = a.job.control.cause().unwrap_or(StopCause::Finished);
-            match catch(|| engine.finish(a.stream)) {
-                Ok(Ok(generation)) => {
-                    self.release(&a.job.request.client);
+            match self.watched(generation, "finish", || engine.finish(a.stream))? {
+                Ok(Ok(generated)) => {
+                    self.release(&a.job.control);
                     let answer = Answer {
-                        generation,
+                        generation: generated,
                         cause,
                         history_turns: a.history_turns,
                         queued_ms: a.queued_ms,
@@ -406,21 +569,36 @@ impl Shared {
                 Err(message) => self.fail(a.job, engine_failure(&message)),
             }
         }
+        Ok(())
     }
 
     fn fail(&self, job: Job, failure: Failure) {
         tracing::warn!(code = failure.code, error = %failure.message_en, "answer failed");
-        self.release(&job.request.client);
+        self.release(&job.control);
         let _ = job.events.send(JobEvent::Failed(failure));
     }
 
-    fn release(&self, client: &str) {
-        let mut queue = lock(&self.queue);
-        if let Some(n) = queue.active.get_mut(client) {
-            *n -= 1;
-            if *n == 0 {
-                queue.active.remove(client);
-            }
+    fn release(&self, control: &Arc<JobControl>) {
+        lock(&self.queue).running.retain(|r| !Arc::ptr_eq(&r.control, control));
+    }
+}
+
+/// A hang on demand, for the watchdog's end-to-end test: with `MEDGEMMA_X_FAULT_HANG_STEP_SECS=S` in the
+/// environment, the third decoding step of the process sleeps S seconds (once; the restarted worker
+/// then answers normally). Unset, as in every real deployment, it does nothing.
+mod fault_injection {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    pub fn hang_once() {
+        static STEPS: AtomicU32 = AtomicU32::new(0);
+        let Some(secs) = std::env::var("MEDGEMMA_X_FAULT_HANG_STEP_SECS").ok().and_then(|s| s.parse::<f64>().ok())
+        else {
+            return;
+        };
+        if STEPS.fetch_add(1, Ordering::SeqCst) == 2 {
+            tracing::warn!(secs, "fault injection: this decoding step hangs");
+            std::thread::sleep(Duration::from_secs_f64(secs));
         }
     }
 }
@@ -568,17 +746,15 @@ mod tests {
             }
         };
         let mut queue = Queue::default();
-        queue.active.insert("a".into(), 2);
-        queue.active.insert("b".into(), 1);
+        for client in ["a", "a", "b"] {
+            queue.waiting.push_back(job(client));
+            queue.take_fairest();
+        }
+        assert_eq!((queue.active_of("a"), queue.active_of("b")), (2, 1));
         for client in ["a", "a", "b", "c"] {
             queue.waiting.push_back(job(client));
         }
-        let order: Vec<String> = std::iter::from_fn(|| {
-            let job = queue.take_fairest()?;
-            *queue.active.entry(job.request.client.clone()).or_default() += 1;
-            Some(job.request.client)
-        })
-        .collect();
+        let order: Vec<String> = std::iter::from_fn(|| Some(queue.take_fairest()?.request.client)).collect();
         // c has none running, then b (1) before a (2); after b's second, a and b are level: a is older.
         assert_eq!(order, ["c", "b", "a", "a"]);
     }

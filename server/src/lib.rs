@@ -15,6 +15,7 @@ pub mod deliveries;
 pub mod error;
 pub mod exports;
 pub mod files;
+pub mod gpu;
 pub mod http;
 pub mod images;
 pub mod inference;

@@ -139,6 +139,11 @@ impl Metrics {
             out.push_str("# TYPE medgemma_x_inference_queue gauge\n");
             let _ = writeln!(out, "medgemma_x_inference_queue{{state=\"waiting\"}} {}", q.waiting);
             let _ = writeln!(out, "medgemma_x_inference_queue{{state=\"active\"}} {}", q.active);
+            out.push_str(
+                "# HELP medgemma_x_inference_worker_restarts_total Hung inference workers the watchdog replaced.\n",
+            );
+            out.push_str("# TYPE medgemma_x_inference_worker_restarts_total counter\n");
+            let _ = writeln!(out, "medgemma_x_inference_worker_restarts_total {}", q.worker_restarts);
         }
         out
     }
@@ -162,6 +167,10 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
 
 pub async fn endpoint(State(state): State<AppState>) -> Result<impl IntoResponse, crate::error::AppError> {
     let mut text = state.metrics.render(state.inference.as_ref().map(|i| i.queue()));
+    // NVML's first call loads and initialises the library: off the async threads.
+    if let Ok(gpus) = tokio::task::spawn_blocking(crate::gpu::Gpus::query).await {
+        gpus.write_metrics(&mut text);
+    }
     text.push_str(
         "# HELP medgemma_x_report_deliveries Report deliveries to the HIS by state (pending, delivered, failed).\n",
     );

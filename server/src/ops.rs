@@ -36,6 +36,8 @@ pub struct Status {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub readiness: Option<serde_json::Value>,
     pub disk_free_bytes: Option<u64>,
+    /// The machine's GPUs and their memory in use (by any process), from NVML.
+    pub gpus: crate::gpu::Gpus,
     /// The last errors in the log (timestamp and message; no patient data is logged).
     pub recent_errors: Vec<String>,
     /// The last line of logs/maintenance.log (a restart, a repair), as written.
@@ -49,6 +51,7 @@ pub fn status(data_dir: &Path) -> Status {
         .ok()
         .and_then(|text| text.lines().last().and_then(|l| serde_json::from_str(l).ok()));
     let disk_free_bytes = crate::data_dir::free_bytes(data_dir);
+    let gpus = crate::gpu::Gpus::query();
     let base = |state, exit_code, verdict: String| Status {
         state,
         exit_code,
@@ -57,6 +60,7 @@ pub fn status(data_dir: &Path) -> Status {
         uptime_s: None,
         readiness: None,
         disk_free_bytes,
+        gpus: gpus.clone(),
         recent_errors: recent_errors.clone(),
         last_maintenance: last_maintenance.clone(),
     };
@@ -98,7 +102,18 @@ pub fn status(data_dir: &Path) -> Status {
         ),
         Some(_) => ("unhealthy", exit::UNHEALTHY, "服务在运行，但数据库不可用，请查看日志".into()),
     };
-    Status { state, exit_code, verdict, run, uptime_s, readiness, disk_free_bytes, recent_errors, last_maintenance }
+    Status {
+        state,
+        exit_code,
+        verdict,
+        run,
+        uptime_s,
+        readiness,
+        disk_free_bytes,
+        gpus,
+        recent_errors,
+        last_maintenance,
+    }
 }
 
 /// What `stop` did.

@@ -74,7 +74,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     detect_device_in_background(&model);
     // Loads in its own thread: the server answers (and serves everything but chat) meanwhile.
     let inference = match &model.state {
-        ModelState::Checked(dir) => Some(Inference::start(dir.clone(), config.inference)),
+        ModelState::Checked(dir) => Some(Inference::start(dir.clone(), config.data_dir.logs(), config.inference)),
         ModelState::NotConfigured | ModelState::Unreadable { .. } => None,
     };
 

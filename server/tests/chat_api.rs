@@ -35,15 +35,24 @@ fn model_args(data: &tempfile::TempDir, extra: &[&str]) -> Vec<String> {
 }
 
 fn start(data: &tempfile::TempDir, extra: &[&str]) -> Server {
+    start_with_env(data, extra, &[])
+}
+
+fn start_with_env(data: &tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -> Server {
     let args = model_args(data, extra);
-    let server = Server::start(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let server = Server::start(&args.iter().map(String::as_str).collect::<Vec<_>>(), env);
+    wait_for_model(&server);
+    server
+}
+
+fn wait_for_model(server: &Server) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let ready: Value = reqwest::blocking::get(server.url("/readyz")).unwrap().json().unwrap();
         if ready["model"]["loaded"] == true {
             assert_eq!(ready["model"]["test_model"], true, "{ready}");
             assert!(ready["model"]["state"].as_str().unwrap().contains("随机测试模型"), "{ready}");
-            return server;
+            return;
         }
         assert!(Instant::now() < deadline, "model not loaded within 30 s: {ready}");
         std::thread::sleep(Duration::from_millis(50));
@@ -442,6 +451,58 @@ fn sigterm_during_an_answer_ends_the_stream_cleanly_and_exits_zero() {
     let last = rest.last().expect("events after SIGTERM");
     assert_eq!(last.name, "done", "pid {pid}: {:?}", rest.iter().map(|e| &e.name).collect::<Vec<_>>());
     assert_eq!(last.data["stop"], "shutdown");
+}
+
+/// A decoding step that hangs (fault injection: the process's third step sleeps 6 s) is given up after
+/// `--chat-stall-secs`: its answer ends with an `engine_stuck` error, the web server answers all along,
+/// a fresh worker loads the model and answers, the hung thread quits when it wakes without disturbing
+/// the new worker, and the maintenance log tells the story.
+#[test]
+fn a_hung_engine_call_is_abandoned_and_a_fresh_worker_answers() {
+    let _serial = one_at_a_time();
+    let data = tempfile::tempdir().unwrap();
+    let server = start_with_env(&data, &["--chat-stall-secs", "1"], &[("MEDGEMMA_X_FAULT_HANG_STEP_SECS", "6")]);
+    let (study, _) = upload_image(&server, "synthetic/cxr.jpg", "P-CHAT-9", "2025-10-15");
+    let asked = Instant::now();
+    let events = Events::new(post_chat(
+        &server,
+        study,
+        json!({"message": "请详细描述", "max_new_tokens": 400, "min_new_tokens": 400, "temperature": 1.0}),
+    ))
+    .all();
+    let gave_up_after = asked.elapsed();
+    let last = events.last().unwrap();
+    assert_eq!(last.name, "error", "{:?}", events.iter().map(|e| &e.name).collect::<Vec<_>>());
+    assert_eq!(last.data["code"], "engine_stuck", "{}", last.data);
+    assert!(last.data["message_zh"].as_str().unwrap().contains("自动重启"), "{}", last.data);
+    assert!(gave_up_after < Duration::from_secs(4), "the stuck answer ended after {gave_up_after:?}");
+    // The step is still hanging (6 s) and the web server answers.
+    assert_eq!(server.get("/healthz").status(), 200);
+    assert!(asked.elapsed() < Duration::from_secs(6));
+
+    wait_for_model(&server);
+    let answered =
+        Events::new(post_chat(&server, study, json!({"message": "描述这张胸片", "max_new_tokens": 8}))).all();
+    assert_eq!(answered.last().unwrap().name, "done");
+
+    // Once the hung call has returned, its thread has quit: the new worker alone serves and its queue
+    // accounting is intact.
+    std::thread::sleep(Duration::from_secs(7).saturating_sub(asked.elapsed()));
+    let answered =
+        Events::new(post_chat(&server, study, json!({"message": "描述这张胸片", "max_new_tokens": 8}))).all();
+    assert_eq!(answered.last().unwrap().name, "done");
+    let metrics = server.metrics();
+    assert!(metrics.contains("medgemma_x_inference_worker_restarts_total 1\n"), "{metrics}");
+    assert!(metrics.contains("medgemma_x_inference_queue{state=\"active\"} 0"), "{metrics}");
+    assert!(metrics.contains("medgemma_x_chat_answers_total{outcome=\"engine_stuck\"} 1"), "{metrics}");
+
+    let log = std::fs::read_to_string(data.path().join("logs/maintenance.log")).unwrap();
+    let lines: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let events: Vec<(&str, &str)> =
+        lines.iter().map(|l| (l["event"].as_str().unwrap(), l["outcome"].as_str().unwrap())).collect();
+    assert_eq!(events, [("inference_stuck", "pending"), ("inference_restarted", "ok")], "{log}");
+    assert!(lines[0]["seen"].as_str().unwrap().contains("(step)"), "{log}");
+    assert!(lines[0]["action"].as_str().unwrap().contains("failed 1 answers"), "{log}");
 }
 
 /// "生成结构化报告": every draft, whatever the (random) model samples, parses and validates against

@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 
 use common::{BIN, Server};
 use serde_json::Value;
+use server::gpu::{GpuInfo, Gpus};
 
 fn run(args: &[&str], data_dir: &Path) -> Output {
     Command::new(BIN).args(args).arg("--data-dir").arg(data_dir).output().unwrap()
@@ -36,8 +37,23 @@ fn status_and_stop_follow_the_server_through_its_life() {
     assert_eq!(s["readiness"]["database"]["ok"], true);
     assert!(s["verdict"].as_str().unwrap().starts_with("服务运行正常"), "{s}");
     assert!(s["disk_free_bytes"].as_u64().unwrap() > 0);
+    // NVML's answer for this machine (the gpu module's test checks it against the driver's presence).
+    // Memory in use moves between two reads; the cards and their names do not.
+    let gpu_line = match serde_json::from_value(s["gpus"].clone()).unwrap() {
+        Gpus::Found { gpus } => {
+            let Gpus::Found { gpus: here } = Gpus::query() else { panic!("status saw GPUs, this test sees none") };
+            let names = |g: &[GpuInfo]| g.iter().map(|g| g.name.clone()).collect::<Vec<_>>();
+            assert_eq!(names(&gpus), names(&here));
+            format!("GPU 0：{}  显存", gpus[0].name)
+        }
+        Gpus::Unavailable { .. } => {
+            assert!(matches!(Gpus::query(), Gpus::Unavailable { .. }));
+            "GPU：无（".to_string()
+        }
+    };
     let text = String::from_utf8(run(&["status"], &data).stdout).unwrap();
     assert!(text.contains("数据库：正常") && text.contains("最近错误：无"), "{text}");
+    assert!(text.contains(&gpu_line), "{text}");
 
     // A second server on the same data dir is refused and names the first.
     let second = Command::new(BIN).args(["serve", "--bind", "127.0.0.1:0", "--data-dir"]).arg(&data).output().unwrap();

@@ -60,6 +60,9 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             println!("  对话队列：进行中 {active}，排队 {waiting}");
         }
     }
+    for line in s.gpus.lines_zh() {
+        println!("  {line}");
+    }
     if let Some(free) = s.disk_free_bytes {
         println!("  数据盘剩余：{:.1} GB", free as f64 / 1e9);
     }
