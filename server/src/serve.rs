@@ -29,6 +29,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Before logging to the data dir's files: a second server must not even open them.
     let run_lock = RunLock::acquire(config.data_dir.root())?;
     let _log_guard = logging::init(config.log_format, &config.log, &config.data_dir.logs())?;
+    let served = serve(config, run_lock, started).await;
+    // Into the log file as well as onto the terminal: `medgemma-x status` lists it after a failed start
+    // (a taken port, a database that cannot be opened) when the nurse asks why it is not running.
+    if let Err(err) = &served {
+        tracing::error!(error = format!("{err:#}"), "服务启动或运行失败 / the server failed");
+    }
+    served
+}
+
+async fn serve(config: ServeConfig, run_lock: RunLock, started: Instant) -> anyhow::Result<()> {
     for (name, value) in config.describe() {
         tracing::info!(setting = name, value = %value, "configuration");
     }

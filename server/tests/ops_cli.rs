@@ -110,3 +110,30 @@ fn status_lists_the_last_five_errors_of_the_newest_daily_log() {
     assert_eq!(errors[0], "2026-01-02T00:00:02Z event 2: e2");
     assert_eq!(errors[4], "2026-01-02T00:00:07Z event 7: e7");
 }
+
+/// The two states a failed or degraded start leaves: a taken port (the server exits; status says it is
+/// not running and shows why), and no model (running; the verdict says chat is unavailable).
+#[test]
+fn status_explains_a_taken_port_and_a_server_without_a_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let start = Command::new(BIN).args(["serve", "--bind", &port, "--data-dir"]).arg(tmp.path()).output().unwrap();
+    assert!(!start.status.success());
+    let (code, s) = status_json(tmp.path());
+    assert_eq!((code, s["state"].as_str().unwrap()), (3, "stopped"), "{s}");
+    let last_error = s["recent_errors"].as_array().unwrap().last().unwrap().as_str().unwrap().to_string();
+    assert!(last_error.contains(&format!("无法监听 {port}（端口可能已被占用）")), "{last_error}");
+    let text = String::from_utf8(run(&["status"], tmp.path()).stdout).unwrap();
+    assert!(text.contains("服务未运行") && text.contains("端口可能已被占用"), "{text}");
+    drop(taken);
+
+    let server = Server::start(&["--data-dir", tmp.path().to_str().unwrap()], &[]);
+    let (code, s) = status_json(tmp.path());
+    assert_eq!(code, 0, "{s}");
+    let verdict = s["verdict"].as_str().unwrap();
+    assert!(verdict.starts_with("服务运行正常") && verdict.contains("未配置模型"), "{verdict}");
+    let text = String::from_utf8(run(&["status"], tmp.path()).stdout).unwrap();
+    assert!(text.contains("模型：未配置模型"), "{text}");
+    drop(server);
+}
