@@ -1,12 +1,15 @@
 //! The chat panel: the study's conversation, quick prompts, a Chinese text box (Enter sends unless an input
 //! method is composing; Shift+Enter is a new line), the answer streaming in, a stop button, and the heatmap
-//! and boxes of the last answer handed to the image view.
+//! and boxes of the last answer handed to the image view. A question is about the image on screen; in a
+//! study of several images (a CT series) the reader may ask about the whole series instead (the server
+//! then samples its slices).
 
 use leptos::prelude::*;
 use serde::Deserialize;
 
 use crate::AI_ADVISORY_LABEL;
 use crate::api::{self, ApiError, History, Prompts};
+use crate::viewer::Shown;
 
 /// One line of the conversation as shown.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,6 +25,8 @@ pub struct Entry {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 pub struct Heatmap {
     pub instance_id: i64,
+    /// 1-based, as the viewer's `ImageRef`.
+    pub frame: i64,
     pub side: i64,
     pub grid: Vec<f32>,
     pub cells: Vec<Option<[f64; 4]>>,
@@ -31,6 +36,7 @@ pub struct Heatmap {
 pub struct LocatedBox {
     pub label: String,
     pub instance_id: i64,
+    pub frame: i64,
     pub x0: f64,
     pub y0: f64,
     pub x1: f64,
@@ -77,7 +83,8 @@ type Abort = web_sys::AbortController;
 type Abort = ();
 
 #[component]
-pub fn ChatPanel(study_id: i64, overlay: RwSignal<Overlay>) -> impl IntoView {
+pub fn ChatPanel(study_id: i64, overlay: RwSignal<Overlay>, shown: ReadSignal<Option<Shown>>) -> impl IntoView {
+    let whole_series = RwSignal::new(false);
     let entries = RwSignal::new(Vec::<Entry>::new());
     let input = RwSignal::new(String::new());
     let busy = RwSignal::new(false);
@@ -122,7 +129,12 @@ pub fn ChatPanel(study_id: i64, overlay: RwSignal<Overlay>) -> impl IntoView {
             e.push(Entry { question: true, text: text.clone(), stop: Some("question".into()), error: None });
             e.push(Entry { question: false, text: String::new(), stop: None, error: None });
         });
-        let body = serde_json::json!({ "message": text, "mode": mode.unwrap_or_else(|| "chat".into()) });
+        let images = match (whole_series.get_untracked(), shown.get_untracked()) {
+            (false, Some(s)) => serde_json::json!([{ "instance_id": s.image.instance_id, "frame": s.image.frame }]),
+            _ => serde_json::json!([]),
+        };
+        let body =
+            serde_json::json!({ "message": text, "mode": mode.unwrap_or_else(|| "chat".into()), "images": images });
         let on_event = move |name: String, data: String| handle_event(&name, &data, entries, overlay, test_model);
         leptos::task::spawn_local(async move {
             let result = stream(study_id, body.to_string(), abort, on_event).await;
@@ -197,6 +209,21 @@ pub fn ChatPanel(study_id: i64, overlay: RwSignal<Overlay>) -> impl IntoView {
                     })}
                 </Transition>
             </div>
+            <Show when=move || shown.get().is_some_and(|s| s.count > 1)>
+                <fieldset class="chat-scope">
+                    <legend>"提问图像 / Ask about"</legend>
+                    <label>
+                        <input type="radio" name="chat-scope" class="scope-current"
+                            prop:checked=move || !whole_series.get() on:change=move |_| whole_series.set(false)/>
+                        {move || shown.get().map(|s| format!("当前第 {}/{} 幅 / this image", s.position, s.count))}
+                    </label>
+                    <label>
+                        <input type="radio" name="chat-scope" class="scope-series"
+                            prop:checked=move || whole_series.get() on:change=move |_| whole_series.set(true)/>
+                        "整个序列（按层抽样） / whole series"
+                    </label>
+                </fieldset>
+            </Show>
             <div class="chat-input">
                 <textarea
                     class="chat-text"
@@ -228,6 +255,8 @@ pub fn ChatPanel(study_id: i64, overlay: RwSignal<Overlay>) -> impl IntoView {
             </div>
         </section>
     }
+    // Erased: nested in the study page, the full type overflows the compiler's query depth in the wasm build.
+    .into_any()
 }
 
 #[component]

@@ -7,7 +7,7 @@ use leptos_router::hooks::use_params_map;
 
 use crate::api::{self, StudyDetail, StudyList, display_date};
 use crate::chat::{ChatPanel, Overlay};
-use crate::viewer::{ImageRef, ImageView, Placement};
+use crate::viewer::{ImageRef, ImageView, Placement, Shown};
 
 #[component]
 pub fn WorklistPage() -> impl IntoView {
@@ -149,6 +149,8 @@ fn StudyView(study: StudyDetail, overlay: RwSignal<Overlay>) -> impl IntoView {
     let compare = RwSignal::new(None::<i64>);
     // One zoom and pan for both images while comparing: they move together.
     let placement = RwSignal::new(Placement::default());
+    // The image on screen: the chat asks about it.
+    let shown = RwSignal::new(None::<Shown>);
     view! {
         <header class="page-header">
             <h1 class="study-title">{title.clone()}</h1>
@@ -168,12 +170,12 @@ fn StudyView(study: StudyDetail, overlay: RwSignal<Overlay>) -> impl IntoView {
                 {if images.is_empty() {
                     view! { <p class="empty">"该检查没有图像 / No images"</p> }.into_any()
                 } else {
-                    view! { <ImageView study_id images overlay placement caption=title.clone()/> }.into_any()
+                    view! { <ImageView study_id images overlay placement caption=title.clone() shown/> }.into_any()
                 }}
                 {move || compare.get().map(|prior| view! { <PriorView study_id=prior placement/> })}
             </div>
             <div class="study-side">
-                <ChatPanel study_id overlay/>
+                <ChatPanel study_id overlay shown=shown.read_only()/>
                 <crate::report::ReportPanel study_id ct=study.summary.modalities.iter().any(|m| m == "CT") prior_study/>
             </div>
         </div>

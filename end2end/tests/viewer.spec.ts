@@ -214,6 +214,42 @@ test('a CT series scrolls slice by slice with the keyboard, keeping the window',
   await expect(page.locator('.image-position')).toHaveText('1 / 6');
   await expect(page.locator('button.image-prev')).toBeDisabled();
   await expect(page.locator('.measurement-item').first()).toBeVisible();
+
+  // The chat asks about the slice on screen, and the answer's heatmap lies on that slice only.
+  await page.keyboard.press('ArrowDown');
+  await expect(page.locator('.image-position')).toHaveText('2 / 6');
+  await expect(page.locator('.chat-scope')).toContainText('当前第 2/6 幅');
+  const chatPost = () => page.waitForRequest((r) => r.url().endsWith('/chat') && r.method() === 'POST');
+  let posted = chatPost();
+  await page.locator('textarea.chat-text').fill('这一层有结节吗？');
+  await page.locator('button.send').click();
+  const onSlice = JSON.parse((await posted).postData()!).images;
+  expect(onSlice).toHaveLength(1);
+  await expect(page.locator('.chat-answer').last()).toHaveAttribute('data-streaming', 'false');
+  await expect(page.locator('.chat-answer').last().locator('.answer-error')).toHaveCount(0);
+  const cells = page.locator('rect.heat-cell');
+  await expect.poll(() => cells.count()).toBeGreaterThan(0);
+  await page.keyboard.press('ArrowUp');
+  await expect(page.locator('.image-position')).toHaveText('1 / 6');
+  await expect(cells).toHaveCount(0);
+  // Asked on the first slice, the question names another image.
+  posted = chatPost();
+  await page.locator('textarea.chat-text').fill('这一层呢？');
+  await page.locator('button.send').click();
+  const onFirst = JSON.parse((await posted).postData()!).images;
+  expect(onFirst).toHaveLength(1);
+  expect(onFirst[0]).not.toEqual(onSlice[0]);
+  await expect(page.locator('.chat-answer').last()).toHaveAttribute('data-streaming', 'false');
+  await expect.poll(() => cells.count()).toBeGreaterThan(0);
+  // The whole series: the server picks the slices.
+  await page.locator('input.scope-series').check();
+  posted = chatPost();
+  await page.locator('textarea.chat-text').fill('整个序列有什么发现？');
+  await page.locator('button.send').click();
+  expect(JSON.parse((await posted).postData()!).images).toEqual([]);
+  await expect(page.locator('.chat-answer').last()).toHaveAttribute('data-streaming', 'false');
+  await expect(page.locator('.chat-answer').last().locator('.answer-error')).toHaveCount(0);
+  await page.screenshot({ path: 'test-results/chat-ct-scope.png', fullPage: true });
 });
 
 test('a prior study of the same patient opens beside the current one and zooms and pans with it', async ({ page }) => {

@@ -107,6 +107,15 @@ pub struct ImageRef {
     pub rows: i64,
 }
 
+/// The image on screen and its place among the study's images: what the chat asks about.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Shown {
+    pub image: ImageRef,
+    /// 1-based.
+    pub position: usize,
+    pub count: usize,
+}
+
 /// A measurement as the server saved it (GET/POST /api/v1/studies/{id}/measurements).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct Saved {
@@ -231,11 +240,17 @@ pub fn ImageView(
     /// Patient and study, written over the image's top-right corner.
     caption: String,
     #[prop(optional)] prior: bool,
+    /// Told which image is on screen as the reader scrolls.
+    #[prop(optional)]
+    shown: Option<RwSignal<Option<Shown>>>,
 ) -> impl IntoView {
     let count = images.len();
     let images = StoredValue::new(images);
     let current = RwSignal::new(0usize);
     let image = move || images.with_value(|v| v[current.get().min(v.len() - 1)]);
+    if let Some(shown) = shown {
+        Effect::new(move |_| shown.set(Some(Shown { image: image(), position: current.get() + 1, count })));
+    }
     let image_now = move || images.with_value(|v| v[current.get_untracked().min(v.len() - 1)]);
     let detail = LocalResource::new(move || {
         let id = image().instance_id;
@@ -597,9 +612,20 @@ pub fn ImageView(
 
     let stroke = move || 1.5 / view.get().scale;
     let font = move || 13.0 / view.get().scale;
-    let heatmap = move || overlay.get().heatmaps.into_iter().find(|h| h.instance_id == image().instance_id);
-    let boxes =
-        move || overlay.get().boxes.into_iter().filter(|b| b.instance_id == image().instance_id).collect::<Vec<_>>();
+    // The answer's heatmap and boxes belong to the frames it was asked about.
+    let heatmap = move || {
+        let i = image();
+        overlay.get().heatmaps.into_iter().find(|h| h.instance_id == i.instance_id && h.frame == i.frame)
+    };
+    let boxes = move || {
+        let i = image();
+        overlay
+            .get()
+            .boxes
+            .into_iter()
+            .filter(|b| b.instance_id == i.instance_id && b.frame == i.frame)
+            .collect::<Vec<_>>()
+    };
     let show_heatmap = RwSignal::new(true);
     let opacity = RwSignal::new(0.5f64);
     let columns = move || image().columns;
