@@ -1,6 +1,7 @@
 //! The signed-in person's account (password, second factor) and the administrator's page (accounts, API
 //! tokens, the audit trail). Both talk to the API; the server checks every permission again.
 
+use crate::i18n::tr;
 use leptos::prelude::*;
 use serde::Deserialize;
 
@@ -50,7 +51,7 @@ fn submit(path: String, body: serde_json::Value, status: RwSignal<String>, then:
     leptos::task::spawn_local(async move {
         match api::post(&path, &body).await {
             Ok(_) => {
-                status.set("已保存 / saved".into());
+                status.set(tr("已保存 / saved").into());
                 then();
             }
             Err(e) => status.set(e.text()),
@@ -60,12 +61,12 @@ fn submit(path: String, body: serde_json::Value, status: RwSignal<String>, then:
     let _ = (path, body, then);
 }
 
-fn role_label(role: &str) -> &'static str {
+pub(crate) fn role_label(role: &str) -> &'static str {
     match role {
-        "radiologist" => "放射科医师",
-        "department_head" => "科室主任",
-        "integrator" => "系统对接",
-        "admin" => "系统管理员",
+        "radiologist" => tr("放射科医师 / Radiologist"),
+        "department_head" => tr("科室主任 / Department head"),
+        "integrator" => tr("系统对接 / Integrator"),
+        "admin" => tr("系统管理员 / Administrator"),
         _ => "—",
     }
 }
@@ -85,7 +86,7 @@ pub fn AccountPage() -> impl IntoView {
     let change_password = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if new.get_untracked() != repeat.get_untracked() {
-            password_status.set("两次输入的新密码不一致 / the new passwords differ".into());
+            password_status.set(tr("两次输入的新密码不一致 / the new passwords differ").into());
             return;
         }
         let body =
@@ -126,54 +127,54 @@ pub fn AccountPage() -> impl IntoView {
     view! {
         <main class="account" data-hydrated=move || hydrated.get().to_string()>
             <header class="page-header">
-                <h1>"账号设置 / Account"</h1>
-                <a href="/studies">"工作列表 / Worklist"</a>
+                <h1>{tr("账号设置 / Account")}</h1>
+                <a href="/studies">{tr("工作列表 / Worklist")}</a>
                 <crate::login::UserBar/>
             </header>
             <section class="panel">
-                <h2>"修改密码 / Change password"</h2>
+                <h2>{tr("修改密码 / Change password")}</h2>
                 <form class="stacked-form" on:submit=change_password>
-                    <label>"当前密码 / Current password"
+                    <label>{tr("当前密码 / Current password")}
                         <input type="password" name="current" autocomplete="current-password" required
                             on:input=move |ev| current.set(event_target_value(&ev))/>
                     </label>
-                    <label>"新密码（至少 10 个字符） / New password (10 characters or more)"
+                    <label>{tr("新密码（至少 10 个字符） / New password (10 characters or more)")}
                         <input type="password" name="new" autocomplete="new-password" required
                             on:input=move |ev| new.set(event_target_value(&ev))/>
                     </label>
-                    <label>"再次输入新密码 / Repeat"
+                    <label>{tr("再次输入新密码 / Repeat")}
                         <input type="password" name="repeat" autocomplete="new-password" required
                             on:input=move |ev| repeat.set(event_target_value(&ev))/>
                     </label>
-                    <button type="submit">"修改密码 / Change"</button>
+                    <button type="submit">{tr("修改密码 / Change")}</button>
                     <p class="form-status" role="status">{move || password_status.get()}</p>
                 </form>
             </section>
             <section class="panel">
-                <h2>"动态验证码（双因素） / One-time codes (second factor)"</h2>
+                <h2>{tr("动态验证码（双因素） / One-time codes (second factor)")}</h2>
                 <Transition fallback=|| ()>
                     {move || Suspend::new(async move {
                         let enabled = me.await.ok().is_some_and(|m| m.totp_enabled);
                         view! {
-                            <p class="totp-state">{if enabled { "已启用 / on" } else { "未启用 / off" }}</p>
+                            <p class="totp-state">{if enabled { tr("已启用 / on") } else { tr("未启用 / off") }}</p>
                             <Show when=move || !enabled && secret.get().is_none()>
-                                <button class="totp-start" on:click=start_totp>"启用动态验证码 / Turn on"</button>
+                                <button class="totp-start" on:click=start_totp>{tr("启用动态验证码 / Turn on")}</button>
                             </Show>
                         }
                     })}
                 </Transition>
                 <Show when=move || secret.get().is_some()>
-                    <p>"在身份验证器应用中手动添加以下密钥，然后输入应用显示的 6 位数字 / Add this key to an authenticator app, then enter its 6-digit code:"</p>
+                    <p>{tr("在身份验证器应用中手动添加以下密钥，然后输入应用显示的 6 位数字 / Add this key to an authenticator app, then enter its 6-digit code:")}</p>
                     <p class="totp-secret"><code>{move || secret.get().map(|s| group(&s.0)).unwrap_or_default()}</code></p>
                     <p class="totp-uri"><code>{move || secret.get().map(|s| s.1).unwrap_or_default()}</code></p>
                 </Show>
                 <Show when=move || secret.get().is_some() || me.get().and_then(|m| m.ok()).is_some_and(|m| m.totp_enabled)>
                     <form class="stacked-form" on:submit=confirm_totp>
-                        <label>"6 位验证码 / 6-digit code"
+                        <label>{tr("6 位验证码 / 6-digit code")}
                             <input name="code" inputmode="numeric" autocomplete="one-time-code" maxlength="6"
                                 prop:value=move || code.get() on:input=move |ev| code.set(event_target_value(&ev))/>
                         </label>
-                        <button type="submit">{move || if secret.get().is_some() { "确认启用 / Confirm" } else { "停用 / Turn off" }}</button>
+                        <button type="submit">{move || if secret.get().is_some() { tr("确认启用 / Confirm") } else { tr("停用 / Turn off") }}</button>
                     </form>
                 </Show>
                 <p class="form-status" role="status">{move || totp_status.get()}</p>
@@ -223,10 +224,10 @@ pub fn AdminPage() -> impl IntoView {
 
     let token_name = RwSignal::new(String::new());
     let scopes: Vec<(&'static str, &'static str, RwSignal<bool>)> = vec![
-        ("study_upload", "上传影像 / upload", RwSignal::new(true)),
-        ("report_read", "读取报告 / read reports", RwSignal::new(true)),
-        ("report_export", "导出报告 / export reports", RwSignal::new(true)),
-        ("read_metrics", "监控指标 / metrics", RwSignal::new(false)),
+        ("study_upload", tr("上传影像 / upload"), RwSignal::new(true)),
+        ("report_read", tr("读取报告 / read reports"), RwSignal::new(true)),
+        ("report_export", tr("导出报告 / export reports"), RwSignal::new(true)),
+        ("read_metrics", tr("监控指标 / metrics"), RwSignal::new(false)),
     ];
     let new_token = RwSignal::new(None::<String>);
     let chosen = scopes.iter().map(|(key, _, on)| (*key, *on)).collect::<Vec<_>>();
@@ -266,10 +267,12 @@ pub fn AdminPage() -> impl IntoView {
                 problem: Option<String>,
             }
             let text = match api::get::<Verification>("/api/v1/audit/verify".into()).await {
-                Ok(v) if v.ok => format!("哈希链完整：{} 条记录 / chain intact: {} rows", v.rows, v.rows),
+                Ok(v) if v.ok => {
+                    tr(&format!("哈希链完整：{} 条记录 / chain intact: {} rows", v.rows, v.rows)).to_string()
+                }
                 Ok(v) => format!(
-                    "哈希链断裂：第 {} 条 / broken at row {}: {}",
-                    v.first_bad_id.unwrap_or_default(),
+                    "{} {}: {}",
+                    tr("哈希链断裂，第一处问题在记录 / chain broken at row"),
                     v.first_bad_id.unwrap_or_default(),
                     v.problem.unwrap_or_default()
                 ),
@@ -282,20 +285,20 @@ pub fn AdminPage() -> impl IntoView {
     view! {
         <main class="admin" data-hydrated=move || hydrated.get().to_string()>
             <header class="page-header">
-                <h1>"系统管理 / Administration"</h1>
-                <a href="/account">"账号设置 / Account"</a>
+                <h1>{tr("系统管理 / Administration")}</h1>
+                <a href="/account">{tr("账号设置 / Account")}</a>
                 <crate::login::UserBar/>
             </header>
             <p class="form-status" role="status">{move || status.get()}</p>
             <section class="panel">
-                <h2>"账号 / Accounts"</h2>
-                <Transition fallback=|| view! { <p class="status-pending">"加载中… / Loading…"</p> }>
+                <h2>{tr("账号 / Accounts")}</h2>
+                <Transition fallback=|| view! { <p class="status-pending">{tr("加载中… / Loading…")}</p> }>
                     {move || Suspend::new(async move {
                         match users.await {
                             Err(e) => view! { <p class="status-error">{e.text()}</p> }.into_any(),
                             Ok(list) => view! {
                                 <table class="users">
-                                    <thead><tr><th>"用户名"</th><th>"姓名"</th><th>"角色"</th><th>"状态"</th><th>"双因素"</th><th>"最近登录"</th><th></th></tr></thead>
+                                    <thead><tr><th>{tr("用户名 / Username")}</th><th>{tr("姓名 / Name")}</th><th>{tr("角色 / Role")}</th><th>{tr("状态 / State")}</th><th>{tr("双因素 / 2FA")}</th><th>{tr("最近登录 / Last sign-in")}</th><th></th></tr></thead>
                                     <tbody>
                                         {list.into_iter().map(|u| {
                                             let id = u.id;
@@ -305,15 +308,15 @@ pub fn AdminPage() -> impl IntoView {
                                                     <td>{u.username.clone()}</td>
                                                     <td>{u.display_name.clone()}</td>
                                                     <td>{role_label(&u.role)}</td>
-                                                    <td class="user-state">{if u.disabled { "已停用 / disabled" } else { "正常 / active" }}</td>
-                                                    <td>{if u.totp_enabled { "已启用" } else { "—" }}</td>
+                                                    <td class="user-state">{if u.disabled { tr("已停用 / disabled") } else { tr("正常 / active") }}</td>
+                                                    <td>{if u.totp_enabled { tr("已启用 / on") } else { "—" }}</td>
                                                     <td>{u.last_login_at.clone().unwrap_or_else(|| "—".into())}</td>
                                                     <td>
                                                         <button class="user-toggle" on:click=move |_| act(format!("/api/v1/admin/users/{id}/{toggle}"))>
-                                                            {if u.disabled { "启用 / Enable" } else { "停用 / Disable" }}
+                                                            {if u.disabled { tr("启用 / Enable") } else { tr("停用 / Disable") }}
                                                         </button>
                                                         <Show when=move || u.totp_enabled>
-                                                            <button on:click=move |_| act(format!("/api/v1/admin/users/{id}/totp/reset"))>"重置双因素"</button>
+                                                            <button on:click=move |_| act(format!("/api/v1/admin/users/{id}/totp/reset"))>{tr("重置双因素 / Reset 2FA")}</button>
                                                         </Show>
                                                     </td>
                                                 </tr>
@@ -325,38 +328,38 @@ pub fn AdminPage() -> impl IntoView {
                         }
                     })}
                 </Transition>
-                <h3>"添加账号 / Add an account"</h3>
+                <h3>{tr("添加账号 / Add an account")}</h3>
                 <form class="inline-form add-user" on:submit=add_user>
-                    <input name="username" placeholder="用户名 / username" required on:input=move |ev| username.set(event_target_value(&ev))/>
-                    <input name="display_name" placeholder="姓名 / name" required on:input=move |ev| display_name.set(event_target_value(&ev))/>
+                    <input name="username" placeholder=tr("用户名 / username") required on:input=move |ev| username.set(event_target_value(&ev))/>
+                    <input name="display_name" placeholder=tr("姓名 / name") required on:input=move |ev| display_name.set(event_target_value(&ev))/>
                     <select name="role" on:change=move |ev| role.set(event_target_value(&ev))>
-                        <option value="radiologist">"放射科医师"</option>
-                        <option value="department_head">"科室主任"</option>
-                        <option value="admin">"系统管理员"</option>
+                        <option value="radiologist">{tr("放射科医师 / Radiologist")}</option>
+                        <option value="department_head">{tr("科室主任 / Department head")}</option>
+                        <option value="admin">{tr("系统管理员 / Administrator")}</option>
                     </select>
-                    <input name="password" type="password" autocomplete="new-password" placeholder="初始密码（≥10 位）" required
+                    <input name="password" type="password" autocomplete="new-password" placeholder=tr("初始密码（≥10 位） / Initial password (≥ 10 characters)") required
                         on:input=move |ev| password.set(event_target_value(&ev))/>
-                    <button type="submit">"添加 / Add"</button>
+                    <button type="submit">{tr("添加 / Add")}</button>
                 </form>
             </section>
             <section class="panel">
-                <h2>"接口令牌 / API tokens"</h2>
+                <h2>{tr("接口令牌 / API tokens")}</h2>
                 <form class="inline-form add-token" on:submit=add_token>
-                    <input name="token_name" placeholder="名称，如 HIS / name" required on:input=move |ev| token_name.set(event_target_value(&ev))/>
+                    <input name="token_name" placeholder=tr("名称，如 HIS / name") required on:input=move |ev| token_name.set(event_target_value(&ev))/>
                     {scopes.into_iter().map(|(key, label, on)| view! {
                         <label class="scope"><input type="checkbox" name=key prop:checked=move || on.get()
                             on:change=move |ev| on.set(event_target_checked(&ev))/>{label}</label>
                     }).collect_view()}
-                    <button type="submit">"生成令牌 / Create"</button>
+                    <button type="submit">{tr("生成令牌 / Create")}</button>
                 </form>
                 <Show when=move || new_token.get().is_some()>
-                    <p class="new-token">"新令牌（仅显示这一次，请立即复制） / shown once: "<code>{move || new_token.get().unwrap_or_default()}</code></p>
+                    <p class="new-token">{tr("新令牌（仅显示这一次，请立即复制） / shown once: ")}<code>{move || new_token.get().unwrap_or_default()}</code></p>
                 </Show>
                 <Transition fallback=|| ()>
                     {move || Suspend::new(async move {
                         tokens.await.ok().map(|list| view! {
                             <table class="tokens">
-                                <thead><tr><th>"编号"</th><th>"名称"</th><th>"权限"</th><th>"创建"</th><th>"最近使用"</th><th></th></tr></thead>
+                                <thead><tr><th>{tr("编号 / ID")}</th><th>{tr("名称 / Name")}</th><th>{tr("权限 / Scopes")}</th><th>{tr("创建 / Created")}</th><th>{tr("最近使用 / Last used")}</th><th></th></tr></thead>
                                 <tbody>
                                     {list.into_iter().map(|t| {
                                         let id = t.id;
@@ -366,9 +369,9 @@ pub fn AdminPage() -> impl IntoView {
                                                 <td>{t.id}</td><td>{t.name}</td><td>{t.scopes.join(", ")}</td>
                                                 <td>{t.created_at}</td><td>{t.last_used_at.unwrap_or_else(|| "—".into())}</td>
                                                 <td>{if live {
-                                                    view! { <button on:click=move |_| act(format!("/api/v1/admin/tokens/{id}/revoke"))>"吊销 / Revoke"</button> }.into_any()
+                                                    view! { <button on:click=move |_| act(format!("/api/v1/admin/tokens/{id}/revoke"))>{tr("吊销 / Revoke")}</button> }.into_any()
                                                 } else {
-                                                    view! { <span>"已吊销 / revoked"</span> }.into_any()
+                                                    view! { <span>{tr("已吊销 / revoked")}</span> }.into_any()
                                                 }}</td>
                                             </tr>
                                         }
@@ -380,17 +383,17 @@ pub fn AdminPage() -> impl IntoView {
                 </Transition>
             </section>
             <section class="panel">
-                <h2>"审计日志 / Audit trail"</h2>
+                <h2>{tr("审计日志 / Audit trail")}</h2>
                 <p>
-                    <button class="audit-verify" on:click=verify>"校验哈希链 / Verify the chain"</button>
-                    " "<a href="/api/v1/audit?format=csv&limit=1000000" download="audit.csv">"导出 CSV / Export CSV"</a>
+                    <button class="audit-verify" on:click=verify>{tr("校验哈希链 / Verify the chain")}</button>
+                    " "<a href="/api/v1/audit?format=csv&limit=1000000" download="audit.csv">{tr("导出 CSV / Export CSV")}</a>
                 </p>
                 <p class="audit-verification" role="status">{move || verification.get().unwrap_or_default()}</p>
                 <Transition fallback=|| ()>
                     {move || Suspend::new(async move {
                         audit.await.ok().map(|rows| view! {
                             <table class="audit">
-                                <thead><tr><th>"#"</th><th>"时间"</th><th>"人员"</th><th>"地址"</th><th>"操作"</th><th>"患者（假名）"</th><th>"结果"</th><th>"说明"</th></tr></thead>
+                                <thead><tr><th>"#"</th><th>{tr("时间 / Time")}</th><th>{tr("人员 / Actor")}</th><th>{tr("地址 / Address")}</th><th>{tr("操作 / Action")}</th><th>{tr("患者（假名） / Patient (pseudonym)")}</th><th>{tr("结果 / Outcome")}</th><th>{tr("说明 / Detail")}</th></tr></thead>
                                 <tbody>
                                     {rows.into_iter().map(|r| view! {
                                         <tr>

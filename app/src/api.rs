@@ -79,13 +79,13 @@ pub struct InstanceMetadata {
     pub modality: Option<String>,
 }
 
-/// Pixel spacing as the basis of millimetres: the numbers, where they came from, the caveat to print.
+/// Pixel spacing as the basis of millimetres: the numbers and where they came from (the caveat to print
+/// follows from the source, in either language: `SpacingSource::caveat_zh`/`caveat_en`).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct SpacingInfo {
     pub row_mm: f64,
     pub col_mm: f64,
     pub source: measure::SpacingSource,
-    pub caveat_zh: Option<String>,
 }
 
 impl SpacingInfo {
@@ -118,6 +118,10 @@ pub struct History {
 pub struct QuickPrompt {
     pub id: String,
     pub label: String,
+    /// The button's label on the English page (the question itself stays Chinese: it is the prompt the
+    /// model is tuned with).
+    #[serde(default)]
+    pub label_en: Option<String>,
     pub text: String,
     #[serde(default)]
     pub mode: Option<String>,
@@ -151,9 +155,12 @@ impl From<gloo_net::Error> for ApiError {
 }
 
 impl ApiError {
-    /// What the page shows: Chinese, then English.
+    /// What the page shows: the message in the interface language.
     pub fn text(&self) -> String {
-        format!("{} / {}", self.message_zh, self.message_en)
+        match crate::i18n::lang() {
+            crate::i18n::Lang::Zh => self.message_zh.clone(),
+            crate::i18n::Lang::En => self.message_en.clone(),
+        }
     }
 
     #[cfg(feature = "hydrate")]

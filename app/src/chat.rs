@@ -4,6 +4,7 @@
 //! study of several images (a CT series) the reader may ask about the whole series instead (the server
 //! then samples its slices).
 
+use crate::i18n::tr;
 use leptos::prelude::*;
 use serde::Deserialize;
 
@@ -185,9 +186,9 @@ pub fn ChatPanel(study_id: i64, overlay: RwSignal<Overlay>, shown: ReadSignal<Op
     };
 
     view! {
-        <section class="chat" aria-label="对话 / Chat">
+        <section class="chat" aria-label=tr("对话 / Chat")>
             <Show when=move || test_model.get()>
-                <p class="test-model-warning">"当前为随机测试模型，回答无任何医学意义 / Random test model: answers mean nothing"</p>
+                <p class="test-model-warning">{tr("当前为随机测试模型，回答无任何医学意义 / Random test model: answers mean nothing")}</p>
             </Show>
             <ol class="chat-log" aria-live="polite" node_ref=log>
                 <For
@@ -201,9 +202,13 @@ pub fn ChatPanel(study_id: i64, overlay: RwSignal<Overlay>, shown: ReadSignal<Op
                     {move || Suspend::new(async move {
                         prompts.await.map(|p| p.quick).unwrap_or_default().into_iter().map(|q| {
                             let (text, mode) = (q.text.clone(), q.mode.clone());
+                            let label = match crate::i18n::lang() {
+                                crate::i18n::Lang::En => q.label_en.unwrap_or(q.label),
+                                crate::i18n::Lang::Zh => q.label,
+                            };
                             view! {
                                 <button class="quick-prompt" disabled=move || busy.get()
-                                    on:click=move |_| ask(text.clone(), mode.clone())>{q.label}</button>
+                                    on:click=move |_| ask(text.clone(), mode.clone())>{label}</button>
                             }
                         }).collect_view()
                     })}
@@ -211,16 +216,16 @@ pub fn ChatPanel(study_id: i64, overlay: RwSignal<Overlay>, shown: ReadSignal<Op
             </div>
             <Show when=move || shown.get().is_some_and(|s| s.count > 1)>
                 <fieldset class="chat-scope">
-                    <legend>"提问图像 / Ask about"</legend>
+                    <legend>{tr("提问图像 / Ask about")}</legend>
                     <label>
                         <input type="radio" name="chat-scope" class="scope-current"
                             prop:checked=move || !whole_series.get() on:change=move |_| whole_series.set(false)/>
-                        {move || shown.get().map(|s| format!("当前第 {}/{} 幅 / this image", s.position, s.count))}
+                        {move || shown.get().map(|s| tr(&format!("当前第 {0}/{1} 幅 / this image ({0} of {1})", s.position, s.count)).to_string())}
                     </label>
                     <label>
                         <input type="radio" name="chat-scope" class="scope-series"
                             prop:checked=move || whole_series.get() on:change=move |_| whole_series.set(true)/>
-                        "整个序列（按层抽样） / whole series"
+                        {tr("整个序列（按层抽样） / whole series")}
                     </label>
                 </fieldset>
             </Show>
@@ -228,7 +233,7 @@ pub fn ChatPanel(study_id: i64, overlay: RwSignal<Overlay>, shown: ReadSignal<Op
                 <textarea
                     class="chat-text"
                     rows="3"
-                    placeholder="用中文提问，例如：右肺上叶这个结节边缘有毛刺，是否符合肺癌影像学特征？（Enter 发送，Shift+Enter 换行）"
+                    placeholder=tr("用中文提问，例如：右肺上叶这个结节边缘有毛刺，是否符合肺癌影像学特征？（Enter 发送，Shift+Enter 换行） / Ask a question, e.g. is this spiculated nodule in the right upper lobe suspicious for cancer? (Enter sends, Shift+Enter for a new line)")
                     prop:value=move || input.get()
                     on:input=move |ev| input.set(event_target_value(&ev))
                     on:keydown=move |ev: leptos::ev::KeyboardEvent| {
@@ -243,13 +248,13 @@ pub fn ChatPanel(study_id: i64, overlay: RwSignal<Overlay>, shown: ReadSignal<Op
                     <Show
                         when=move || busy.get()
                         fallback=move || view! {
-                            <button class="send" on:click=move |_| ask(input.get_untracked(), None)>"发送 / Send"</button>
+                            <button class="send" on:click=move |_| ask(input.get_untracked(), None)>{tr("发送 / Send")}</button>
                         }
                     >
-                        <button class="stop" on:click=stop>"停止 / Stop"</button>
+                        <button class="stop" on:click=stop>{tr("停止 / Stop")}</button>
                     </Show>
                     <Show when=can_retry>
-                        <button class="retry" on:click=retry>"重试 / Retry"</button>
+                        <button class="retry" on:click=retry>{tr("重试 / Retry")}</button>
                     </Show>
                 </div>
             </div>
@@ -266,10 +271,10 @@ fn ChatEntry(entry: Entry) -> impl IntoView {
     }
     let streaming = entry.stop.is_none();
     let note = match entry.stop.as_deref() {
-        Some("max_tokens") => Some("（已达长度上限 / length limit reached）"),
-        Some("client_gone") => Some("（已停止 / stopped）"),
-        Some("timeout") => Some("（超时 / timed out）"),
-        Some("shutdown") => Some("（服务停止 / server stopping）"),
+        Some("max_tokens") => Some(tr("（已达长度上限） / (length limit reached)")),
+        Some("client_gone") => Some(tr("（已停止） / (stopped)")),
+        Some("timeout") => Some(tr("（超时） / (timed out)")),
+        Some("shutdown") => Some(tr("（服务停止） / (server stopping)")),
         _ => None,
     };
     view! {

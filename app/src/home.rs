@@ -1,3 +1,4 @@
+use crate::i18n::tr;
 use leptos::prelude::*;
 
 use crate::status::Readiness;
@@ -15,13 +16,13 @@ pub fn HomePage() -> impl IntoView {
         <main class="home" data-hydrated=move || hydrated.get().to_string()>
             <header class="home-header">
                 <h1>{PRODUCT_NAME}</h1>
-                <p class="tagline">"基层胸部影像智能辅助系统 · Chest imaging assistant for county hospitals"</p>
+                <p class="tagline">{tr("基层胸部影像智能辅助系统 / Chest imaging assistant for county hospitals")}</p>
                 <crate::login::UserBar/>
             </header>
             <p class="advisory">{AI_ADVISORY_LABEL}</p>
-            <p><a class="worklist-link" href="/studies">"进入工作列表 / Open the worklist"</a></p>
+            <p><a class="worklist-link" href="/studies">{tr("进入工作列表 / Open the worklist")}</a></p>
             <section class="server-status" aria-live="polite">
-                <h2>"服务状态 / Server status"</h2>
+                <h2>{tr("服务状态 / Server status")}</h2>
                 <ServerStatus/>
             </section>
         </main>
@@ -33,12 +34,12 @@ pub fn HomePage() -> impl IntoView {
 fn ServerStatus() -> impl IntoView {
     let readiness = LocalResource::new(fetch_readiness);
     view! {
-        <Transition fallback=|| view! { <p class="status-pending">"正在检查… / Checking…"</p> }>
+        <Transition fallback=|| view! { <p class="status-pending">{tr("正在检查… / Checking…")}</p> }>
             {move || Suspend::new(async move {
                 match readiness.await {
                     Ok(r) => view! { <ReadinessView r/> }.into_any(),
                     Err(message) => view! {
-                        <p class="status-error">"无法连接服务 / Cannot reach the server: " {message}</p>
+                        <p class="status-error">{tr("无法连接服务 / Cannot reach the server: ")} {message}</p>
                     }.into_any(),
                 }
             })}
@@ -49,16 +50,16 @@ fn ServerStatus() -> impl IntoView {
 #[component]
 fn ReadinessView(r: Readiness) -> impl IntoView {
     let database = if r.database.ok {
-        "正常 / OK".to_string()
+        tr("正常 / OK").to_string()
     } else {
-        r.database.error.clone().unwrap_or_else(|| "不可用 / unavailable".into())
+        r.database.error.clone().unwrap_or_else(|| tr("不可用 / unavailable").into())
     };
     view! {
         <dl class="status-list">
-            <dt>"版本 / Version"</dt><dd class="status-version">{r.version}</dd>
-            <dt>"数据库 / Database"</dt><dd class="status-database">{database}</dd>
-            <dt>"模型 / Model"</dt><dd class="status-model">{r.model.state}</dd>
-            <dt>"计算设备 / Device"</dt><dd class="status-device">{r.model.device}</dd>
+            <dt>{tr("版本 / Version")}</dt><dd class="status-version">{r.version}</dd>
+            <dt>{tr("数据库 / Database")}</dt><dd class="status-database">{database}</dd>
+            <dt>{tr("模型 / Model")}</dt><dd class="status-model">{tr(&r.model.state).to_string()}</dd>
+            <dt>{tr("计算设备 / Device")}</dt><dd class="status-device">{r.model.device}</dd>
         </dl>
     }
 }

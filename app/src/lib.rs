@@ -6,6 +6,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod i18n;
 pub mod sse;
 pub mod status;
 
@@ -19,6 +20,7 @@ mod study;
 mod upload;
 mod viewer;
 
+use crate::i18n::tr;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::{
@@ -36,7 +38,7 @@ pub const AI_ADVISORY_LABEL: &str = "【AI辅助分析】结论仅供参考，�
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
         <!DOCTYPE html>
-        <html lang="zh-CN">
+        <html lang=i18n::lang().tag()>
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
@@ -57,10 +59,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // Read from the request's cookie once per page on the server; the browser reads its own cookie.
+    #[cfg(feature = "ssr")]
+    provide_context(i18n::request_lang());
     view! {
         <Title text=PRODUCT_NAME/>
         <Router>
-            <Routes fallback=|| view! { <p class="not-found">"页面不存在 / Page not found"</p> }>
+            <Routes fallback=|| view! { <p class="not-found">{tr("页面不存在 / Page not found")}</p> }>
                 <Route path=StaticSegment("") view=home::HomePage/>
                 <Route path=StaticSegment("login") view=login::LoginPage/>
                 <Route path=StaticSegment("account") view=admin::AccountPage/>

@@ -1,5 +1,6 @@
 //! The sign-in page, and the bar on every other page that says who is signed in.
 
+use crate::i18n::tr;
 use leptos::prelude::*;
 
 use crate::api::{self, Me};
@@ -46,27 +47,28 @@ pub fn LoginPage() -> impl IntoView {
 
     view! {
         <main class="login" data-hydrated=move || hydrated.get().to_string()>
+            <crate::i18n::LangSwitch/>
             <h1>{PRODUCT_NAME}</h1>
-            <p class="tagline">"基层胸部影像智能辅助系统 · 请登录 / Please sign in"</p>
+            <p class="tagline">{tr("基层胸部影像智能辅助系统 · 请登录 / Please sign in")}</p>
             <form class="login-form" on:submit=submit>
-                <label>"用户名 / Username"
+                <label>{tr("用户名 / Username")}
                     <input name="username" autocomplete="username" required
                         prop:value=move || username.get()
                         on:input=move |ev| username.set(event_target_value(&ev))/>
                 </label>
-                <label>"密码 / Password"
+                <label>{tr("密码 / Password")}
                     <input name="password" type="password" autocomplete="current-password" required
                         prop:value=move || password.get()
                         on:input=move |ev| password.set(event_target_value(&ev))/>
                 </label>
                 <Show when=move || need_code.get()>
-                    <label>"动态验证码 / One-time code"
+                    <label>{tr("动态验证码 / One-time code")}
                         <input name="totp" inputmode="numeric" autocomplete="one-time-code" maxlength="6"
                             prop:value=move || code.get()
                             on:input=move |ev| code.set(event_target_value(&ev))/>
                     </label>
                 </Show>
-                <button type="submit" disabled=move || busy.get()>"登录 / Sign in"</button>
+                <button type="submit" disabled=move || busy.get()>{tr("登录 / Sign in")}</button>
                 <Show when=move || error.get().is_some()>
                     <p class="status-error" role="alert">{move || error.get().unwrap_or_default()}</p>
                 </Show>
@@ -108,7 +110,12 @@ async fn sign_in(username: String, password: String, code: String) -> Result<Me,
         #[serde(skip_serializing_if = "str::is_empty")]
         totp: &'a str,
     }
-    let network = |e: String| ("network".to_string(), format!("无法连接服务器 / cannot reach the server ({e})"));
+    let network = |e: String| {
+        (
+            "network".to_string(),
+            format!("{}{}", tr("无法连接服务器 / cannot reach the server"), crate::i18n::parenthesized(&e)),
+        )
+    };
     let response = gloo_net::http::Request::post("/api/v1/auth/login")
         .json(&Credentials { username: username.trim(), password: &password, totp: code.trim() })
         .map_err(|e| network(e.to_string()))?
@@ -121,7 +128,9 @@ async fn sign_in(username: String, password: String, code: String) -> Result<Me,
     let retry = response.headers().get("retry-after");
     let error = api::error_of(response).await;
     let message = match (error.code.as_str(), retry) {
-        ("throttled", Some(s)) => format!("登录失败次数过多，请 {s} 秒后再试 / too many failed sign-ins: wait {s} s"),
+        ("throttled", Some(s)) => {
+            tr(&format!("登录失败次数过多，请 {s} 秒后再试 / too many failed sign-ins: wait {s} s")).to_string()
+        }
         _ => error.text(),
     };
     Err((error.code, message))
@@ -145,10 +154,11 @@ pub fn UserBar() -> impl IntoView {
             {move || Suspend::new(async move {
                 me.await.ok().map(|me| view! {
                     <span class="user-bar">
-                        {me.can("manage_users").then(|| view! { <a href="/admin">"系统管理"</a> })}
+                        {me.can("manage_users").then(|| view! { <a href="/admin">{tr("系统管理 / Administration")}</a> })}
                         <a class="user-name" href="/account">{me.display_name}</a>
-                        <span class="user-role">"（"{me.role_zh}"）"</span>
-                        <button class="sign-out" on:click=sign_out>"退出 / Sign out"</button>
+                        <span class="user-role">{crate::i18n::parenthesized(crate::admin::role_label(&me.role))}</span>
+                        <button class="sign-out" on:click=sign_out>{tr("退出 / Sign out")}</button>
+                        <crate::i18n::LangSwitch/>
                     </span>
                 })
             })}

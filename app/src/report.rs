@@ -3,6 +3,7 @@
 //! draft or blank; saved, signed, countersigned or returned, and amended, as the signed-in role allows; the
 //! changes since the AI draft for the reviewer; exports. The server enforces every rule again.
 
+use crate::i18n::tr;
 use leptos::prelude::*;
 use serde_json::{Value, json};
 
@@ -38,20 +39,20 @@ struct Row {
 
 /// Nodule features the guidelines weigh, as the form offers them.
 const NODULE_FEATURES: [(&str, &str); 5] = [
-    ("spiculation", "毛刺"),
-    ("perifissural", "叶间裂旁"),
-    ("juxtapleural", "胸膜下"),
-    ("benign_calcification", "良性钙化"),
-    ("fat", "含脂肪"),
+    ("spiculation", "毛刺 / spiculation"),
+    ("perifissural", "叶间裂旁 / perifissural"),
+    ("juxtapleural", "胸膜下 / juxtapleural"),
+    ("benign_calcification", "良性钙化 / benign calcification"),
+    ("fat", "含脂肪 / contains fat"),
 ];
 
 const TEXT_FIELDS: [(&str, &str); 6] = [
-    ("location", "部位"),
-    ("feature", "所见"),
-    ("morphology", "形态"),
-    ("density", "密度"),
-    ("boundary", "边界"),
-    ("adjacent_structures", "邻近结构"),
+    ("location", "部位 / Location"),
+    ("feature", "所见 / Finding"),
+    ("morphology", "形态 / Morphology"),
+    ("density", "密度 / Density"),
+    ("boundary", "边界 / Boundary"),
+    ("adjacent_structures", "邻近结构 / Adjacent structures"),
 ];
 
 impl Row {
@@ -188,11 +189,11 @@ impl Row {
 
 fn state_label(state: &str) -> &'static str {
     match state {
-        "draft" => "草稿 / draft",
-        "signed" => "已签发，待审核 / signed",
-        "reviewed" => "已审核 / reviewed",
-        "returned" => "已退回修改 / returned",
-        "superseded" => "已被修订 / superseded",
+        "draft" => tr("草稿 / draft"),
+        "signed" => tr("已签发，待审核 / signed"),
+        "reviewed" => tr("已审核 / reviewed"),
+        "returned" => tr("已退回修改 / returned"),
+        "superseded" => tr("已被修订 / superseded"),
         _ => "—",
     }
 }
@@ -328,8 +329,11 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
         on_screen.with(|report| {
             let report = report.as_ref()?;
             Some(match report.change_of(report.findings.get(i)?)? {
-                Ok(change) => change.summary.zh,
-                Err(e) => format!("无法对比 / cannot compare: {e}"),
+                Ok(change) => match crate::i18n::lang() {
+                    crate::i18n::Lang::Zh => change.summary.zh,
+                    crate::i18n::Lang::En => change.summary.en,
+                },
+                Err(e) => format!("{}{e}", tr("无法对比： / cannot compare: ")),
             })
         })
     };
@@ -362,12 +366,12 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
             format!("/api/v1/studies/{study_id}/reports"),
             "POST",
             json!({"report": report, "ai_draft": draft}),
-            "已创建 / created",
+            tr("已创建 / created"),
         );
     };
     let save = move |_| {
         if let Some(id) = report_id() {
-            step(format!("/api/v1/reports/{id}"), "PUT", json!({"report": build()}), "已保存 / saved");
+            step(format!("/api/v1/reports/{id}"), "PUT", json!({"report": build()}), tr("已保存 / saved"));
         }
     };
     let sign = move |_| {
@@ -383,7 +387,7 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
             };
             match signed {
                 Ok(_) => {
-                    status.set("已签发 / signed".into());
+                    status.set(tr("已签发 / signed").into());
                     refresh.update(|n| *n += 1);
                 }
                 Err(e) => status.set(e.text()),
@@ -395,50 +399,51 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
     let review = move |decision: &'static str| {
         if let Some(id) = report_id() {
             let body = json!({"decision": decision, "comment": comment.get_untracked().trim()});
-            let done = if decision == "countersign" { "已会签 / countersigned" } else { "已退回 / returned" };
+            let done =
+                if decision == "countersign" { tr("已会签 / countersigned") } else { tr("已退回 / returned") };
             step(format!("/api/v1/reports/{id}/review"), "POST", body, done);
         }
     };
     let amend = move |_| {
         if let Some(id) = report_id() {
             let body = json!({"report": build(), "reason": comment.get_untracked().trim()});
-            step(format!("/api/v1/reports/{id}/amend"), "POST", body, "已生成修订版本 / amended");
+            step(format!("/api/v1/reports/{id}/amend"), "POST", body, tr("已生成修订版本 / amended"));
         }
     };
 
     let indexed_rows = move || rows.get().into_iter().enumerate().collect::<Vec<(usize, Row)>>();
 
     view! {
-        <section class="report-panel" aria-label="结构化报告">
-            <h2>"结构化报告 / Report"</h2>
+        <section class="report-panel" aria-label=tr("结构化报告 / Structured report")>
+            <h2>{tr("结构化报告 / Report")}</h2>
             <Show when=move || current.get().is_none() && can("report_sign")>
                 <p class="report-start">
                     <button class="report-from-ai" disabled=move || history.get().and_then(|h| h.ok()).as_ref().and_then(latest_ai_draft).is_none()
-                        on:click=move |_| start(true)>"从AI草稿开始 / From the AI draft"</button>
+                        on:click=move |_| start(true)>{tr("从AI草稿开始 / From the AI draft")}</button>
                     " "
-                    <button class="report-blank" on:click=move |_| start(false)>"空白报告 / Blank report"</button>
+                    <button class="report-blank" on:click=move |_| start(false)>{tr("空白报告 / Blank report")}</button>
                 </p>
             </Show>
             <Show when=move || current.get().is_some()>
                 <p class="report-state">
                     {move || current.get().map(|v| format!(
-                        "{} · 第 {} 版{}",
+                        "{} · {}{}",
                         state_label(v["state"].as_str().unwrap_or("")),
-                        v["version"].as_i64().unwrap_or(1),
+                        tr(&format!("第 {0} 版 / version {0}", v["version"].as_i64().unwrap_or(1))),
                         v["content_sha256"].as_str().map(|h| format!(" · SHA-256 {}…", &h[..12.min(h.len())])).unwrap_or_default()
                     ))}
                 </p>
                 <ul class="report-signatures">
                     {move || current.get().and_then(|v| v["report"]["signatures"].as_array().cloned()).unwrap_or_default().into_iter().map(|s| view! {
-                        <li>{format!("{}：{}（{}）", if s["role"] == "department_head" { "审核医师" } else { "报告医师" },
+                        <li>{format!("{}：{}（{}）", if s["role"] == "department_head" { tr("审核医师 / Reviewer") } else { tr("报告医师 / Reporting radiologist") },
                             s["name"].as_str().unwrap_or(""), s["signed_at"].as_str().unwrap_or(""))}</li>
                     }).collect_view()}
                 </ul>
                 <Show when=move || current.get().and_then(|v| v["review_comment"].as_str().map(str::to_string)).is_some()>
-                    <p class="report-comment">"审核意见 / Review: "{move || current.get().and_then(|v| v["review_comment"].as_str().map(str::to_string)).unwrap_or_default()}</p>
+                    <p class="report-comment">{tr("审核意见 / Review: ")}{move || current.get().and_then(|v| v["review_comment"].as_str().map(str::to_string)).unwrap_or_default()}</p>
                 </Show>
                 <div class="report-form">
-                    <label>"检查所见与印象 / Findings and impression"
+                    <label>{tr("检查所见与印象 / Findings and impression")}
                         <textarea name="report_summary" rows="3" prop:value=move || summary.get()
                             on:input=move |ev| summary.set(event_target_value(&ev)) prop:readonly=move || !editable()/>
                     </label>
@@ -447,8 +452,9 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
                             {
                                 let (i, row) = item;
                                 let text_inputs = TEXT_FIELDS.iter().map(|(key, label)| {
+                                    let label = tr(label);
                                     let field = row.field(key);
-                                    view! { <label>{*label}<input aria-label=format!("{label} {}", i + 1) prop:value=move || field.get()
+                                    view! { <label>{label}<input aria-label=format!("{label} {}", i + 1) prop:value=move || field.get()
                                         on:input=move |ev| field.set(event_target_value(&ev))/></label> }
                                 }).collect_view();
                                 let (long, short) = (row.long_axis, row.short_axis);
@@ -456,6 +462,7 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
                                 let (kind, features, basis, ids) = (row.nodule_type, row.features, row.basis, row.measurement_ids);
                                 let (prior_date, prior_long, prior_short) = (row.prior_date, row.prior_long, row.prior_short);
                                 let feature_boxes = NODULE_FEATURES.iter().map(|(key, label)| {
+                                    let label = tr(label);
                                     let key = key.to_string();
                                     let checked = { let key = key.clone(); move || features.with(|f| f.contains(&key)) };
                                     view! { <label class="nodule-feature"><input type="checkbox" aria-label=format!("{label} {}", i + 1)
@@ -463,18 +470,18 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
                                         on:change=move |ev| {
                                             let on = event_target_checked(&ev);
                                             features.update(|f| { f.retain(|x| *x != key); if on { f.push(key.clone()); } });
-                                        }/>{*label}</label> }
+                                        }/>{label}</label> }
                                 }).collect_view();
                                 view! {
                                     <fieldset class="finding">
-                                        <legend>{format!("第 {} 条", i + 1)}</legend>
+                                        <legend>{tr(&format!("第 {0} 条 / Finding {0}", i + 1)).to_string()}</legend>
                                         {text_inputs}
-                                        <label>"长径（毫米）"<input class="axis" inputmode="decimal" aria-label=format!("长径 {}", i + 1)
+                                        <label>{tr("长径（毫米） / Long axis (mm)")}<input class="axis" inputmode="decimal" aria-label=format!("{} {}", tr("长径 / Long axis"), i + 1)
                                             prop:value=move || long.get() on:input=move |ev| long.set(event_target_value(&ev))/></label>
-                                        <label>"短径（毫米）"<input class="axis" inputmode="decimal" aria-label=format!("短径 {}", i + 1)
+                                        <label>{tr("短径（毫米） / Short axis (mm)")}<input class="axis" inputmode="decimal" aria-label=format!("{} {}", tr("短径 / Short axis"), i + 1)
                                             prop:value=move || short.get() on:input=move |ev| short.set(event_target_value(&ev))/></label>
-                                        <label>"填入测量"
-                                            <select class="use-measurement" aria-label=format!("测量 {}", i + 1)
+                                        <label>{tr("填入测量 / From measurement")}
+                                            <select class="use-measurement" aria-label=format!("{} {}", tr("测量 / Measurement"), i + 1)
                                                 on:focus=move |_| measurements.refetch()
                                                 on:change=move |ev| {
                                                     let chosen = event_target_value(&ev);
@@ -496,21 +503,21 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
                                             </select>
                                         </label>
                                         <Show when=move || !basis.get().is_empty()>
-                                            <p class="finding-basis">"测量依据："{move || basis.get()}</p>
+                                            <p class="finding-basis">{tr("测量依据： / Basis: ")}{move || basis.get()}</p>
                                         </Show>
-                                        <label>"结节类型"
-                                            <select class="nodule-type" aria-label=format!("结节类型 {}", i + 1)
+                                        <label>{tr("结节类型 / Nodule type")}
+                                            <select class="nodule-type" aria-label=format!("{} {}", tr("结节类型 / Nodule type"), i + 1)
                                                 prop:value=move || kind.get() on:change=move |ev| kind.set(event_target_value(&ev))>
-                                                <option value="">"非结节 / —"</option>
-                                                <option value="solid">"实性"</option>
-                                                <option value="part_solid">"部分实性"</option>
-                                                <option value="ground_glass">"磨玻璃"</option>
+                                                <option value="">{tr("非结节 / —")}</option>
+                                                <option value="solid">{tr("实性 / solid")}</option>
+                                                <option value="part_solid">{tr("部分实性 / part-solid")}</option>
+                                                <option value="ground_glass">{tr("磨玻璃 / ground glass")}</option>
                                             </select>
                                         </label>
                                         <Show when=move || kind.get() == "part_solid">
-                                            <label>"实性成分长径（毫米）"<input class="axis" inputmode="decimal" aria-label=format!("实性成分长径 {}", i + 1)
+                                            <label>{tr("实性成分长径（毫米） / Solid component long axis (mm)")}<input class="axis" inputmode="decimal" aria-label=format!("{} {}", tr("实性成分长径 / Solid long axis"), i + 1)
                                                 prop:value=move || solid_long.get() on:input=move |ev| solid_long.set(event_target_value(&ev))/></label>
-                                            <label>"实性成分短径（毫米）"<input class="axis" inputmode="decimal" aria-label=format!("实性成分短径 {}", i + 1)
+                                            <label>{tr("实性成分短径（毫米） / Solid component short axis (mm)")}<input class="axis" inputmode="decimal" aria-label=format!("{} {}", tr("实性成分短径 / Solid short axis"), i + 1)
                                                 prop:value=move || solid_short.get() on:input=move |ev| solid_short.set(event_target_value(&ev))/></label>
                                         </Show>
                                         <Show when=move || !kind.get().is_empty()>
@@ -518,22 +525,22 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
                                         </Show>
                                         {move || suggestion(ids.get()).map(|(date, long, short, text, id)| view! {
                                             <p class="prior-suggestion">
-                                                {format!("既往检查 {date} 同一位置的测量 #{id}：{text}")}
+                                                {tr(&format!("既往检查 {date} 同一位置的测量 #{id}：{text} / Measurement #{id} at the same place on {date}: {text}")).to_string()}
                                                 " "
                                                 <button class="use-prior" on:click=move |_| {
                                                     prior_date.set(date.clone());
                                                     prior_long.set(long.to_string());
                                                     prior_short.set(short.map(|v| v.to_string()).unwrap_or_default());
-                                                }>"采用为既往大小 / Use as prior"</button>
+                                                }>{tr("采用为既往大小 / Use as prior")}</button>
                                             </p>
                                         })}
-                                        <label>"既往检查日期"<input type="date" class="prior-date" aria-label=format!("既往日期 {}", i + 1)
+                                        <label>{tr("既往检查日期 / Prior exam date")}<input type="date" class="prior-date" aria-label=format!("{} {}", tr("既往日期 / Prior date"), i + 1)
                                             prop:value=move || prior_date.get() on:input=move |ev| prior_date.set(event_target_value(&ev))/></label>
-                                        <label>"既往长径 × 短径（毫米）"
+                                        <label>{tr("既往长径 × 短径（毫米） / Prior long × short axis (mm)")}
                                             <span class="prior-axes">
-                                                <input class="axis" inputmode="decimal" aria-label=format!("既往长径 {}", i + 1)
+                                                <input class="axis" inputmode="decimal" aria-label=format!("{} {}", tr("既往长径 / Prior long axis"), i + 1)
                                                     prop:value=move || prior_long.get() on:input=move |ev| prior_long.set(event_target_value(&ev))/>
-                                                <input class="axis" inputmode="decimal" aria-label=format!("既往短径 {}", i + 1)
+                                                <input class="axis" inputmode="decimal" aria-label=format!("{} {}", tr("既往短径 / Prior short axis"), i + 1)
                                                     prop:value=move || prior_short.get() on:input=move |ev| prior_short.set(event_target_value(&ev))/>
                                             </span>
                                         </label>
@@ -543,43 +550,43 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
                             }
                         </For>
                     </div>
-                    <button class="add-finding" on:click=move |_| rows.update(|r| r.push(Row::from(&json!({}))))>"添加所见 / Add a finding"</button>
+                    <button class="add-finding" on:click=move |_| rows.update(|r| r.push(Row::from(&json!({}))))>{tr("添加所见 / Add a finding")}</button>
                     <Show when=move || ct || screening.get()>
                         <label class="screening">
                             <input type="checkbox" class="screening-toggle" prop:checked=move || screening.get()
                                 on:change=move |ev| screening.set(event_target_checked(&ev))/>
-                            "低剂量CT肺癌筛查（按 Lung-RADS v2022 分类）"
+                            {tr("低剂量CT肺癌筛查（按 Lung-RADS v2022 分类） / Low-dose CT lung cancer screening (Lung-RADS v2022)")}
                         </label>
                     </Show>
                     {move || lung_rads().map(|g| view! {
                         <div class="lung-rads" role="status">
                             <p class="lung-rads-category">{format!("Lung-RADS {}", g.category)}</p>
-                            <p class="lung-rads-management">"管理建议："{g.management}</p>
-                            <p class="lung-rads-basis">"▲ 依据："{g.basis}</p>
+                            <p class="lung-rads-management">{tr("管理建议： / Management: ")}{g.management}</p>
+                            <p class="lung-rads-basis">{tr("▲ 依据： / ▲ Basis: ")}{g.basis}</p>
                         </div>
                     })}
-                    <label>"建议 / Recommendation"
+                    <label>{tr("建议 / Recommendation")}
                         <textarea name="recommendation" rows="2" prop:value=move || recommendation.get()
                             on:input=move |ev| recommendation.set(event_target_value(&ev)) prop:readonly=move || !editable()/>
                     </label>
                 </div>
                 <p class="report-actions">
                     <Show when=move || matches!(state().as_str(), "draft" | "returned") && can("report_sign")>
-                        <button class="report-save" on:click=save>"保存 / Save"</button>
-                        <button class="report-sign" on:click=sign>"签发 / Sign"</button>
+                        <button class="report-save" on:click=save>{tr("保存 / Save")}</button>
+                        <button class="report-sign" on:click=sign>{tr("签发 / Sign")}</button>
                     </Show>
                     <Show when=move || state() == "signed" && can("report_review")>
-                        <input class="review-comment" placeholder="审核意见（退回时必填） / comment" on:input=move |ev| comment.set(event_target_value(&ev))/>
-                        <button class="report-countersign" on:click=move |_| review("countersign")>"会签 / Countersign"</button>
-                        <button class="report-return" on:click=move |_| review("return")>"退回 / Return"</button>
+                        <input class="review-comment" placeholder=tr("审核意见（退回时必填） / comment") on:input=move |ev| comment.set(event_target_value(&ev))/>
+                        <button class="report-countersign" on:click=move |_| review("countersign")>{tr("会签 / Countersign")}</button>
+                        <button class="report-return" on:click=move |_| review("return")>{tr("退回 / Return")}</button>
                     </Show>
                     <Show when=move || matches!(state().as_str(), "signed" | "reviewed") && can("report_sign")>
-                        <input class="amend-reason" placeholder="修订原因 / reason" on:input=move |ev| comment.set(event_target_value(&ev))/>
-                        <button class="report-amend" on:click=amend>"修订 / Amend"</button>
+                        <input class="amend-reason" placeholder=tr("修订原因 / reason") on:input=move |ev| comment.set(event_target_value(&ev))/>
+                        <button class="report-amend" on:click=amend>{tr("修订 / Amend")}</button>
                     </Show>
                 </p>
                 <p class="report-exports">
-                    "导出 / Export: "
+                    {tr("导出 / Export: ")}
                     {move || {
                         let id = report_id().unwrap_or_default();
                         let signed = matches!(state().as_str(), "signed" | "reviewed" | "superseded");
@@ -592,7 +599,7 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
                 </p>
                 <Show when=move || current.get().is_some_and(|v| v["changes_since_ai_draft"].as_array().is_some_and(|c| !c.is_empty()))>
                     <details class="report-changes">
-                        <summary>"AI草稿之后的修改 / Changes since the AI draft"</summary>
+                        <summary>{tr("AI草稿之后的修改 / Changes since the AI draft")}</summary>
                         <ul>
                             {move || current.get().and_then(|v| v["changes_since_ai_draft"].as_array().cloned()).unwrap_or_default().into_iter().map(|c| view! {
                                 <li><code>{c["path"].as_str().unwrap_or("").to_string()}</code>"： "{short(&c["before"])}" → "{short(&c["after"])}</li>
@@ -605,7 +612,7 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
                         let list = current.get().and_then(|v| v["deliveries"].as_array().cloned()).unwrap_or_default();
                         if list.is_empty() { return String::new(); }
                         let delivered = list.iter().filter(|d| d["state"] == "delivered").count();
-                        format!("投递医院信息系统 / to the HIS: {delivered}/{} 已送达", list.len())
+                        tr(&format!("投递医院信息系统：{delivered}/{0} 已送达 / Delivered to the HIS: {delivered} of {0}", list.len())).to_string()
                     }}
                 </p>
             </Show>
@@ -619,7 +626,7 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
 /// A changed value, short enough for one line.
 fn short(value: &Value) -> String {
     let text = match value {
-        Value::Null => "（无）".to_string(),
+        Value::Null => tr("（无） / (none)").to_string(),
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };

@@ -2,6 +2,7 @@
 //! heatmap and boxes laid over them), a prior study of the same patient beside them on request, and the
 //! chat and report panels.
 
+use crate::i18n::tr;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
@@ -17,29 +18,29 @@ pub fn WorklistPage() -> impl IntoView {
     view! {
         <main class="worklist" data-hydrated=move || hydrated.get().to_string()>
             <header class="page-header">
-                <h1>"工作列表 / Worklist"</h1>
-                <a href="/">"服务状态 / Status"</a>
+                <h1>{tr("工作列表 / Worklist")}</h1>
+                <a href="/">{tr("服务状态 / Status")}</a>
                 <crate::login::UserBar/>
             </header>
             <crate::upload::UploadPanel on_done=Callback::new(move |()| studies.refetch())/>
-            <Transition fallback=|| view! { <p class="status-pending">"加载中… / Loading…"</p> }>
+            <Transition fallback=|| view! { <p class="status-pending">{tr("加载中… / Loading…")}</p> }>
                 {move || Suspend::new(async move {
                     match studies.await {
                         Err(e) => view! { <p class="status-error">{e.text()}</p> }.into_any(),
                         Ok(list) if list.studies.is_empty() => view! {
-                            <p class="empty">"还没有检查，请先上传图像 / No studies yet: upload images first"</p>
+                            <p class="empty">{tr("还没有检查，请先上传图像 / No studies yet: upload images first")}</p>
                         }.into_any(),
                         Ok(list) => view! {
                             <table class="studies">
                                 <thead><tr>
-                                    <th>"患者 / Patient"</th><th>"患者ID"</th><th>"检查日期 / Date"</th>
-                                    <th>"模态"</th><th>"图像"</th><th>"状态 / Status"</th>
+                                    <th>{tr("患者 / Patient")}</th><th>{tr("患者ID / Patient ID")}</th><th>{tr("检查日期 / Date")}</th>
+                                    <th>{tr("模态 / Modality")}</th><th>{tr("图像 / Images")}</th><th>{tr("状态 / Status")}</th>
                                 </tr></thead>
                                 <tbody>
                                     {list.studies.into_iter().map(|s| view! {
                                         <tr>
                                             <td><a class="study-link" href=format!("/studies/{}", s.id)>
-                                                {s.patient_name.clone().unwrap_or_else(|| "（无姓名）".into())}
+                                                {s.patient_name.clone().unwrap_or_else(|| tr("（无姓名） / (no name)").into())}
                                             </a></td>
                                             <td>{s.patient_id.clone().unwrap_or_default()}</td>
                                             <td>{display_date(&s.study_date)}</td>
@@ -60,12 +61,12 @@ pub fn WorklistPage() -> impl IntoView {
 
 fn status_label(status: &str) -> &'static str {
     match status {
-        "new" => "新检查 / new",
-        "ai_draft" => "AI草稿 / AI draft",
-        "draft" => "草稿 / draft",
-        "returned" => "退回修改 / returned",
-        "signed" => "已签发 / signed",
-        "reviewed" => "已审核 / reviewed",
+        "new" => tr("新检查 / new"),
+        "ai_draft" => tr("AI草稿 / AI draft"),
+        "draft" => tr("草稿 / draft"),
+        "returned" => tr("退回修改 / returned"),
+        "signed" => tr("已签发 / signed"),
+        "reviewed" => tr("已审核 / reviewed"),
         _ => "—",
     }
 }
@@ -90,7 +91,7 @@ fn StudyLoader(study_id: i64) -> impl IntoView {
     let study = LocalResource::new(move || api::get::<StudyDetail>(format!("/api/v1/studies/{study_id}")));
     let overlay = RwSignal::new(Overlay::default());
     view! {
-        <Transition fallback=|| view! { <p class="status-pending">"加载中… / Loading…"</p> }>
+        <Transition fallback=|| view! { <p class="status-pending">{tr("加载中… / Loading…")}</p> }>
             {move || Suspend::new(async move {
                 match study.await {
                     Err(e) => view! { <p class="status-error">{e.text()}</p> }.into_any(),
@@ -118,7 +119,7 @@ fn StudyView(study: StudyDetail, overlay: RwSignal<Overlay>) -> impl IntoView {
     let s = &study.summary;
     let title = format!(
         "{} · {} · {} · {}",
-        s.patient_name.clone().unwrap_or_else(|| "（无姓名）".into()),
+        s.patient_name.clone().unwrap_or_else(|| tr("（无姓名） / (no name)").into()),
         s.patient_id.clone().unwrap_or_default(),
         display_date(&s.study_date),
         s.modalities.join(", ")
@@ -154,8 +155,8 @@ fn StudyView(study: StudyDetail, overlay: RwSignal<Overlay>) -> impl IntoView {
     view! {
         <header class="page-header">
             <h1 class="study-title">{title.clone()}</h1>
-            <a href="/studies">"返回工作列表 / Worklist"</a>
-            <label class="compare-pick">"对比既往 / Compare "
+            <a href="/studies">{tr("返回工作列表 / Worklist")}</a>
+            <label class="compare-pick">{tr("对比既往 / Compare ")}
                 <select class="compare-select" on:change=move |ev| compare.set(event_target_value(&ev).parse().ok())>
                     <option value="">"—"</option>
                     {move || others.get().unwrap_or_default().into_iter().map(|o| view! {
@@ -168,7 +169,7 @@ fn StudyView(study: StudyDetail, overlay: RwSignal<Overlay>) -> impl IntoView {
         <div class="study-layout">
             <div class="viewers">
                 {if images.is_empty() {
-                    view! { <p class="empty">"该检查没有图像 / No images"</p> }.into_any()
+                    view! { <p class="empty">{tr("该检查没有图像 / No images")}</p> }.into_any()
                 } else {
                     view! { <ImageView study_id images overlay placement caption=title.clone() shown/> }.into_any()
                 }}
@@ -188,12 +189,12 @@ fn PriorView(study_id: i64, placement: RwSignal<Placement>) -> impl IntoView {
     let study = LocalResource::new(move || api::get::<StudyDetail>(format!("/api/v1/studies/{study_id}")));
     view! {
         <div class="prior">
-            <Transition fallback=|| view! { <p class="status-pending">"加载中… / Loading…"</p> }>
+            <Transition fallback=|| view! { <p class="status-pending">{tr("加载中… / Loading…")}</p> }>
                 {move || Suspend::new(async move {
                     match study.await {
                         Err(e) => view! { <p class="status-error">{e.text()}</p> }.into_any(),
                         Ok(s) => {
-                            let caption = format!("既往 / Prior：{} {}", display_date(&s.summary.study_date), s.summary.modalities.join(","));
+                            let caption = format!("{}{} {}", tr("既往： / Prior: "), display_date(&s.summary.study_date), s.summary.modalities.join(","));
                             let images = images_of(&s);
                             view! {
                                 <p class="prior-caption">{caption.clone()}</p>

@@ -3,6 +3,7 @@
 //! or refused with the reason). JPEG/PNG films carry no patient data of their own: the fields here give
 //! it to every film of the batch (DICOM files keep their own).
 
+use crate::i18n::tr;
 use leptos::prelude::*;
 use serde::Deserialize;
 
@@ -33,6 +34,8 @@ pub struct FileOutcome {
     #[serde(default)]
     pub message_zh: Option<String>,
     #[serde(default)]
+    pub message_en: Option<String>,
+    #[serde(default)]
     pub study_id: Option<i64>,
 }
 
@@ -44,9 +47,15 @@ struct UploadAnswer {
 
 fn outcome_text(o: &FileOutcome) -> String {
     match o.status.as_str() {
-        "stored" => "已保存".to_string(),
-        "duplicate" => "已存在（重复上传）".to_string(),
-        _ => format!("未接收：{}", o.message_zh.clone().unwrap_or_default()),
+        "stored" => tr("已保存 / Stored").to_string(),
+        "duplicate" => tr("已存在（重复上传） / Already stored (duplicate)").to_string(),
+        _ => {
+            let reason = match crate::i18n::lang() {
+                crate::i18n::Lang::Zh => &o.message_zh,
+                crate::i18n::Lang::En => &o.message_en,
+            };
+            format!("{}{}", tr("未接收： / Not accepted: "), reason.clone().unwrap_or_default())
+        }
     }
 }
 
@@ -113,7 +122,7 @@ pub fn UploadPanel(on_done: Callback<()>) -> impl IntoView {
     };
 
     view! {
-        <section class="upload" aria-label="上传 / Upload">
+        <section class="upload" aria-label=tr("上传 / Upload")>
             <div class="drop-zone" class:drop-over=move || over.get()
                 on:dragover=move |ev| { ev.prevent_default(); over.set(true); }
                 on:dragleave=move |_| over.set(false)
@@ -122,9 +131,9 @@ pub fn UploadPanel(on_done: Callback<()>) -> impl IntoView {
                     over.set(false);
                     start(dropped_files(&ev));
                 }>
-                <p>"将 DICOM、JPEG、PNG 或 zip 文件拖到这里，或 "
+                <p>{tr("将 DICOM、JPEG、PNG 或 zip 文件拖到这里，或  / Drop DICOM, JPEG, PNG or zip files here, or ")}
                     <label class="file-pick">
-                        "选择文件 / Choose files"
+                        {tr("选择文件 / Choose files")}
                         <input type="file" class="file-input" multiple node_ref=input
                             accept=".dcm,.dicom,.jpg,.jpeg,.png,.zip,application/dicom,image/jpeg,image/png,application/zip"
                             on:change=move |_| {
@@ -133,15 +142,15 @@ pub fn UploadPanel(on_done: Callback<()>) -> impl IntoView {
                     </label>
                 </p>
                 <details class="film-identity">
-                    <summary>"JPEG/PNG 胶片的患者信息（DICOM 文件自带，无需填写）"</summary>
+                    <summary>{tr("JPEG/PNG 胶片的患者信息（DICOM 文件自带，无需填写） / Patient details for JPEG/PNG films (DICOM files carry their own)")}</summary>
                     <div class="identity-fields">
-                        <label>"患者ID "<input class="upload-patient-id" prop:value=move || patient_id.get()
+                        <label>{tr("患者ID  / Patient ID ")}<input class="upload-patient-id" prop:value=move || patient_id.get()
                             on:input=move |ev| patient_id.set(event_target_value(&ev))/></label>
-                        <label>"姓名 "<input class="upload-patient-name" prop:value=move || patient_name.get()
+                        <label>{tr("姓名  / Name ")}<input class="upload-patient-name" prop:value=move || patient_name.get()
                             on:input=move |ev| patient_name.set(event_target_value(&ev))/></label>
-                        <label>"检查日期 "<input type="date" class="upload-exam-date" prop:value=move || exam_date.get()
+                        <label>{tr("检查日期  / Exam date ")}<input type="date" class="upload-exam-date" prop:value=move || exam_date.get()
                             on:input=move |ev| exam_date.set(event_target_value(&ev))/></label>
-                        <label>"像素间距（毫米，可选） "<input class="upload-spacing" inputmode="decimal"
+                        <label>{tr("像素间距（毫米，可选）  / Pixel spacing (mm, optional) ")}<input class="upload-spacing" inputmode="decimal"
                             prop:value=move || spacing.get() on:input=move |ev| spacing.set(event_target_value(&ev))/></label>
                     </div>
                 </details>
@@ -155,10 +164,10 @@ pub fn UploadPanel(on_done: Callback<()>) -> impl IntoView {
                         RowState::Done(_) | RowState::Failed(_) => "upload-failed",
                     };
                     let detail = match &r.state {
-                        RowState::Waiting => "等待中".to_string(),
+                        RowState::Waiting => tr("等待中 / Waiting").to_string(),
                         RowState::Sending => format!("{:.0}%", r.progress * 100.0),
                         RowState::Done(files) if files.len() == 1 => outcome_text(&files[0]),
-                        RowState::Done(files) => files.iter().map(|f| format!("{}：{}", f.name, outcome_text(f))).collect::<Vec<_>>().join("；"),
+                        RowState::Done(files) => files.iter().map(|f| format!("{}：{}", f.name, outcome_text(f))).collect::<Vec<_>>().join(tr("； / ; ")),
                         RowState::Failed(e) => e.clone(),
                     };
                     let study = match &r.state {
@@ -171,7 +180,7 @@ pub fn UploadPanel(on_done: Callback<()>) -> impl IntoView {
                             <span class="upload-size">{size_text(r.bytes)}</span>
                             <progress max="1" value=r.progress.to_string()></progress>
                             <span class="upload-detail">{detail}</span>
-                            {study.map(|id| view! { <a class="upload-open" href=format!("/studies/{id}")>"打开 / Open"</a> })}
+                            {study.map(|id| view! { <a class="upload-open" href=format!("/studies/{id}")>{tr("打开 / Open")}</a> })}
                         </li>
                     }
                 }).collect_view()}
@@ -237,7 +246,7 @@ async fn send(
     use wasm_bindgen::JsCast;
     use wasm_bindgen::closure::Closure;
 
-    let js = |e: wasm_bindgen::JsValue| format!("浏览器错误 / browser error: {e:?}");
+    let js = |e: wasm_bindgen::JsValue| format!("{}{e:?}", tr("浏览器错误： / browser error: "));
     let csrf = crate::api::csrf_token().await.map_err(|e| e.text())?;
     let form = web_sys::FormData::new().map_err(js)?;
     for (name, value) in fields {
@@ -263,7 +272,7 @@ async fn send(
     let sent = wasm_bindgen_futures::JsFuture::from(finished).await;
     drop(on_progress);
     if sent.is_err() {
-        return Err("网络中断，文件未上传 / network error: not uploaded".into());
+        return Err(tr("网络中断，文件未上传 / network error: not uploaded").into());
     }
     let status = xhr.status().unwrap_or(0);
     let text = xhr.response_text().ok().flatten().unwrap_or_default();
@@ -275,8 +284,9 @@ async fn send(
     }
     Err(serde_json::from_str::<serde_json::Value>(&text)
         .ok()
-        .and_then(|v| v["error"]["message_zh"].as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("服务器返回 {status}")))
+        .and_then(|v| serde_json::from_value::<crate::api::ApiError>(v["error"].clone()).ok())
+        .map(|e| e.text())
+        .unwrap_or_else(|| tr(&format!("服务器返回 {status} / the server answered {status}")).to_string()))
 }
 
 #[cfg(not(feature = "hydrate"))]

@@ -8,9 +8,9 @@ export const DOCTOR_PASSWORD = process.env.MEDGEMMA_X_E2E_PASSWORD!;
 export async function signIn(page: Page, next = '/studies') {
   await page.goto(`/login?next=${encodeURIComponent(next)}`);
   await expect(page.locator('main.login')).toHaveAttribute('data-hydrated', 'true');
-  await page.getByLabel('用户名 / Username').fill(DOCTOR);
-  await page.getByLabel('密码 / Password').fill(DOCTOR_PASSWORD);
-  await page.getByRole('button', { name: '登录 / Sign in' }).click();
+  await page.getByLabel('用户名').fill(DOCTOR);
+  await page.getByLabel('密码').fill(DOCTOR_PASSWORD);
+  await page.getByRole('button', { name: '登录' }).click();
   await page.waitForURL((url) => url.pathname === next);
 }
 

@@ -22,18 +22,18 @@ test('a radiologist fills in a report, signs it, and downloads the PDF', async (
   await page.goto(`/studies/${study}`);
   await expect(page.locator('main.study')).toHaveAttribute('data-hydrated', 'true');
   const panel = page.locator('.report-panel');
-  await panel.getByRole('button', { name: '空白报告 / Blank report' }).click();
+  await panel.getByRole('button', { name: '空白报告' }).click();
   await expect(panel.locator('.report-state')).toContainText('草稿');
 
-  await panel.getByLabel('检查所见与印象 / Findings and impression').fill('右肺上叶尖段见一实性结节，边界清楚。');
-  await panel.getByRole('button', { name: '添加所见 / Add a finding' }).click();
+  await panel.getByLabel('检查所见与印象').fill('右肺上叶尖段见一实性结节，边界清楚。');
+  await panel.getByRole('button', { name: '添加所见' }).click();
   await panel.getByLabel('部位 1').fill('右肺上叶尖段');
   await panel.getByLabel('所见 1').fill('实性结节');
   await panel.getByLabel('密度 1').fill('软组织密度');
   await panel.getByLabel('长径 1', { exact: true }).fill('8.2');
   await panel.getByLabel('短径 1', { exact: true }).fill('6.1');
-  await panel.getByLabel('建议 / Recommendation').fill('建议12个月后低剂量CT复查。');
-  await panel.getByRole('button', { name: '签发 / Sign' }).click();
+  await panel.getByLabel('建议').fill('建议12个月后低剂量CT复查。');
+  await panel.getByRole('button', { name: '签发' }).click();
   await expect(panel.locator('.report-state')).toContainText('已签发');
   await expect(panel.locator('.report-signatures')).toContainText('报告医师：测试医师');
   await expect(page.locator('.report-panel .report-state')).toContainText('SHA-256');
@@ -88,9 +88,9 @@ test('a screening CT finding takes its axes from a viewer measurement and shows 
   await page.goto(`/studies/${study}`);
   await expect(page.locator('main.study')).toHaveAttribute('data-hydrated', 'true');
   const panel = page.locator('.report-panel');
-  await panel.getByRole('button', { name: '空白报告 / Blank report' }).click();
+  await panel.getByRole('button', { name: '空白报告' }).click();
   await expect(panel.locator('.report-state')).toContainText('草稿');
-  await panel.getByRole('button', { name: '添加所见 / Add a finding' }).click();
+  await panel.getByRole('button', { name: '添加所见' }).click();
   await panel.getByLabel('部位 1').fill('右肺上叶尖段');
   await panel.getByLabel('所见 1').fill('实性结节');
   await panel.getByLabel('测量 1').selectOption(String(measurement));
@@ -107,13 +107,13 @@ test('a screening CT finding takes its axes from a viewer measurement and shows 
   // The prior exam's measurement at the same place is offered; the radiologist confirms the match.
   await expect(panel.locator('.prior-suggestion')).toContainText('既往检查 2024-10-15 同一位置的测量');
   await expect(panel.locator('.prior-suggestion')).toContainText('8.4 × 4.2 毫米');
-  await panel.getByRole('button', { name: '采用为既往大小 / Use as prior' }).click();
+  await panel.getByRole('button', { name: '采用为既往大小' }).click();
   await expect(panel.getByLabel('既往日期 1')).toHaveValue('2024-10-15');
   await expect(panel.getByLabel('既往长径 1')).toHaveValue('8.4');
   await expect(panel.locator('.finding-change')).toContainText('较2024-10-15增大4.2毫米（VDT');
   await expect(panel.locator('.lung-rads-basis')).toContainText('间隔12个月');
-  await panel.getByRole('button', { name: '保存 / Save' }).click();
-  await expect(panel.locator('.form-status')).toHaveText('已保存 / saved');
+  await panel.getByRole('button', { name: '保存' }).click();
+  await expect(panel.locator('.form-status')).toHaveText('已保存');
   await page.screenshot({ path: 'test-results/report-lung-rads.png', fullPage: true });
 
   // The server's saved report carries the same category, the link to the measurement and its basis.
@@ -126,8 +126,8 @@ test('a screening CT finding takes its axes from a viewer measurement and shows 
   expect(report.findings[0].change).toMatch(/^较2024-10-15增大4\.2毫米（VDT \d+天）$/);
 
   // Signed, the PDF shows the category with its basis and the measurement as a key image.
-  await panel.getByLabel('检查所见与印象 / Findings and impression').fill('右肺上叶尖段见一实性结节，边缘毛刺。');
-  await panel.getByRole('button', { name: '签发 / Sign' }).click();
+  await panel.getByLabel('检查所见与印象').fill('右肺上叶尖段见一实性结节，边缘毛刺。');
+  await panel.getByRole('button', { name: '签发' }).click();
   await expect(panel.locator('.report-state')).toContainText('已签发');
   const download = page.waitForEvent('download');
   await panel.locator('a.export[data-format="pdf"]').click();

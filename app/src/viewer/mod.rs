@@ -14,6 +14,7 @@ mod view;
 
 use std::sync::Arc;
 
+use crate::i18n::tr;
 use leptos::prelude::*;
 use measure::shape::{Outcome, Shape, ShapeError, measure_shape, perpendicular_axis};
 use measure::window::Window;
@@ -53,14 +54,14 @@ impl Tool {
 
     fn label(self) -> &'static str {
         match self {
-            Tool::Window => "调窗 W/L",
-            Tool::Pan => "平移 Pan",
-            Tool::Length => "长度 Length",
-            Tool::Bidirectional => "双径 Bidirectional",
-            Tool::Ellipse => "椭圆 ROI",
-            Tool::Angle => "角度 Angle",
-            Tool::Arrow => "箭头 Arrow",
-            Tool::Nodule => "自动结节 Auto nodule",
+            Tool::Window => tr("调窗 / Window"),
+            Tool::Pan => tr("平移 / Pan"),
+            Tool::Length => tr("长度 / Length"),
+            Tool::Bidirectional => tr("双径 / Bidirectional"),
+            Tool::Ellipse => tr("椭圆 ROI / Ellipse ROI"),
+            Tool::Angle => tr("角度 / Angle"),
+            Tool::Arrow => tr("箭头 / Arrow"),
+            Tool::Nodule => tr("自动结节 / Auto nodule"),
         }
     }
 
@@ -177,14 +178,20 @@ struct Drag {
 
 /// "70.0 毫米", "14.0 × 7.0 毫米（平均 10.5 毫米）", "面积 30.8 平方毫米 · 均值 40.0 HU · 标准差 0.0 HU".
 pub fn outcome_text(o: &Outcome, units: &str) -> String {
-    let (len, area) = if o.calibrated { ("毫米", "平方毫米") } else { ("像素", "平方像素") };
+    let (len, area) = if o.calibrated {
+        (tr("毫米 / mm"), tr("平方毫米 / mm²"))
+    } else {
+        (tr("像素 / px"), tr("平方像素 / px²"))
+    };
     let units = if units == "raw" { "" } else { units };
     if let Some(l) = o.length {
         format!("{l:.1} {len}")
     } else if let (Some(a), Some(b), Some(m)) = (o.long_axis, o.short_axis, o.mean_diameter) {
-        format!("{a:.1} × {b:.1} {len}（平均 {m:.1} {len}）")
+        let mean = tr("平均 / mean");
+        format!("{a:.1} × {b:.1} {len}{}", crate::i18n::parenthesized(&format!("{mean} {m:.1} {len}")))
     } else if let Some(r) = o.roi {
-        format!("面积 {:.1} {area} · 均值 {:.1} {units} · 标准差 {:.1} {units}", r.area_mm2, r.mean, r.sd)
+        let [area_word, mean, sd] = [tr("面积 / area"), tr("均值 / mean"), tr("标准差 / SD")];
+        format!("{area_word} {:.1} {area} · {mean} {:.1} {units} · {sd} {:.1} {units}", r.area_mm2, r.mean, r.sd)
     } else if let Some(deg) = o.angle_deg {
         format!("{deg:.1}°")
     } else {
@@ -203,28 +210,38 @@ fn saved_text(m: &Saved) -> String {
 
 fn kind_label(shape: &Shape) -> &'static str {
     match shape {
-        Shape::Length { .. } => "长度",
-        Shape::Bidirectional { .. } => "长径 × 短径",
-        Shape::Ellipse { .. } => "椭圆 ROI",
-        Shape::Angle { .. } => "角度",
-        Shape::Arrow { .. } => "箭头",
+        Shape::Length { .. } => tr("长度 / Length"),
+        Shape::Bidirectional { .. } => tr("长径 × 短径 / Long × short axis"),
+        Shape::Ellipse { .. } => tr("椭圆 ROI / Ellipse ROI"),
+        Shape::Angle { .. } => tr("角度 / Angle"),
+        Shape::Arrow { .. } => tr("箭头 / Arrow"),
     }
 }
 
 /// The basis printed beside a measurement: the window shown and where the millimetres come from.
 pub fn basis_text(b: &SavedBasis) -> String {
-    let window = b.window.map(|w| format!("窗宽 {:.0} / 窗位 {:.0}", w.width, w.center));
+    let window = b.window.map(|w| format!("{} {:.0} / {} {:.0}", tr("窗宽 / W"), w.width, tr("窗位 / L"), w.center));
     let spacing = match &b.spacing {
         Some(s) => {
             let source = match s.source {
                 SpacingSource::PixelSpacing => "PixelSpacing",
                 SpacingSource::ImagerPixelSpacing => "ImagerPixelSpacing",
-                SpacingSource::Uploader => "上传者提供",
+                SpacingSource::Uploader => tr("上传者提供 / uploader"),
             };
-            let caveat = s.caveat_zh.as_deref().map(|c| format!("，{c}")).unwrap_or_default();
-            format!("像素间距 {:.3} × {:.3} 毫米（{source}{caveat}）", s.row_mm, s.col_mm)
+            let (spacing, mm) = (tr("像素间距 / pixel spacing"), tr("毫米 / mm"));
+            let numbers = format!("{spacing} {:.3} × {:.3} {mm}", s.row_mm, s.col_mm);
+            match crate::i18n::lang() {
+                crate::i18n::Lang::Zh => match s.source.caveat_zh() {
+                    Some(caveat) => format!("{numbers}（{source}，{caveat}）"),
+                    None => format!("{numbers}（{source}）"),
+                },
+                crate::i18n::Lang::En => match s.source.caveat_en() {
+                    Some(caveat) => format!("{numbers} ({source}: {caveat})"),
+                    None => format!("{numbers} ({source})"),
+                },
+            }
         }
-        None => "无像素间距，单位为像素".into(),
+        None => tr("无像素间距，单位为像素 / no pixel spacing: pixels").into(),
     };
     window.into_iter().chain([spacing]).collect::<Vec<_>>().join(" · ")
 }
@@ -433,7 +450,7 @@ pub fn ImageView(
     // bidirectional measurement, its outline shown until the next action.
     let measure_nodule = move |at: Point| {
         let i = image_now();
-        message.set(Some("自动测量中… / Measuring…".into()));
+        message.set(Some(tr("自动测量中… / Measuring…").into()));
         leptos::task::spawn_local(async move {
             let path = format!("/api/v1/instances/{}/frames/{}/nodule", i.instance_id, i.frame);
             match api::post_json::<AutoNodule>(&path, &serde_json::json!({"x": at.x, "y": at.y})).await {
@@ -555,7 +572,7 @@ pub fn ImageView(
                 first_stroke.set(None);
                 save(shape, None);
             }
-            Some(shape @ Shape::Arrow { .. }) => match ask_text("箭头标注文字 / Arrow text") {
+            Some(shape @ Shape::Arrow { .. }) => match ask_text(tr("箭头标注文字 / Arrow text")) {
                 Some(text) => save(shape, Some(text)),
                 None => draft.set(None),
             },
@@ -633,21 +650,21 @@ pub fn ImageView(
 
     view! {
         <section class="image-panel">
-            <div class="viewer-toolbar" role="toolbar" aria-label="工具 / Tools">
+            <div class="viewer-toolbar" role="toolbar" aria-label=tr("工具 / Tools")>
                 {Tool::ALL.into_iter().map(|t| view! {
                     <button class=format!("viewer-tool {}", t.class())
                         aria-pressed=move || (tool.get() == t).to_string()
-                        title=format!("{}（快捷键 {}）", t.label(), t.key().to_uppercase())
+                        title=format!("{}{}", t.label(), crate::i18n::parenthesized(&format!("{} {}", tr("快捷键 / key"), t.key().to_uppercase())))
                         on:click=move |_| choose_tool(t)>{t.label()}</button>
                 }).collect_view()}
-                <button class="viewer-undo" title="撤销（Ctrl+Z）" on:click=move |_| undo()>"撤销 Undo"</button>
-                <button class="viewer-reset" title="复位：适应窗口、默认窗（R）" on:click=move |_| reset()>"复位 Reset"</button>
+                <button class="viewer-undo" title=tr("撤销（Ctrl+Z） / Undo (Ctrl+Z)") on:click=move |_| undo()>{tr("撤销 / Undo")}</button>
+                <button class="viewer-reset" title=tr("复位：适应窗口、默认窗（R） / Reset: fit and default window (R)") on:click=move |_| reset()>{tr("复位 / Reset")}</button>
                 <Show when=move || { count > 1 }>
                     <span class="image-nav">
-                        <button class="image-prev" title="上一张（↑ / PageUp）" disabled=move || { current.get() == 0 }
+                        <button class="image-prev" title=tr("上一张（↑、PageUp） / Previous (↑, PageUp)") disabled=move || { current.get() == 0 }
                             on:click=move |_| go_to(current.get_untracked().saturating_sub(1))>"◀"</button>
                         <span class="image-position">{move || format!("{} / {count}", current.get() + 1)}</span>
-                        <button class="image-next" title="下一张（↓ / PageDown）" disabled=move || { current.get() + 1 >= count }
+                        <button class="image-next" title=tr("下一张（↓、PageDown） / Next (↓, PageDown)") disabled=move || { current.get() + 1 >= count }
                             on:click=move |_| go_to(current.get_untracked() + 1)>"▶"</button>
                     </span>
                 </Show>
@@ -664,7 +681,7 @@ pub fn ImageView(
                     <canvas class="study-canvas" node_ref=canvas width=columns height=rows
                         data-renders=move || renders.get().to_string()
                         data-render-ms=move || format!("{:.2}", last_render_ms.get())
-                        aria-label="检查图像 / study image"></canvas>
+                        aria-label=tr("检查图像 / study image")></canvas>
                     <svg class="image-overlay" viewBox=move || format!("0 0 {} {}", columns(), rows()) preserveAspectRatio="none">
                         <Show when=move || show_heatmap.get()>
                             {move || heatmap().map(|h| {
@@ -701,9 +718,9 @@ pub fn ImageView(
                 </div>
                 <div class="viewer-caption">{caption}</div>
                 <div class="viewer-info">
-                    {move || window.get().map(|w| format!("窗宽 {:.0} 窗位 {:.0}", w.width, w.center))}
-                    " · "{move || format!("缩放 {:.0}%", view.get().scale * 100.0)}
-                    {move || (image().frame > 1 || count > 1).then(|| format!(" · 图像 {} / {count}", current.get() + 1))}
+                    {move || window.get().map(|w| format!("{} {:.0} {} {:.0}", tr("窗宽 / W"), w.width, tr("窗位 / L"), w.center))}
+                    " · "{move || format!("{} {:.0}%", tr("缩放 / zoom"), view.get().scale * 100.0)}
+                    {move || (image().frame > 1 || count > 1).then(|| format!(" · {} {} / {count}", tr("图像 / image"), current.get() + 1))}
                     <span class="probe-readout">{move || probe.get().map(|(p, v)| {
                         let value = v.map(|v| format!("{v:.0} {}", if units() == "HU" { "HU" } else { "" })).unwrap_or_else(|| "—".into());
                         format!(" · ({:.0}, {:.0}) {value}", p.x, p.y)
@@ -713,18 +730,18 @@ pub fn ImageView(
                     let s = spacing()?;
                     let (mm, px) = scale_bar(s.col_mm, view.get().scale, 60.0)?;
                     Some(view! {
-                        <div class="scale-bar" style:width=format!("{px:.1}px")><span>{format!("{mm:.0} 毫米")}</span></div>
+                        <div class="scale-bar" style:width=format!("{px:.1}px")><span>{format!("{mm:.0} {}", tr("毫米 / mm"))}</span></div>
                     })
                 }}
                 {move || load_error.get().map(|e| view! { <p class="viewer-error status-error">{e}</p> })}
                 {move || pixels.get().is_none().then(|| load_error.get().is_none().then(|| view! {
-                    <p class="viewer-loading status-pending">"图像加载中… / Loading image…"</p>
+                    <p class="viewer-loading status-pending">{tr("图像加载中… / Loading image…")}</p>
                 }))}
             </div>
-            <div class="window-controls" role="group" aria-label="窗宽窗位 / Window">
+            <div class="window-controls" role="group" aria-label=tr("窗宽窗位 / Window")>
                 <button class="window-preset" data-key="default"
                     aria-pressed=move || (pixels.get().is_some() && window.get() == pixels.get().and_then(|p| p.initial_window())).to_string()
-                    on:click=move |_| window.set(pixels.get_untracked().and_then(|p| p.initial_window()))>"默认 / Default"</button>
+                    on:click=move |_| window.set(pixels.get_untracked().and_then(|p| p.initial_window()))>{tr("默认 / Default")}</button>
                 {move || windows().into_iter().map(|w| {
                     let chosen = Window { center: w.center, width: w.width };
                     view! {
@@ -737,31 +754,31 @@ pub fn ImageView(
                 <label>
                     <input type="checkbox" class="invert-toggle" prop:checked=move || invert.get()
                         on:change=move |ev| invert.set(event_target_checked(&ev))/>
-                    "反色 / Invert"
+                    {tr("反色 / Invert")}
                 </label>
             </div>
             <div class="overlay-controls">
                 <label>
                     <input type="checkbox" class="heatmap-toggle" prop:checked=move || show_heatmap.get()
                         on:change=move |ev| show_heatmap.set(event_target_checked(&ev))/>
-                    "热力图 / Heatmap"
+                    {tr("热力图 / Heatmap")}
                 </label>
                 <label>
-                    "透明度 / Opacity"
+                    {tr("透明度 / Opacity")}
                     <input type="range" class="heatmap-opacity" min="0" max="1" step="0.05"
                         prop:value=move || opacity.get().to_string()
                         on:input=move |ev| opacity.set(event_target_value(&ev).parse().unwrap_or(0.5))/>
                 </label>
-                <span class="heatmap-state">{move || if heatmap().is_some() { "已有热力图 / heatmap ready" } else { "" }}</span>
+                <span class="heatmap-state">{move || if heatmap().is_some() { tr("已有热力图 / heatmap ready") } else { "" }}</span>
             </div>
             {move || message.get().map(|m| view! { <p class="viewer-message status-error">{m}</p> })}
             {move || first_stroke.get().map(|_| view! {
                 <p class="viewer-hint">{match tool.get() {
-                    Tool::Angle => "已画第一条边，请从顶点画第二条边（Esc 取消） / First arm drawn: now draw the second",
-                    _ => "已画长径，请垂直于它画短径（Esc 取消） / Long axis drawn: now draw the short axis",
+                    Tool::Angle => tr("已画第一条边，请从顶点画第二条边（Esc 取消） / First arm drawn: now draw the second"),
+                    _ => tr("已画长径，请垂直于它画短径（Esc 取消） / Long axis drawn: now draw the short axis"),
                 }}</p>
             })}
-            <ol class="measurement-list" aria-label="测量 / Measurements">
+            <ol class="measurement-list" aria-label=tr("测量 / Measurements")>
                 {move || saved.get().into_iter().filter(|m| on_image(m)).map(|m| {
                     let text = saved_text(&m);
                     let basis = basis_text(&m.basis);
@@ -775,8 +792,8 @@ pub fn ImageView(
                                 <span class="measurement-label">{l}</span>
                             })}
                             <span class="measurement-basis">{basis}</span>
-                            <button class="measurement-delete" title="删除 / Delete"
-                                on:click=move |_| remove(item.clone())>"删除"</button>
+                            <button class="measurement-delete" title=tr("删除 / Delete")
+                                on:click=move |_| remove(item.clone())>{tr("删除 / Delete")}</button>
                         </li>
                     }
                 }).collect_view()}
