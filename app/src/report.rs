@@ -436,7 +436,7 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
                 <ul class="report-signatures">
                     {move || current.get().and_then(|v| v["report"]["signatures"].as_array().cloned()).unwrap_or_default().into_iter().map(|s| view! {
                         <li>{format!("{}：{}（{}）", if s["role"] == "department_head" { tr("审核医师 / Reviewer") } else { tr("报告医师 / Reporting radiologist") },
-                            s["name"].as_str().unwrap_or(""), s["signed_at"].as_str().unwrap_or(""))}</li>
+                            s["name"].as_str().unwrap_or(""), api::display_time(s["signed_at"].as_str().unwrap_or("")))}</li>
                     }).collect_view()}
                 </ul>
                 <Show when=move || current.get().and_then(|v| v["review_comment"].as_str().map(str::to_string)).is_some()>

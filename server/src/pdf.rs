@@ -279,7 +279,7 @@ pub fn render(report: &Report, font_path: &Path, key_images: &[KeyImage]) -> any
     let signer = |role: &str| report.signatures.iter().find(|s| s.role == role);
     for (role, label) in [("radiologist", "报告医师"), ("department_head", "审核医师")] {
         let line = match signer(role) {
-            Some(s) => format!("{label}：{}    签名时间：{}", s.name, s.signed_at),
+            Some(s) => format!("{label}：{}    签名时间：{}", s.name, beijing_time(&s.signed_at)),
             None => format!("{label}：________________    日期：____________"),
         };
         l.paragraph(&line, BODY_PT, BLACK, 0.0);
@@ -289,7 +289,10 @@ pub fn render(report: &Report, font_path: &Path, key_images: &[KeyImage]) -> any
     let footer = match &report.ai {
         Some(ai) => format!(
             "生成时间：{} | 模型版本：{} {} | 硬件环境：{}",
-            ai.generated_at, ai.model_name, ai.model_version, ai.hardware
+            beijing_time(&ai.generated_at),
+            ai.model_name,
+            ai.model_version,
+            ai.hardware
         ),
         None => "本报告未使用AI生成内容".to_string(),
     };
@@ -314,4 +317,25 @@ pub fn render(report: &Report, font_path: &Path, key_images: &[KeyImage]) -> any
     }
     let options = PdfSaveOptions { optimize: true, subset_fonts: true, secure: true, image_optimization: None };
     Ok(doc.with_pages(pages).save(&options, &mut Vec::new()))
+}
+
+/// A timestamp as a reader of the printed report reads it: "2026-11-30 14:28（北京时间）" (China has one
+/// time zone, UTC+8, and no summer time). A text that is not RFC 3339 is printed as it is.
+fn beijing_time(rfc3339: &str) -> String {
+    let Ok(t) = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339) else {
+        return rfc3339.to_string();
+    };
+    let t = t.to_offset(time::UtcOffset::from_hms(8, 0, 0).expect("a valid offset"));
+    format!("{:04}-{:02}-{:02} {:02}:{:02}（北京时间）", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn server_timestamps_print_as_beijing_time_to_the_minute() {
+        // What the server writes when a report is signed (UTC, nanoseconds), across midnight.
+        assert_eq!(super::beijing_time("2026-11-30T16:28:24.261695385Z"), "2026-12-01 00:28（北京时间）");
+        assert_eq!(super::beijing_time("2024-05-11T14:30:00+08:00"), "2024-05-11 14:30（北京时间）");
+        assert_eq!(super::beijing_time("昨天"), "昨天");
+    }
 }

@@ -140,8 +140,9 @@ fn pdf_has_the_chinese_text_layer_label_units_and_an_embedded_subset_font() {
         "长径23.4毫米，短径19.1毫米",
         "测量依据：肺窗 WW=1500 WL=-600",
         "▲ 依据：",
-        "报告医师：李医生",
-        "生成时间：2024-05-11T14:22:03+08:00 | 模型版本：MedGemma 1.5-4b-it | 硬件环境：NVIDIA RTX 4090",
+        // Times as Beijing time, to the minute (the signature's offset is +08:00 already).
+        "报告医师：李医生 签名时间：2024-05-11 14:30（北京时间）",
+        "生成时间：2024-05-11 14:22（北京时间） | 模型版本：MedGemma 1.5-4b-it | 硬件环境：NVIDIA RTX 4090",
     ] {
         assert!(text.contains(expected), "PDF text lacks {expected:?}:\n{text}");
     }
