@@ -587,15 +587,16 @@ impl Shared {
 /// environment, the third decoding step of the process sleeps S seconds (once; the restarted worker
 /// then answers normally). Unset, as in every real deployment, it does nothing.
 mod fault_injection {
+    use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
 
     pub fn hang_once() {
+        static HANG_SECS: OnceLock<Option<f64>> = OnceLock::new();
         static STEPS: AtomicU32 = AtomicU32::new(0);
-        let Some(secs) = std::env::var("MEDGEMMA_X_FAULT_HANG_STEP_SECS").ok().and_then(|s| s.parse::<f64>().ok())
-        else {
-            return;
-        };
+        let hang = HANG_SECS
+            .get_or_init(|| std::env::var("MEDGEMMA_X_FAULT_HANG_STEP_SECS").ok().and_then(|s| s.parse::<f64>().ok()));
+        let Some(secs) = *hang else { return };
         if STEPS.fetch_add(1, Ordering::SeqCst) == 2 {
             tracing::warn!(secs, "fault injection: this decoding step hangs");
             std::thread::sleep(Duration::from_secs_f64(secs));
