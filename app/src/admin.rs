@@ -310,7 +310,7 @@ pub fn AdminPage() -> impl IntoView {
                                                     <td>{role_label(&u.role)}</td>
                                                     <td class="user-state">{if u.disabled { tr("已停用 / disabled") } else { tr("正常 / active") }}</td>
                                                     <td>{if u.totp_enabled { tr("已启用 / on") } else { "—" }}</td>
-                                                    <td>{u.last_login_at.clone().unwrap_or_else(|| "—".into())}</td>
+                                                    <td>{u.last_login_at.as_deref().map_or_else(|| "—".into(), api::display_time)}</td>
                                                     <td>
                                                         <button class="user-toggle" on:click=move |_| act(format!("/api/v1/admin/users/{id}/{toggle}"))>
                                                             {if u.disabled { tr("启用 / Enable") } else { tr("停用 / Disable") }}
@@ -367,7 +367,7 @@ pub fn AdminPage() -> impl IntoView {
                                         view! {
                                             <tr>
                                                 <td>{t.id}</td><td>{t.name}</td><td>{t.scopes.join(", ")}</td>
-                                                <td>{t.created_at}</td><td>{t.last_used_at.unwrap_or_else(|| "—".into())}</td>
+                                                <td>{api::display_time(&t.created_at)}</td><td>{t.last_used_at.as_deref().map_or_else(|| "—".into(), api::display_time)}</td>
                                                 <td>{if live {
                                                     view! { <button on:click=move |_| act(format!("/api/v1/admin/tokens/{id}/revoke"))>{tr("吊销 / Revoke")}</button> }.into_any()
                                                 } else {
@@ -397,7 +397,7 @@ pub fn AdminPage() -> impl IntoView {
                                 <tbody>
                                     {rows.into_iter().map(|r| view! {
                                         <tr>
-                                            <td>{r.id}</td><td>{r.ts}</td>
+                                            <td>{r.id}</td><td>{api::display_time(&r.ts)}</td>
                                             <td>{r.actor_name.unwrap_or_default()}" "{r.role.map(|x| role_label(&x)).unwrap_or("")}</td>
                                             <td>{r.ip.unwrap_or_default()}</td><td>{r.action}</td>
                                             <td>{r.patient_ref.unwrap_or_default()}</td>

@@ -340,20 +340,21 @@ pub fn display_date(date: &Option<String>) -> String {
     }
 }
 
-/// An RFC 3339 timestamp (a signature's time) in the browser's own time zone, to the minute:
-/// "2026-11-30 14:28". Anything the browser cannot read is shown as it is.
+/// An RFC 3339 timestamp (a signature's, an audit row's) in the browser's own time zone, to the second:
+/// "2026-11-30 14:28:24". Anything the browser cannot read is shown as it is.
 pub fn display_time(rfc3339: &str) -> String {
     #[cfg(feature = "hydrate")]
     {
         let t = js_sys::Date::new(&wasm_bindgen::JsValue::from_str(rfc3339));
         if !t.get_time().is_nan() {
             return format!(
-                "{:04}-{:02}-{:02} {:02}:{:02}",
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
                 t.get_full_year(),
                 t.get_month() + 1,
                 t.get_date(),
                 t.get_hours(),
-                t.get_minutes()
+                t.get_minutes(),
+                t.get_seconds()
             );
         }
     }

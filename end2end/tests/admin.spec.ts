@@ -56,6 +56,21 @@ test('the administrator adds and disables an account, makes a token, and checks 
   await expect(page.locator('.audit-verification')).toContainText('哈希链完整');
   await expect(page.locator('table.audit')).toContainText('user.add e2e-head role=department_head');
   await page.screenshot({ path: 'test-results/admin.png', fullPage: true });
+
+  // In English: the page's own words (headings, column heads, buttons, labels, states) hold no Chinese;
+  // names the users typed (测试主任, HIS 接口) are theirs.
+  await page.locator('button.lang-switch').click();
+  await expect(page.locator('main.admin h1')).toHaveText('Administration');
+  await expect(page.locator('main.admin')).toHaveAttribute('data-hydrated', 'true');
+  await expect(head.locator('.user-state')).toHaveText('disabled');
+  await expect(head).toContainText('Department head');
+  const own = await page.locator('main.admin').locator('h1, h2, h3, th, button, label, .user-state, option, .totp-state').allInnerTexts();
+  expect(own.filter((t) => /[\u3000-\u9fff\uff00-\uffef]/.test(t) && t.trim() !== '中文')).toEqual([]);
+  await page.getByRole('button', { name: 'Verify the chain' }).click();
+  await expect(page.locator('.audit-verification')).toContainText('chain intact');
+  await page.screenshot({ path: 'test-results/admin-english.png', fullPage: true });
+  await page.locator('button.lang-switch').click();
+  await expect(page.locator('main.admin h1')).toHaveText('系统管理');
 });
 
 test('a radiologist turns on one-time codes, and sign-in then asks for one', async ({ page }) => {
