@@ -52,6 +52,7 @@ pub struct InstanceSummary {
 pub struct WindowChoice {
     pub key: String,
     pub name_zh: String,
+    pub name_en: String,
     pub center: f64,
     pub width: f64,
 }

@@ -217,7 +217,8 @@ fn measurement_axes(m: &Saved) -> Option<(f64, Option<f64>, String)> {
         _ => return None,
     };
     let round = |v: f64| (v * 10.0).round() / 10.0;
-    Some((round(axes.0), axes.1.map(round), basis_text(&m.basis)))
+    // Report text: Chinese whatever the page's language (the PDF and the HIS read it).
+    Some((round(axes.0), axes.1.map(round), basis_text(&m.basis, crate::i18n::Lang::Zh)))
 }
 
 /// The prior exam's measurement of the same nodule as `current`, suggested for the radiologist to confirm:
@@ -323,7 +324,15 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
         current.track();
         serde_json::from_value::<report::Report>(build()).ok()
     });
-    let lung_rads = move || if screening.get() { on_screen.with(|r| r.as_ref()?.lung_rads()) } else { None };
+    let lung_rads = move || {
+        if !screening.get() {
+            return None;
+        }
+        on_screen.with(|r| match crate::i18n::lang() {
+            crate::i18n::Lang::Zh => r.as_ref()?.lung_rads(),
+            crate::i18n::Lang::En => r.as_ref()?.lung_rads_en(),
+        })
+    };
     // Finding `i`'s change against its prior size, or why there is none.
     let change_text = move |i: usize| {
         on_screen.with(|report| {

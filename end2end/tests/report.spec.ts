@@ -125,6 +125,26 @@ test('a screening CT finding takes its axes from a viewer measurement and shows 
   expect(report.findings[0].measurements.basis).toContain('PixelSpacing');
   expect(report.findings[0].change).toMatch(/^较2024-10-15增大4\.2毫米（VDT \d+天）$/);
 
+  // On the English page the live category box and the change read in English (the report stays Chinese).
+  await page.locator('button.lang-switch').click();
+  await expect(page.locator('html')).toHaveAttribute('lang', 'en');
+  await expect(panel.locator('.lung-rads-category')).toHaveText('Lung-RADS 4X');
+  await expect(panel.locator('.lung-rads-basis')).toContainText('follow-up round, 12');
+  const cjk = /[\u3000-\u9fff\uff00-\uffef]/;
+  expect(await panel.locator('.lung-rads-management').innerText()).not.toMatch(cjk);
+  await expect(panel.locator('.finding-change')).toContainText('2024-10-15');
+  expect(await panel.locator('.finding-change').innerText()).not.toMatch(cjk);
+  // The viewer beside it too, window presets included.
+  await expect(page.locator('button.window-preset[data-key="lung"]')).toHaveText('Lung');
+  expect(await page.locator('.image-panel').first().innerText()).not.toMatch(cjk);
+  // What the English page writes into the report stays Chinese: the report is printed and sent in Chinese.
+  await panel.locator('select.use-measurement').selectOption(String(measurement));
+  await expect(panel.locator('.finding-basis')).toContainText('窗宽 1500 / 窗位 -600 · 像素间距 0.700 × 0.700 毫米');
+  await page.screenshot({ path: 'test-results/report-lung-rads-english.png', fullPage: true });
+  await page.locator('button.lang-switch').click();
+  await expect(page.locator('html')).toHaveAttribute('lang', 'zh-CN');
+  await expect(panel.locator('.lung-rads-basis')).toContainText('间隔12个月');
+
   // Signed, the PDF shows the category with its basis and the measurement as a key image.
   await panel.getByLabel('检查所见与印象').fill('右肺上叶尖段见一实性结节，边缘毛刺。');
   await panel.getByRole('button', { name: '签发' }).click();

@@ -85,22 +85,43 @@ impl Report {
         Case { exam: Exam { baseline: !follow_up, interval_months }, nodules }
     }
 
-    /// The Lung-RADS v2022 result for a screening exam, None otherwise.
+    /// The Lung-RADS v2022 result for a screening exam, None otherwise: in Chinese, as the report
+    /// carries it.
     pub fn lung_rads(&self) -> Option<GuidelineResult> {
+        self.lung_rads_in(false)
+    }
+
+    /// The same result in English, for the web app's English page (the report itself stays Chinese).
+    pub fn lung_rads_en(&self) -> Option<GuidelineResult> {
+        self.lung_rads_in(true)
+    }
+
+    fn lung_rads_in(&self, english: bool) -> Option<GuidelineResult> {
         if !self.lung_cancer_screening {
             return None;
         }
         let case = self.lung_rads_case();
         let a = lung_rads::assess(&case);
-        let round = match case.exam.interval_months {
-            None => "按基线筛查计算，未与既往检查对比".to_string(),
-            Some(months) => format!("与既往检查对比，间隔{months}个月；未记录既往大小的结节按新发计"),
+        let (management, basis, round) = match (english, case.exam.interval_months) {
+            (false, None) => (a.management.zh, a.basis.zh, "按基线筛查计算，未与既往检查对比".to_string()),
+            (false, Some(months)) => {
+                (a.management.zh, a.basis.zh, format!("与既往检查对比，间隔{months}个月；未记录既往大小的结节按新发计"))
+            }
+            (true, None) => (a.management.en, a.basis.en, "baseline round: not compared with a prior exam".into()),
+            (true, Some(months)) => (
+                a.management.en,
+                a.basis.en,
+                format!(
+                    "follow-up round, {months} months after the prior exam; nodules without a prior size count as new"
+                ),
+            ),
         };
+        let basis = if english { format!("{basis} ({round})") } else { format!("{basis}（{round}）") };
         Some(GuidelineResult {
             guideline: lung_rads::GUIDELINE.into(),
             category: a.category.to_string(),
-            management: a.management.zh,
-            basis: format!("{}（{round}）", a.basis.zh),
+            management,
+            basis,
         })
     }
 
@@ -154,6 +175,21 @@ mod tests {
         assert_eq!(g.category, "4A");
         assert!(g.basis.contains("左肺下叶") && g.basis.contains("按基线筛查计算"), "{}", g.basis);
         assert!(g.management.contains("3个月"), "{}", g.management);
+    }
+
+    #[test]
+    fn the_english_result_is_the_same_assessment_in_english() {
+        let report = Report {
+            lung_cancer_screening: true,
+            findings: vec![nodule("左肺下叶", NoduleType::Solid, 9.0, 8.0, &[])],
+            ..Default::default()
+        };
+        let (zh, en) = (report.lung_rads().unwrap(), report.lung_rads_en().unwrap());
+        assert_eq!((en.category.as_str(), en.guideline.as_str()), (zh.category.as_str(), zh.guideline.as_str()));
+        assert!(en.management.starts_with("LDCT in 3 months"), "{}", en.management);
+        assert!(en.basis.ends_with("(baseline round: not compared with a prior exam)"), "{}", en.basis);
+        assert!(!en.management.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)), "{}", en.management);
+        assert_eq!(Report { lung_cancer_screening: false, ..report }.lung_rads_en(), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod view;
 
 use std::sync::Arc;
 
-use crate::i18n::tr;
+use crate::i18n::{Lang, tr};
 use leptos::prelude::*;
 use measure::shape::{Outcome, Shape, ShapeError, measure_shape, perpendicular_axis};
 use measure::window::Window;
@@ -218,8 +218,10 @@ fn kind_label(shape: &Shape) -> &'static str {
     }
 }
 
-/// The basis printed beside a measurement: the window shown and where the millimetres come from.
-pub fn basis_text(b: &SavedBasis) -> String {
+/// The basis printed beside a measurement: the window shown and where the millimetres come from, in
+/// `lang` (the page's for the viewer; always Chinese for the text a report keeps).
+pub fn basis_text(b: &SavedBasis, lang: Lang) -> String {
+    let tr = |text| crate::i18n::pick(lang, text);
     let window = b.window.map(|w| format!("{} {:.0} / {} {:.0}", tr("窗宽 / W"), w.width, tr("窗位 / L"), w.center));
     let spacing = match &b.spacing {
         Some(s) => {
@@ -230,12 +232,12 @@ pub fn basis_text(b: &SavedBasis) -> String {
             };
             let (spacing, mm) = (tr("像素间距 / pixel spacing"), tr("毫米 / mm"));
             let numbers = format!("{spacing} {:.3} × {:.3} {mm}", s.row_mm, s.col_mm);
-            match crate::i18n::lang() {
-                crate::i18n::Lang::Zh => match s.source.caveat_zh() {
+            match lang {
+                Lang::Zh => match s.source.caveat_zh() {
                     Some(caveat) => format!("{numbers}（{source}，{caveat}）"),
                     None => format!("{numbers}（{source}）"),
                 },
-                crate::i18n::Lang::En => match s.source.caveat_en() {
+                Lang::En => match s.source.caveat_en() {
                     Some(caveat) => format!("{numbers} ({source}: {caveat})"),
                     None => format!("{numbers} ({source})"),
                 },
@@ -748,7 +750,10 @@ pub fn ImageView(
                         <button class="window-preset" data-key=w.key.clone()
                             aria-pressed=move || (window.get() == Some(chosen)).to_string()
                             title=format!("W {} / L {}", w.width, w.center)
-                            on:click=move |_| window.set(Some(chosen))>{w.name_zh}</button>
+                            on:click=move |_| window.set(Some(chosen))>{match crate::i18n::lang() {
+                                Lang::Zh => w.name_zh,
+                                Lang::En => w.name_en,
+                            }}</button>
                     }
                 }).collect_view()}
                 <label>
@@ -781,7 +786,7 @@ pub fn ImageView(
             <ol class="measurement-list" aria-label=tr("测量 / Measurements")>
                 {move || saved.get().into_iter().filter(|m| on_image(m)).map(|m| {
                     let text = saved_text(&m);
-                    let basis = basis_text(&m.basis);
+                    let basis = basis_text(&m.basis, crate::i18n::lang());
                     let kind = kind_label(&m.shape);
                     let item = m.clone();
                     view! {
