@@ -158,10 +158,7 @@ impl From<gloo_net::Error> for ApiError {
 impl ApiError {
     /// What the page shows: the message in the interface language.
     pub fn text(&self) -> String {
-        match crate::i18n::lang() {
-            crate::i18n::Lang::Zh => self.message_zh.clone(),
-            crate::i18n::Lang::En => self.message_en.clone(),
-        }
+        crate::i18n::choose(&self.message_zh, &self.message_en).clone()
     }
 
     #[cfg(feature = "hydrate")]
@@ -180,7 +177,6 @@ pub struct Me {
     pub username: String,
     pub display_name: String,
     pub role: String,
-    pub role_zh: String,
     pub permissions: Vec<String>,
     #[serde(default)]
     pub totp_enabled: bool,

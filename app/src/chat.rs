@@ -202,9 +202,9 @@ pub fn ChatPanel(study_id: i64, overlay: RwSignal<Overlay>, shown: ReadSignal<Op
                     {move || Suspend::new(async move {
                         prompts.await.map(|p| p.quick).unwrap_or_default().into_iter().map(|q| {
                             let (text, mode) = (q.text.clone(), q.mode.clone());
-                            let label = match crate::i18n::lang() {
-                                crate::i18n::Lang::En => q.label_en.unwrap_or(q.label),
-                                crate::i18n::Lang::Zh => q.label,
+                            let label = match q.label_en {
+                                Some(en) => crate::i18n::choose(q.label, en),
+                                None => q.label,
                             };
                             view! {
                                 <button class="quick-prompt" disabled=move || busy.get()

@@ -73,6 +73,14 @@ pub fn tr(text: &str) -> &str {
     pick(lang(), text)
 }
 
+/// One of two values given in both languages (a server's `message_zh`/`message_en`, a preset's names).
+pub fn choose<T>(zh: T, en: T) -> T {
+    match lang() {
+        Lang::Zh => zh,
+        Lang::En => en,
+    }
+}
+
 /// "（…）" after Chinese, " (…)" after English.
 pub fn parenthesized(inner: &str) -> String {
     match lang() {

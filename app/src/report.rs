@@ -338,10 +338,7 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
         on_screen.with(|report| {
             let report = report.as_ref()?;
             Some(match report.change_of(report.findings.get(i)?)? {
-                Ok(change) => match crate::i18n::lang() {
-                    crate::i18n::Lang::Zh => change.summary.zh,
-                    crate::i18n::Lang::En => change.summary.en,
-                },
+                Ok(change) => crate::i18n::choose(change.summary.zh, change.summary.en),
                 Err(e) => format!("{}{e}", tr("无法对比： / cannot compare: ")),
             })
         })

@@ -50,10 +50,7 @@ fn outcome_text(o: &FileOutcome) -> String {
         "stored" => tr("已保存 / Stored").to_string(),
         "duplicate" => tr("已存在（重复上传） / Already stored (duplicate)").to_string(),
         _ => {
-            let reason = match crate::i18n::lang() {
-                crate::i18n::Lang::Zh => &o.message_zh,
-                crate::i18n::Lang::En => &o.message_en,
-            };
+            let reason = crate::i18n::choose(&o.message_zh, &o.message_en);
             format!("{}{}", tr("未接收： / Not accepted: "), reason.clone().unwrap_or_default())
         }
     }

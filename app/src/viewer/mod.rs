@@ -750,10 +750,7 @@ pub fn ImageView(
                         <button class="window-preset" data-key=w.key.clone()
                             aria-pressed=move || (window.get() == Some(chosen)).to_string()
                             title=format!("W {} / L {}", w.width, w.center)
-                            on:click=move |_| window.set(Some(chosen))>{match crate::i18n::lang() {
-                                Lang::Zh => w.name_zh,
-                                Lang::En => w.name_en,
-                            }}</button>
+                            on:click=move |_| window.set(Some(chosen))>{crate::i18n::choose(w.name_zh, w.name_en)}</button>
                     }
                 }).collect_view()}
                 <label>
