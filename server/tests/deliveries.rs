@@ -77,14 +77,7 @@ fn a_signed_report_reaches_the_his_even_across_a_kill_9() {
     let study = uploaded["files"][0]["study_id"].as_i64().unwrap();
     let report =
         json!({"exam_id": "x", "report_summary": "两肺纹理清晰，未见明确结节。", "recommendation": "年度随访。"});
-    let created: Value = server
-        .client()
-        .post(server.url(&format!("/api/v1/studies/{study}/reports")))
-        .json(&json!({"report": report}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let created = common::create_report(&server, study, &report);
     let id = created["id"].as_i64().unwrap();
     let signed = server.client().post(server.url(&format!("/api/v1/reports/{id}/sign"))).send().unwrap();
     assert_eq!(signed.status(), 200);

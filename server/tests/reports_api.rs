@@ -226,13 +226,7 @@ fn lung_rads_follows_the_findings_of_a_screening_report() {
     report["findings"][0]["nodule_type"] = json!("solid");
     report["guideline_results"] =
         json!([{"guideline": "Lung-RADS v2022", "category": "1", "management": "typed", "basis": "typed"}]);
-    let created: Value = doctor
-        .post(server.url(&format!("/api/v1/studies/{study}/reports")))
-        .json(&json!({"report": report}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let created = common::create_report(&server, study, &report);
     let id = created["id"].as_i64().unwrap();
     // 8.2 × 6.1 mm: mean 7.2 mm (6–<8 mm solid at baseline) → 3.
     let results = &created["report"]["guideline_results"];
@@ -289,13 +283,7 @@ fn the_pdf_shows_the_cited_measurement_as_a_key_image() {
         .unwrap();
     let mut report = draft();
     report["findings"][0]["measurement_ids"] = json!([measurement["id"].to_string(), "999999"]);
-    let created: Value = doctor
-        .post(server.url(&format!("/api/v1/studies/{study}/reports")))
-        .json(&json!({"report": report}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let created = common::create_report(&server, study, &report);
     let id = created["id"].as_i64().unwrap();
     assert_eq!(
         doctor.post(server.url(&format!("/api/v1/reports/{id}/sign"))).json(&json!({})).send().unwrap().status(),

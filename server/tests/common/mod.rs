@@ -44,6 +44,18 @@ pub fn upload_fixture(server: &Server, path: &str) -> (i64, i64) {
     (id("study_id"), id("instance_id"))
 }
 
+/// Creates a study's report as the server's radiologist; the answer (report, id, state), after a 201.
+pub fn create_report(server: &Server, study: i64, report: &serde_json::Value) -> serde_json::Value {
+    let created = server
+        .client()
+        .post(server.url(&format!("/api/v1/studies/{study}/reports")))
+        .json(&serde_json::json!({ "report": report }))
+        .send()
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    created.json().unwrap()
+}
+
 /// Every server a test starts on a data dir has this radiologist (added with `medgemma-x user add`).
 pub const DOCTOR: &str = "test-doctor";
 pub const DOCTOR_PASSWORD: &str = "a sound test passphrase";
