@@ -3,49 +3,7 @@
 
 use serde::Deserialize;
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-pub struct StudyList {
-    pub studies: Vec<StudySummary>,
-    pub total: i64,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-pub struct StudySummary {
-    pub id: i64,
-    pub patient_id: Option<String>,
-    pub patient_name: Option<String>,
-    pub patient_sex: Option<String>,
-    pub accession_number: Option<String>,
-    pub study_date: Option<String>,
-    pub description: Option<String>,
-    pub status: String,
-    #[serde(default)]
-    pub modalities: Vec<String>,
-    pub instance_count: i64,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-pub struct StudyDetail {
-    #[serde(flatten)]
-    pub summary: StudySummary,
-    pub series: Vec<SeriesDetail>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-pub struct SeriesDetail {
-    pub id: i64,
-    pub modality: Option<String>,
-    pub description: Option<String>,
-    pub instances: Vec<InstanceSummary>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-pub struct InstanceSummary {
-    pub id: i64,
-    pub rows: i64,
-    pub columns: i64,
-    pub frames: i64,
-}
+pub use crate::studies::{InstanceSummary, SeriesDetail, StudyDetail, StudyList, StudySummary};
 
 /// A window the server offers for an instance: the file's own, and on CT the chest presets.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]

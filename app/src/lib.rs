@@ -1,5 +1,5 @@
 //! The MedGemma-X web app, rendered on the server (feature `ssr`) and hydrated in the browser
-//! (feature `hydrate`). Types both sides exchange live in [`status`].
+//! (feature `hydrate`). Types both sides exchange live in [`status`] and [`studies`].
 
 // Leptos views are nested types; the study page (image, chat and report panels) is deeper than the
 // default limit lets rustc compute layouts for.
@@ -9,6 +9,7 @@ pub mod api;
 pub mod i18n;
 pub mod sse;
 pub mod status;
+pub mod studies;
 
 mod admin;
 mod chat;

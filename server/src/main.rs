@@ -17,7 +17,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start the web server (启动服务).
-    Serve(server::config::ServeArgs),
+    Serve(server::startup::config::ServeArgs),
     /// Read a DICOM file: metadata, or one frame rendered to PNG (DICOM 文件信息与渲染).
     Dicom {
         #[command(subcommand)]

@@ -7,7 +7,7 @@ use std::process::Command;
 use common::{BIN, DOCTOR, DOCTOR_PASSWORD, Server, add_user, dicom_fixture, fixture, sign_in};
 use reqwest::blocking::{Client, multipart};
 use serde_json::{Value, json};
-use server::auth::{Access, Permission, ROUTES, Role};
+use server::domain::auth::{Access, Permission, ROUTES, Role};
 
 fn start() -> (tempfile::TempDir, Server) {
     let data = tempfile::tempdir().unwrap();

@@ -1,48 +1,13 @@
 //! The router in process (no sockets): API error shape and readiness when the database is gone.
 
-use std::time::Instant;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use server::config::DatabaseLocation;
-use server::http::{AppState, app};
-use server::model::ModelSetup;
-use tokio_util::sync::CancellationToken;
+use server::web::{AppState, app};
 use tower::ServiceExt;
 
 async fn state(tmp: &tempfile::TempDir) -> AppState {
-    let location = DatabaseLocation::SqliteFile(tmp.path().join("t.sqlite3"));
-    let db = server::db::connect(&location).await.unwrap();
-    AppState {
-        leptos_options: leptos::prelude::LeptosOptions::builder().output_name("medgemma-x").build(),
-        db: db.clone(),
-        db_backend: server::db::backend_name(&location),
-        model: ModelSetup::inspect(None),
-        started: Instant::now(),
-        shutdown: CancellationToken::new(),
-        data_dir: server::data_dir::DataDir::create(&tmp.path().join("data")).unwrap(),
-        images: std::sync::Arc::new(server::images::Images::new(
-            server::objects::ObjectStore::new(tmp.path().join("data/objects")),
-            imaging::Limits::default(),
-            1 << 30,
-            0,
-            1 << 26,
-        )),
-        metrics: std::sync::Arc::default(),
-        inference: None,
-        chat: server::config::ChatSettings { max_new_tokens: 64, max_ct_slices: 85 },
-        site_key: server::pseudonym::SiteKey::from_bytes([9; 32]),
-        audit: std::sync::Arc::new(server::audit::AuditLog::new(db)),
-        throttle: std::sync::Arc::default(),
-        deliveries: Default::default(),
-        delivery_wake: std::sync::Arc::default(),
-        sessions: server::auth::guard::SessionSettings {
-            idle: std::time::Duration::from_secs(1800),
-            absolute: std::time::Duration::from_secs(12 * 3600),
-            secure_cookies: false,
-        },
-    }
+    AppState::for_tests(tmp.path()).await.unwrap()
 }
 
 async fn get(state: &AppState, uri: &str) -> (StatusCode, serde_json::Value) {
@@ -60,10 +25,15 @@ async fn unknown_api_paths_answer_bilingual_json_and_only_to_callers_who_signed_
     assert_eq!(status, StatusCode::UNAUTHORIZED, "nothing about the API is public: {body}");
     assert_eq!(body["error"]["code"], "unauthorized");
 
-    let (_, token) =
-        server::auth::tokens::create(&state.db, "his", &[server::auth::Permission::ReportRead], "test", None)
-            .await
-            .unwrap();
+    let (_, token) = server::domain::auth::tokens::create(
+        &state.db,
+        "his",
+        &[server::domain::auth::Permission::ReportRead],
+        "test",
+        None,
+    )
+    .await
+    .unwrap();
     let request = Request::get("/api/v1/studies/123/nothing")
         .header("authorization", format!("Bearer {token}"))
         .body(Body::empty())

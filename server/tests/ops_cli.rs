@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use common::{BIN, Server};
 use serde_json::Value;
-use server::gpu::{GpuInfo, Gpus};
+use server::support::gpu::{GpuInfo, Gpus};
 
 fn run(args: &[&str], data_dir: &Path) -> Output {
     Command::new(BIN).args(args).arg("--data-dir").arg(data_dir).output().unwrap()

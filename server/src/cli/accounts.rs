@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use server::auth::{Permission, Role, tokens, users};
-use server::config::DatabaseLocation;
-use server::data_dir::DataDir;
+use server::domain::auth::{Permission, Role, tokens, users};
+use server::store::db::DatabaseLocation;
+use server::support::data_dir::DataDir;
 
 #[derive(clap::Args, Debug)]
 pub struct Db {
@@ -21,14 +21,14 @@ pub struct Db {
 }
 
 impl Db {
-    fn open(&self) -> anyhow::Result<(tokio::runtime::Runtime, server::db::Pool, DataDir)> {
+    fn open(&self) -> anyhow::Result<(tokio::runtime::Runtime, server::store::db::Pool, DataDir)> {
         let data_dir = DataDir::create(&self.data_dir)?;
         let location = match &self.database_url {
             Some(url) => DatabaseLocation::Url(url.clone()),
             None => DatabaseLocation::SqliteFile(data_dir.default_sqlite_file()),
         };
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let pool = runtime.block_on(server::db::connect(&location))?;
+        let pool = runtime.block_on(server::store::db::connect(&location))?;
         Ok((runtime, pool, data_dir))
     }
 }
@@ -129,12 +129,12 @@ pub enum AuditCommand {
 /// Changes made at the console are in the audit trail too (actor "console", the operating-system user).
 fn record_console(
     runtime: &tokio::runtime::Runtime,
-    pool: &server::db::Pool,
+    pool: &server::store::db::Pool,
     action: &str,
     detail: String,
 ) -> anyhow::Result<()> {
     let who = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "console".into());
-    let event = server::audit::AuditEvent {
+    let event = server::domain::audit::AuditEvent {
         actor_kind: "console",
         actor_name: Some(who),
         action: action.into(),
@@ -142,7 +142,7 @@ fn record_console(
         detail: Some(detail),
         ..Default::default()
     };
-    runtime.block_on(server::audit::AuditLog::new(pool.clone()).record(event))?;
+    runtime.block_on(server::domain::audit::AuditLog::new(pool.clone()).record(event))?;
     Ok(())
 }
 
@@ -157,7 +157,7 @@ fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
 
 fn user_named(
     runtime: &tokio::runtime::Runtime,
-    pool: &server::db::Pool,
+    pool: &server::store::db::Pool,
     username: &str,
 ) -> anyhow::Result<users::User> {
     runtime
@@ -273,7 +273,7 @@ pub fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
         AuditCommand::Verify { db } => {
             let (runtime, pool, _) = db.open()?;
-            let v = runtime.block_on(server::audit::verify(&pool))?;
+            let v = runtime.block_on(server::domain::audit::verify(&pool))?;
             if v.ok {
                 println!("审计日志完整：{} 条记录，哈希链校验通过 / audit trail intact: {} rows", v.rows, v.rows);
                 Ok(ExitCode::SUCCESS)
@@ -290,10 +290,10 @@ pub fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
         }
         AuditCommand::Export { format, from, to, limit, db } => {
             let (runtime, pool, _) = db.open()?;
-            let query = server::audit::Query { from, to, patient_ref: None, limit: Some(limit) };
-            let rows = runtime.block_on(server::audit::rows(&pool, &query))?;
+            let query = server::domain::audit::Query { from, to, patient_ref: None, limit: Some(limit) };
+            let rows = runtime.block_on(server::domain::audit::rows(&pool, &query))?;
             match format.as_str() {
-                "csv" => print!("{}", server::audit::to_csv(&rows)),
+                "csv" => print!("{}", server::domain::audit::to_csv(&rows)),
                 "json" => println!("{}", serde_json::to_string_pretty(&rows)?),
                 other => bail!("unknown format {other}: csv or json"),
             }
@@ -314,13 +314,17 @@ pub struct AuditReportArgs {
 /// Exit 0 when nothing failed (warnings allowed), 1 when a check failed.
 pub fn audit_report(args: AuditReportArgs) -> anyhow::Result<ExitCode> {
     let (runtime, pool, data_dir) = args.db.open()?;
-    let report = runtime.block_on(server::security_report::generate(&pool, data_dir.root()))?;
+    let report = runtime.block_on(server::domain::security_report::generate(&pool, data_dir.root()))?;
     match &args.out {
         Some(path) => {
-            server::files::write_atomically(path, report.markdown.as_bytes())?;
+            server::support::files::write_atomically(path, report.markdown.as_bytes())?;
             println!("安全自查报告已写入 / written: {}", path.display());
         }
         None => print!("{}", report.markdown),
     }
-    Ok(if report.worst == server::security_report::Verdict::Fail { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if report.worst == server::domain::security_report::Verdict::Fail {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

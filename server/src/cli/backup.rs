@@ -24,7 +24,7 @@ pub struct RestoreArgs {
 
 pub fn backup(args: BackupArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let summary = runtime.block_on(server::backup::backup(&args.data_dir, &args.out))?;
+    let summary = runtime.block_on(server::domain::backup::backup(&args.data_dir, &args.out))?;
     println!(
         "备份完成 / backup written: {} — {} image objects, {} reports, database {} KB, {} MB in all",
         args.out.display(),
@@ -37,7 +37,7 @@ pub fn backup(args: BackupArgs) -> anyhow::Result<()> {
 }
 
 pub fn restore(args: RestoreArgs) -> anyhow::Result<()> {
-    let summary = server::backup::restore(&args.from, &args.data_dir)?;
+    let summary = server::domain::backup::restore(&args.from, &args.data_dir)?;
     println!(
         "恢复完成 / restored into {}: {} image objects, {} reports, database {} KB (every file checked)",
         args.data_dir.display(),

@@ -59,7 +59,7 @@ pub fn run(command: DicomCommand) -> anyhow::Result<()> {
             let file_windows = image.info.file_windows();
             let options = RenderOptions { frame: frame - 1, window, invert: false, max_side: None };
             let png = imaging::render::png(&imaging::render::to_8bit(&frames, &options, &file_windows)?);
-            server::files::write_atomically(&out, &png)?;
+            server::support::files::write_atomically(&out, &png)?;
         }
     }
     Ok(())

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use server::ops::{self, Stopped};
+use server::startup::ops::{self, Stopped};
 
 #[derive(clap::Args, Debug)]
 pub struct DataDirArgs {

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use server::exports::{self, Format, Hl7Site};
+use server::domain::exports::{self, Format, Hl7Site};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ReportCommand {
@@ -79,5 +79,5 @@ fn write_output(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         use std::io::Write;
         return Ok(std::io::stdout().write_all(bytes)?);
     }
-    server::files::write_atomically(path, bytes)
+    server::support::files::write_atomically(path, bytes)
 }

@@ -2,7 +2,7 @@ use models::device::{ComputeDevice, TORCH_LIB_DIR};
 
 pub fn run() -> anyhow::Result<()> {
     let device = ComputeDevice::detect();
-    println!("medgemma-x {}", server::http::VERSION);
+    println!("medgemma-x {}", server::VERSION);
     println!("libtorch: {TORCH_LIB_DIR}");
     println!(
         "cuda: runtime {}, {} device(s); inference device: {}",

@@ -1,0 +1,70 @@
+//! The worklist and a study's series and instances, as `GET /api/v1/studies` and `/studies/{id}` send
+//! them: the server's store builds these, the pages read them (one declaration for both sides).
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /api/v1/studies`: one page of the worklist and how many studies match in all.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StudyList {
+    pub studies: Vec<StudySummary>,
+    pub total: i64,
+}
+
+/// One study with its patient, as a worklist row.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StudySummary {
+    pub id: i64,
+    pub study_uid: String,
+    /// The server's key for the patient (the patient ID, or a key made from name and birth date).
+    pub patient_key: String,
+    pub patient_id: Option<String>,
+    pub patient_name: Option<String>,
+    /// DICOM date, YYYYMMDD.
+    pub patient_birth_date: Option<String>,
+    pub patient_sex: Option<String>,
+    pub accession_number: Option<String>,
+    /// DICOM date, YYYYMMDD.
+    pub study_date: Option<String>,
+    pub description: Option<String>,
+    /// The report workflow's state of the study (new, draft, signed …).
+    pub status: String,
+    /// How it arrived ("upload").
+    pub source: String,
+    pub created_at: String,
+    pub series_count: i64,
+    pub instance_count: i64,
+    /// The series' modalities, sorted, each once.
+    #[serde(default)]
+    pub modalities: Vec<String>,
+}
+
+/// `GET /api/v1/studies/{id}`: the summary and every series with its instances, in display order.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StudyDetail {
+    #[serde(flatten)]
+    pub summary: StudySummary,
+    pub series: Vec<SeriesDetail>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeriesDetail {
+    pub id: i64,
+    pub series_uid: String,
+    pub modality: Option<String>,
+    pub series_number: Option<i64>,
+    pub description: Option<String>,
+    pub body_part: Option<String>,
+    pub instances: Vec<InstanceSummary>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct InstanceSummary {
+    pub id: i64,
+    pub sop_instance_uid: String,
+    pub instance_number: Option<i64>,
+    /// "dicom", "jpeg" or "png".
+    pub format: String,
+    pub rows: i64,
+    pub columns: i64,
+    pub frames: i64,
+}

@@ -1,0 +1,253 @@
+//! Configuration of `medgemma-x serve`: flags > environment (`MEDGEMMA_X_*`) > defaults.
+//! clap applies that precedence; this module resolves what the flags leave relative or unset.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::domain::chat::ChatSettings;
+use crate::store::db::DatabaseLocation;
+use crate::support::data_dir::DataDir;
+use crate::support::logging::LogFormat;
+use crate::web::WebSettings;
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServeArgs {
+    /// Folder for the database, images, reports and logs; created on first start.
+    #[arg(long, env = "MEDGEMMA_X_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Address and port to listen on. Port 0 picks a free port (it is logged).
+    #[arg(long, env = "MEDGEMMA_X_BIND", default_value = "0.0.0.0:7860")]
+    pub bind: SocketAddr,
+
+    /// A Hugging Face MedGemma checkpoint folder (config.json, tokenizer.json, *.safetensors).
+    /// Without it the server runs for viewing, measuring and reporting; chat is unavailable.
+    #[arg(long, env = "MEDGEMMA_X_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
+
+    /// Database URL. Default: an SQLite file at <data-dir>/db/medgemma-x.sqlite3.
+    #[arg(long, env = "MEDGEMMA_X_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Folder with the built web assets (pkg/medgemma-x.js, .wasm, .css).
+    /// Default: `site` beside the binary's folder, which is target/site for a cargo build.
+    #[arg(long, env = "MEDGEMMA_X_SITE_ROOT")]
+    pub site_root: Option<PathBuf>,
+
+    /// Log format on standard output; the file under <data-dir>/logs is always JSON.
+    #[arg(long, env = "MEDGEMMA_X_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+
+    /// Log filter, tracing-subscriber syntax (e.g. `info` or `info,server=debug`).
+    #[arg(long, env = "MEDGEMMA_X_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Largest upload request (all files together), MiB.
+    #[arg(long, env = "MEDGEMMA_X_MAX_UPLOAD_MB", default_value_t = 2048)]
+    pub max_upload_mb: u64,
+
+    /// Largest single file (or zip entry), MiB.
+    #[arg(long, env = "MEDGEMMA_X_MAX_FILE_MB", default_value_t = 512)]
+    pub max_file_mb: u64,
+
+    /// Memory for decoded images kept for the viewer (most recently used first out), MiB.
+    #[arg(long, env = "MEDGEMMA_X_IMAGE_CACHE_MB", default_value_t = 512)]
+    pub image_cache_mb: u64,
+
+    /// Uploads are refused while the data dir's disk has less than this free, MiB, so that the database,
+    /// logs and reports never run out of room.
+    #[arg(long, env = "MEDGEMMA_X_MIN_FREE_DISK_MB", default_value_t = 2048)]
+    pub min_free_disk_mb: u64,
+
+    /// Seconds that in-flight requests and streams get to finish after SIGTERM or Ctrl-C.
+    #[arg(long, env = "MEDGEMMA_X_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+
+    /// Answers the model decodes together (continuous batching); more wait in the queue.
+    #[arg(long, env = "MEDGEMMA_X_CHAT_MAX_ACTIVE", default_value_t = 8)]
+    pub chat_max_active: usize,
+
+    /// Questions that may wait for the model; one more gets 503 with Retry-After.
+    #[arg(long, env = "MEDGEMMA_X_CHAT_MAX_WAITING", default_value_t = 32)]
+    pub chat_max_waiting: usize,
+
+    /// Longest an answer may take from the question to its last token, seconds (then it stops, marked so).
+    #[arg(long, env = "MEDGEMMA_X_CHAT_TIMEOUT_SECS", default_value_t = 300)]
+    pub chat_timeout_secs: u64,
+
+    /// Longest one model call (a prompt, or one decoding step) may run before the watchdog takes the
+    /// inference worker for hung, fails its answers and starts a fresh one, seconds. A prompt with many
+    /// CT slices on a CPU is the slowest honest call; keep this well above it.
+    #[arg(long, env = "MEDGEMMA_X_CHAT_STALL_SECS", default_value_t = 180)]
+    pub chat_stall_secs: u64,
+
+    /// Default answer length limit, tokens (a request may ask for up to 4096).
+    #[arg(long, env = "MEDGEMMA_X_CHAT_MAX_NEW_TOKENS", default_value_t = 512)]
+    pub chat_max_new_tokens: usize,
+
+    /// Most CT slices shown to the model for one question (Google's CT recipe uses 85).
+    #[arg(long, env = "MEDGEMMA_X_CHAT_MAX_CT_SLICES", default_value_t = 85)]
+    pub chat_max_ct_slices: usize,
+
+    /// A signed-in session ends after this many minutes without a request.
+    #[arg(long, env = "MEDGEMMA_X_SESSION_IDLE_MINUTES", default_value_t = 30)]
+    pub session_idle_minutes: u64,
+
+    /// ... and this many hours after sign-in, however busy (a shift).
+    #[arg(long, env = "MEDGEMMA_X_SESSION_MAX_HOURS", default_value_t = 12)]
+    pub session_max_hours: u64,
+
+    /// Send cookies over HTTPS only: set it when a TLS proxy (nginx) fronts the server.
+    #[arg(long, env = "MEDGEMMA_X_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+
+    /// The HIS endpoint signed reports are POSTed to (http://…); none: no HTTP delivery.
+    #[arg(long, env = "MEDGEMMA_X_HIS_URL")]
+    pub his_url: Option<String>,
+
+    /// What is POSTed to the HIS: hl7 (HL7 v2.5 ORU^R01) or fhir (FHIR R4 Bundle).
+    #[arg(long, env = "MEDGEMMA_X_HIS_FORMAT", value_enum)]
+    pub his_format: Option<crate::domain::exports::Format>,
+
+    /// A folder the HIS reads: each signed report is written there (HL7 or FHIR, and PDF), atomically.
+    #[arg(long, env = "MEDGEMMA_X_HIS_FOLDER")]
+    pub his_folder: Option<PathBuf>,
+
+    /// A delivery still failing this long after signing is marked failed (an admin can retry it).
+    #[arg(long, env = "MEDGEMMA_X_HIS_GIVE_UP_HOURS", default_value_t = 72)]
+    pub his_give_up_hours: u64,
+
+    /// Run the server as a child process and restart it (with backoff) when it crashes or stops answering
+    /// /healthz; events go to <data-dir>/logs/maintenance.log.
+    #[arg(long)]
+    pub supervise: bool,
+}
+
+/// `ServeArgs` with every default resolved against the data dir and the binary's location.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub data_dir: DataDir,
+    pub bind: SocketAddr,
+    pub model_dir: Option<PathBuf>,
+    pub database: DatabaseLocation,
+    pub site_root: PathBuf,
+    pub log_format: LogFormat,
+    pub log: String,
+    pub shutdown_grace: Duration,
+    pub max_upload_bytes: u64,
+    pub min_free_disk_bytes: u64,
+    pub image_cache_bytes: u64,
+    pub limits: imaging::Limits,
+    pub inference: crate::domain::inference::InferenceLimits,
+    pub chat: ChatSettings,
+    pub sessions: crate::web::guard::SessionSettings,
+    pub deliveries: crate::domain::deliveries::DeliverySettings,
+}
+
+impl ServeConfig {
+    /// The part of the configuration the web layer keeps in its state.
+    pub fn web_settings(&self) -> WebSettings {
+        WebSettings {
+            limits: self.limits,
+            max_upload_bytes: self.max_upload_bytes,
+            min_free_disk_bytes: self.min_free_disk_bytes,
+            image_cache_bytes: self.image_cache_bytes,
+            chat: self.chat,
+            sessions: self.sessions,
+            deliveries: self.deliveries.clone(),
+        }
+    }
+
+    /// Creates the data dir layout as a side effect: everything after this may rely on it.
+    pub fn resolve(args: ServeArgs) -> anyhow::Result<Self> {
+        let data_dir = DataDir::create(&args.data_dir)?;
+        let database = match args.database_url {
+            Some(url) => DatabaseLocation::Url(url),
+            None => DatabaseLocation::SqliteFile(data_dir.default_sqlite_file()),
+        };
+        let site_root = match args.site_root {
+            Some(dir) => dir,
+            None => default_site_root()?,
+        };
+        Ok(Self {
+            data_dir,
+            bind: args.bind,
+            model_dir: args.model_dir,
+            database,
+            site_root,
+            log_format: args.log_format,
+            log: args.log,
+            shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+            max_upload_bytes: args.max_upload_mb.saturating_mul(1 << 20),
+            min_free_disk_bytes: args.min_free_disk_mb.saturating_mul(1 << 20),
+            image_cache_bytes: args.image_cache_mb.saturating_mul(1 << 20),
+            limits: imaging::Limits {
+                max_file_bytes: args.max_file_mb.saturating_mul(1 << 20),
+                ..imaging::Limits::default()
+            },
+            inference: crate::domain::inference::InferenceLimits {
+                max_active: args.chat_max_active.max(1),
+                max_waiting: args.chat_max_waiting,
+                timeout: Duration::from_secs(args.chat_timeout_secs.max(1)),
+                stall: Duration::from_secs(args.chat_stall_secs.max(1)),
+            },
+            chat: ChatSettings {
+                max_new_tokens: args.chat_max_new_tokens.clamp(1, 4096),
+                max_ct_slices: args.chat_max_ct_slices.max(1),
+            },
+            deliveries: {
+                let settings = crate::domain::deliveries::DeliverySettings {
+                    url: args.his_url,
+                    format: args.his_format,
+                    folder: args.his_folder,
+                    give_up: Duration::from_secs(args.his_give_up_hours.max(1) * 3600),
+                };
+                settings.check()?;
+                settings
+            },
+            sessions: crate::web::guard::SessionSettings {
+                idle: Duration::from_secs(args.session_idle_minutes.clamp(1, 24 * 60) * 60),
+                absolute: Duration::from_secs(args.session_max_hours.clamp(1, 7 * 24) * 3600),
+                secure_cookies: args.secure_cookies,
+            },
+        })
+    }
+
+    /// Name/value pairs for the start-up log, secrets masked.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("data_dir", self.data_dir.root().display().to_string()),
+            ("bind", self.bind.to_string()),
+            ("model_dir", self.model_dir.as_deref().map_or("(none)".into(), |p| p.display().to_string())),
+            ("database", self.database.display_masked()),
+            ("site_root", self.site_root.display().to_string()),
+            ("log_format", format!("{:?}", self.log_format).to_lowercase()),
+            ("log", self.log.clone()),
+            ("shutdown_grace_secs", self.shutdown_grace.as_secs().to_string()),
+            ("max_upload_mb", (self.max_upload_bytes >> 20).to_string()),
+            ("max_file_mb", (self.limits.max_file_bytes >> 20).to_string()),
+            ("min_free_disk_mb", (self.min_free_disk_bytes >> 20).to_string()),
+            ("image_cache_mb", (self.image_cache_bytes >> 20).to_string()),
+            ("chat_max_active", self.inference.max_active.to_string()),
+            ("chat_max_waiting", self.inference.max_waiting.to_string()),
+            ("chat_timeout_secs", self.inference.timeout.as_secs().to_string()),
+            ("chat_stall_secs", self.inference.stall.as_secs().to_string()),
+            ("chat_max_new_tokens", self.chat.max_new_tokens.to_string()),
+            ("chat_max_ct_slices", self.chat.max_ct_slices.to_string()),
+            ("session_idle_minutes", (self.sessions.idle.as_secs() / 60).to_string()),
+            ("session_max_hours", (self.sessions.absolute.as_secs() / 3600).to_string()),
+            ("secure_cookies", self.sessions.secure_cookies.to_string()),
+            ("his_url", self.deliveries.url.clone().unwrap_or_else(|| "(none)".into())),
+            ("his_folder", self.deliveries.folder.as_deref().map_or("(none)".into(), |p| p.display().to_string())),
+        ]
+    }
+}
+
+/// `<folder of the binary>/../site`: target/site for target/{debug,release}/medgemma-x, and
+/// /opt/medgemma-x/site for /opt/medgemma-x/bin/medgemma-x in the Docker image.
+fn default_site_root() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let bin_dir = exe.parent().unwrap_or(Path::new("."));
+    Ok(bin_dir.join("..").join("site"))
+}
