@@ -13,8 +13,8 @@ pub struct RmsNorm {
 }
 
 impl RmsNorm {
-    pub fn load(w: &Weights, name: &str, dim: i64, eps: f64) -> Result<Self> {
-        Ok(Self { scale: w.get(name, &[dim])?.to_kind(Kind::Float) + 1.0, eps })
+    pub fn load(w: &Weights, prefix: &str, dim: i64, eps: f64) -> Result<Self> {
+        Ok(Self { scale: w.get(&format!("{prefix}.weight"), &[dim])?.to_kind(Kind::Float) + 1.0, eps })
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {

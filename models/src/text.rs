@@ -27,7 +27,8 @@ pub struct LayerCache {
     start: i64,
 }
 
-/// The cache of a whole sequence.
+/// The cache of a whole sequence. It lives outside the model and is passed into each forward, so one
+/// loaded model serves many sequences at once, each at its own length (continuous batching).
 pub struct KvCache {
     layers: Vec<LayerCache>,
     /// Tokens processed so far (the absolute position of the next one).
@@ -113,6 +114,7 @@ impl AttentionMask {
     }
 }
 
+/// Gemma 3 self-attention: grouped-query, QK-norm before RoPE, a sliding window on sliding layers.
 struct Attention {
     q_proj: Linear,
     k_proj: Linear,
@@ -127,12 +129,15 @@ struct Attention {
     layer_type: LayerType,
 }
 
+/// The gated feed-forward block: down(gelu_tanh(gate(x)) · up(x)).
 struct Mlp {
     gate_proj: Linear,
     up_proj: Linear,
     down_proj: Linear,
 }
 
+/// One decoder layer: attention and MLP, each between an input norm and an output norm (Gemma 3 normalises
+/// both sides of each block), with residuals around them.
 struct DecoderLayer {
     self_attn: Attention,
     mlp: Mlp,
@@ -189,6 +194,27 @@ struct SequenceLayer<'a> {
 }
 
 impl Attention {
+    /// `prefix` is the layer's `self_attn`. The layer type picks the RoPE table and the window that
+    /// [`TextModel::forward`] applies to this layer.
+    fn load(w: &Weights, prefix: &str, c: &TextConfig, layer_type: LayerType) -> Result<Self> {
+        let key = |name: &str| format!("{prefix}.{name}");
+        let (h, hd, eps) = (c.hidden_size, c.head_dim, c.rms_norm_eps);
+        let (q, kv) = (c.num_attention_heads * hd, c.num_key_value_heads * hd);
+        Ok(Self {
+            q_proj: Linear::load(w, &key("q_proj"), h, q, false)?,
+            k_proj: Linear::load(w, &key("k_proj"), h, kv, false)?,
+            v_proj: Linear::load(w, &key("v_proj"), h, kv, false)?,
+            o_proj: Linear::load(w, &key("o_proj"), q, h, false)?,
+            q_norm: RmsNorm::load(w, &key("q_norm"), hd, eps)?,
+            k_norm: RmsNorm::load(w, &key("k_norm"), hd, eps)?,
+            num_heads: c.num_attention_heads,
+            num_kv_heads: c.num_key_value_heads,
+            head_dim: hd,
+            scale: c.query_pre_attn_scalar.powf(-0.5),
+            layer_type,
+        })
+    }
+
     /// `x` is [batch, seq, hidden] with one row per sequence. Projections, norms and rotary embedding run
     /// on the whole batch (the weights are read once per step, which is what batching buys); attention
     /// runs per sequence over its own cache, whose length differs from its neighbours'.
@@ -253,78 +279,51 @@ impl Attention {
     }
 }
 
+impl Mlp {
+    fn load(w: &Weights, prefix: &str, c: &TextConfig) -> Result<Self> {
+        let key = |name: &str| format!("{prefix}.{name}");
+        let (h, i) = (c.hidden_size, c.intermediate_size);
+        Ok(Self {
+            gate_proj: Linear::load(w, &key("gate_proj"), h, i, false)?,
+            up_proj: Linear::load(w, &key("up_proj"), h, i, false)?,
+            down_proj: Linear::load(w, &key("down_proj"), i, h, false)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.down_proj.forward(&(gelu_tanh(&self.gate_proj.forward(x)) * self.up_proj.forward(x)))
+    }
+}
+
+impl DecoderLayer {
+    fn load(w: &Weights, prefix: &str, c: &TextConfig, layer_type: LayerType) -> Result<Self> {
+        let key = |name: &str| format!("{prefix}.{name}");
+        let (h, eps) = (c.hidden_size, c.rms_norm_eps);
+        Ok(Self {
+            self_attn: Attention::load(w, &key("self_attn"), c, layer_type)?,
+            mlp: Mlp::load(w, &key("mlp"), c)?,
+            input_layernorm: RmsNorm::load(w, &key("input_layernorm"), h, eps)?,
+            post_attention_layernorm: RmsNorm::load(w, &key("post_attention_layernorm"), h, eps)?,
+            pre_feedforward_layernorm: RmsNorm::load(w, &key("pre_feedforward_layernorm"), h, eps)?,
+            post_feedforward_layernorm: RmsNorm::load(w, &key("post_feedforward_layernorm"), h, eps)?,
+        })
+    }
+
+    /// `rope`, `window` and `seqs` as for [`Attention::forward`].
+    fn forward(&self, x: &Tensor, rope: (&Tensor, &Tensor), window: i64, seqs: &mut [SequenceLayer]) -> Tensor {
+        let h = self.self_attn.forward(&self.input_layernorm.forward(x), rope, window, seqs);
+        let x = x + self.post_attention_layernorm.forward(&h);
+        let h = self.mlp.forward(&self.pre_feedforward_layernorm.forward(&x));
+        x + self.post_feedforward_layernorm.forward(&h)
+    }
+}
+
 impl TextModel {
     pub fn load(w: &Weights, config: &TextConfig) -> Result<Self> {
         let c = config;
-        let (h, i, hd) = (c.hidden_size, c.intermediate_size, c.head_dim);
-        let eps = c.rms_norm_eps;
+        let (h, hd) = (c.hidden_size, c.head_dim);
         let layers = (0..c.num_hidden_layers)
-            .map(|l| {
-                let p = format!("text.layers.{l}");
-                Ok(DecoderLayer {
-                    self_attn: Attention {
-                        q_proj: Linear::load(
-                            w,
-                            &format!("{p}.self_attn.q_proj"),
-                            h,
-                            c.num_attention_heads * hd,
-                            false,
-                        )?,
-                        k_proj: Linear::load(
-                            w,
-                            &format!("{p}.self_attn.k_proj"),
-                            h,
-                            c.num_key_value_heads * hd,
-                            false,
-                        )?,
-                        v_proj: Linear::load(
-                            w,
-                            &format!("{p}.self_attn.v_proj"),
-                            h,
-                            c.num_key_value_heads * hd,
-                            false,
-                        )?,
-                        o_proj: Linear::load(
-                            w,
-                            &format!("{p}.self_attn.o_proj"),
-                            c.num_attention_heads * hd,
-                            h,
-                            false,
-                        )?,
-                        q_norm: RmsNorm::load(w, &format!("{p}.self_attn.q_norm.weight"), hd, eps)?,
-                        k_norm: RmsNorm::load(w, &format!("{p}.self_attn.k_norm.weight"), hd, eps)?,
-                        num_heads: c.num_attention_heads,
-                        num_kv_heads: c.num_key_value_heads,
-                        head_dim: hd,
-                        scale: c.query_pre_attn_scalar.powf(-0.5),
-                        layer_type: c.layer_types[l],
-                    },
-                    mlp: Mlp {
-                        gate_proj: Linear::load(w, &format!("{p}.mlp.gate_proj"), h, i, false)?,
-                        up_proj: Linear::load(w, &format!("{p}.mlp.up_proj"), h, i, false)?,
-                        down_proj: Linear::load(w, &format!("{p}.mlp.down_proj"), i, h, false)?,
-                    },
-                    input_layernorm: RmsNorm::load(w, &format!("{p}.input_layernorm.weight"), h, eps)?,
-                    post_attention_layernorm: RmsNorm::load(
-                        w,
-                        &format!("{p}.post_attention_layernorm.weight"),
-                        h,
-                        eps,
-                    )?,
-                    pre_feedforward_layernorm: RmsNorm::load(
-                        w,
-                        &format!("{p}.pre_feedforward_layernorm.weight"),
-                        h,
-                        eps,
-                    )?,
-                    post_feedforward_layernorm: RmsNorm::load(
-                        w,
-                        &format!("{p}.post_feedforward_layernorm.weight"),
-                        h,
-                        eps,
-                    )?,
-                })
-            })
+            .map(|l| DecoderLayer::load(w, &format!("text.layers.{l}"), c, c.layer_types[l]))
             .collect::<Result<Vec<_>>>()?;
         let embed_tokens = w.get("text.embed_tokens.weight", &[c.vocab_size, h])?;
         let lm_head =
@@ -334,7 +333,7 @@ impl TextModel {
             embed_tokens,
             embed_scale,
             layers,
-            norm: RmsNorm::load(w, "text.norm.weight", h, eps)?,
+            norm: RmsNorm::load(w, "text.norm", h, c.rms_norm_eps)?,
             lm_head,
             inv_freq_full: inv_freq(c.rope_full, hd, w.device),
             inv_freq_sliding: inv_freq(c.rope_sliding, hd, w.device),
@@ -400,17 +399,7 @@ impl TextModel {
                     }
                 })
                 .collect();
-            let residual = x.shallow_clone();
-            let h = layer.input_layernorm.forward(&x);
-            let h = layer.self_attn.forward(&h, (cos, sin), window, &mut seq_layers);
-            x = residual + layer.post_attention_layernorm.forward(&h);
-            let residual = x.shallow_clone();
-            let h = layer.pre_feedforward_layernorm.forward(&x);
-            let h = layer
-                .mlp
-                .down_proj
-                .forward(&(gelu_tanh(&layer.mlp.gate_proj.forward(&h)) * layer.mlp.up_proj.forward(&h)));
-            x = residual + layer.post_feedforward_layernorm.forward(&h);
+            x = layer.forward(&x, (cos, sin), window, &mut seq_layers);
         }
         for sequence in seqs.iter_mut() {
             sequence.cache.len += seq;

@@ -7,60 +7,31 @@ use crate::error::Result;
 use crate::layers::{LayerNorm, Linear, RmsNorm, gelu_tanh};
 use crate::weights::Weights;
 
-struct EncoderLayer {
-    layer_norm1: LayerNorm,
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
-    out_proj: Linear,
-    layer_norm2: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
-}
-
-pub struct VisionTower {
+/// Patch embedding (a stride-`patch_size` convolution) plus a learned position per patch.
+struct Embeddings {
+    /// `patch_embedding.weight` and `.bias`: nn.Conv2d, [hidden, channels, patch, patch].
     patch_weight: Tensor,
     patch_bias: Tensor,
     position_embedding: Tensor,
-    layers: Vec<EncoderLayer>,
-    post_layernorm: LayerNorm,
-    config: VisionConfig,
+    patch_size: i64,
 }
 
-impl VisionTower {
-    pub fn load(w: &Weights, c: &VisionConfig) -> Result<Self> {
-        let (h, eps) = (c.hidden_size, c.layer_norm_eps);
-        let layers = (0..c.num_hidden_layers)
-            .map(|l| {
-                let p = format!("vision.encoder.layers.{l}");
-                Ok(EncoderLayer {
-                    layer_norm1: LayerNorm::load(w, &format!("{p}.layer_norm1"), h, eps)?,
-                    q_proj: Linear::load(w, &format!("{p}.self_attn.q_proj"), h, h, true)?,
-                    k_proj: Linear::load(w, &format!("{p}.self_attn.k_proj"), h, h, true)?,
-                    v_proj: Linear::load(w, &format!("{p}.self_attn.v_proj"), h, h, true)?,
-                    out_proj: Linear::load(w, &format!("{p}.self_attn.out_proj"), h, h, true)?,
-                    layer_norm2: LayerNorm::load(w, &format!("{p}.layer_norm2"), h, eps)?,
-                    fc1: Linear::load(w, &format!("{p}.mlp.fc1"), h, c.intermediate_size, true)?,
-                    fc2: Linear::load(w, &format!("{p}.mlp.fc2"), c.intermediate_size, h, true)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+impl Embeddings {
+    fn load(w: &Weights, prefix: &str, c: &VisionConfig) -> Result<Self> {
+        let key = |name: &str| format!("{prefix}.{name}");
+        let (h, p) = (c.hidden_size, c.patch_size);
         let patches = c.patches_per_side() * c.patches_per_side();
         Ok(Self {
-            patch_weight: w
-                .get("vision.embeddings.patch_embedding.weight", &[h, c.num_channels, c.patch_size, c.patch_size])?,
-            patch_bias: w.get("vision.embeddings.patch_embedding.bias", &[h])?,
-            position_embedding: w.get("vision.embeddings.position_embedding.weight", &[patches, h])?,
-            layers,
-            post_layernorm: LayerNorm::load(w, "vision.post_layernorm", h, eps)?,
-            config: c.clone(),
+            patch_weight: w.get(&key("patch_embedding.weight"), &[h, c.num_channels, p, p])?,
+            patch_bias: w.get(&key("patch_embedding.bias"), &[h])?,
+            position_embedding: w.get(&key("position_embedding.weight"), &[patches, h])?,
+            patch_size: p,
         })
     }
 
-    /// pixel_values [images, 3, size, size] → patch features [images, patches, hidden].
-    pub fn forward(&self, pixel_values: &Tensor) -> Tensor {
-        let c = &self.config;
-        let p = c.patch_size;
+    /// pixel_values [images, 3, size, size] → [images, patches, hidden].
+    fn forward(&self, pixel_values: &Tensor) -> Tensor {
+        let p = self.patch_size;
         let x = pixel_values.to_kind(self.patch_weight.kind()).conv2d(
             &self.patch_weight,
             Some(&self.patch_bias),
@@ -69,28 +40,116 @@ impl VisionTower {
             [1, 1],
             1,
         );
-        let mut x = x.flatten(2, -1).transpose(1, 2) + self.position_embedding.unsqueeze(0);
+        x.flatten(2, -1).transpose(1, 2) + self.position_embedding.unsqueeze(0)
+    }
+}
+
+/// SigLIP self-attention: every patch sees every patch of its image, no mask.
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    out_proj: Linear,
+    num_heads: i64,
+    head_dim: i64,
+}
+
+impl Attention {
+    fn load(w: &Weights, prefix: &str, c: &VisionConfig) -> Result<Self> {
+        let key = |name: &str| format!("{prefix}.{name}");
+        let h = c.hidden_size;
+        Ok(Self {
+            q_proj: Linear::load(w, &key("q_proj"), h, h, true)?,
+            k_proj: Linear::load(w, &key("k_proj"), h, h, true)?,
+            v_proj: Linear::load(w, &key("v_proj"), h, h, true)?,
+            out_proj: Linear::load(w, &key("out_proj"), h, h, true)?,
+            num_heads: c.num_attention_heads,
+            head_dim: h / c.num_attention_heads,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
         let (n, s, h) = x.size3().expect("[images, patches, hidden]");
-        let heads = c.num_attention_heads;
-        let head_dim = h / heads;
-        for layer in &self.layers {
-            let residual = x.shallow_clone();
-            let y = layer.layer_norm1.forward(&x);
-            let split = |t: Tensor| t.view([n, s, heads, head_dim]).transpose(1, 2);
-            let attn = Tensor::scaled_dot_product_attention(
-                &split(layer.q_proj.forward(&y)),
-                &split(layer.k_proj.forward(&y)),
-                &split(layer.v_proj.forward(&y)),
-                None::<&Tensor>,
-                0.0,
-                false,
-                (head_dim as f64).powf(-0.5),
-                false,
-            );
-            x = residual + layer.out_proj.forward(&attn.transpose(1, 2).reshape([n, s, h]));
-            let residual = x.shallow_clone();
-            x = residual + layer.fc2.forward(&gelu_tanh(&layer.fc1.forward(&layer.layer_norm2.forward(&x))));
-        }
+        let split = |t: Tensor| t.view([n, s, self.num_heads, self.head_dim]).transpose(1, 2);
+        let attn = Tensor::scaled_dot_product_attention(
+            &split(self.q_proj.forward(x)),
+            &split(self.k_proj.forward(x)),
+            &split(self.v_proj.forward(x)),
+            None::<&Tensor>,
+            0.0,
+            false,
+            (self.head_dim as f64).powf(-0.5),
+            false,
+        );
+        self.out_proj.forward(&attn.transpose(1, 2).reshape([n, s, h]))
+    }
+}
+
+/// fc2(gelu_tanh(fc1(x))).
+struct Mlp {
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Mlp {
+    fn load(w: &Weights, prefix: &str, c: &VisionConfig) -> Result<Self> {
+        let key = |name: &str| format!("{prefix}.{name}");
+        let (h, i) = (c.hidden_size, c.intermediate_size);
+        Ok(Self { fc1: Linear::load(w, &key("fc1"), h, i, true)?, fc2: Linear::load(w, &key("fc2"), i, h, true)? })
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.fc2.forward(&gelu_tanh(&self.fc1.forward(x)))
+    }
+}
+
+/// A pre-norm transformer layer: x + attn(norm1(x)), then x + mlp(norm2(x)).
+struct EncoderLayer {
+    layer_norm1: LayerNorm,
+    self_attn: Attention,
+    layer_norm2: LayerNorm,
+    mlp: Mlp,
+}
+
+impl EncoderLayer {
+    fn load(w: &Weights, prefix: &str, c: &VisionConfig) -> Result<Self> {
+        let key = |name: &str| format!("{prefix}.{name}");
+        let (h, eps) = (c.hidden_size, c.layer_norm_eps);
+        Ok(Self {
+            layer_norm1: LayerNorm::load(w, &key("layer_norm1"), h, eps)?,
+            self_attn: Attention::load(w, &key("self_attn"), c)?,
+            layer_norm2: LayerNorm::load(w, &key("layer_norm2"), h, eps)?,
+            mlp: Mlp::load(w, &key("mlp"), c)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let x = x + self.self_attn.forward(&self.layer_norm1.forward(x));
+        &x + self.mlp.forward(&self.layer_norm2.forward(&x))
+    }
+}
+
+pub struct VisionTower {
+    embeddings: Embeddings,
+    layers: Vec<EncoderLayer>,
+    post_layernorm: LayerNorm,
+}
+
+impl VisionTower {
+    pub fn load(w: &Weights, c: &VisionConfig) -> Result<Self> {
+        let layers = (0..c.num_hidden_layers)
+            .map(|l| EncoderLayer::load(w, &format!("vision.encoder.layers.{l}"), c))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            embeddings: Embeddings::load(w, "vision.embeddings", c)?,
+            layers,
+            post_layernorm: LayerNorm::load(w, "vision.post_layernorm", c.hidden_size, c.layer_norm_eps)?,
+        })
+    }
+
+    /// pixel_values [images, 3, size, size] → patch features [images, patches, hidden].
+    pub fn forward(&self, pixel_values: &Tensor) -> Tensor {
+        let x = self.layers.iter().fold(self.embeddings.forward(pixel_values), |x, layer| layer.forward(&x));
         self.post_layernorm.forward(&x)
     }
 }
@@ -109,7 +168,7 @@ impl Projector {
         let v = c.vision.hidden_size;
         Ok(Self {
             input_projection: w.get("projector.mm_input_projection_weight", &[v, c.text.hidden_size])?,
-            soft_emb_norm: RmsNorm::load(w, "projector.mm_soft_emb_norm.weight", v, c.vision.layer_norm_eps)?,
+            soft_emb_norm: RmsNorm::load(w, "projector.mm_soft_emb_norm", v, c.vision.layer_norm_eps)?,
             patches_per_side: c.vision.patches_per_side(),
             kernel: c.vision.patches_per_side() / c.tokens_per_side(),
         })
