@@ -19,7 +19,8 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::domain::auth::Role;
-use crate::store::db::Pool;
+use crate::domain::deliveries::Delivery;
+use crate::store::db::{Pool, Row as DbRow};
 
 /// Who and what a report is about, from the database (never from the client): the report's exam id,
 /// patient and study blocks.
@@ -198,7 +199,7 @@ pub struct ReportView {
     pub changes_since_ai_draft: Vec<Change>,
     pub events: Vec<Event>,
     /// To the HIS: one row per target and report event, with its state.
-    pub deliveries: Vec<crate::domain::deliveries::Delivery>,
+    pub deliveries: Vec<Delivery>,
 }
 
 struct Stored {
@@ -220,6 +221,11 @@ async fn load(pool: &Pool, id: i64) -> Result<Stored, WorkflowError> {
     .fetch_optional(pool)
     .await?
     .ok_or(WorkflowError::NotFound)?;
+    stored_of(&row)
+}
+
+/// The workflow's part of a reports row (any query that selects these columns).
+fn stored_of(row: &DbRow) -> Result<Stored, WorkflowError> {
     let content: String = row.get("content");
     let ai_draft: Option<String> = row.get("ai_draft");
     Ok(Stored {
@@ -525,33 +531,81 @@ pub async fn amend(
     Ok(new_id)
 }
 
+/// Columns of a report's row that its view shows.
+macro_rules! view_columns {
+    () => {
+        "id, study_id, version, state, content, ai_draft, content_sha256, signed_by, supersedes, created_at, \
+         signed_at, reviewed_at, review_comment, amend_reason"
+    };
+}
+
+/// Columns of report_events, with the report they belong to.
+macro_rules! event_columns {
+    () => {
+        "report_events.report_id, report_events.ts, report_events.username, report_events.role, \
+         report_events.action, report_events.changes, report_events.comment"
+    };
+}
+
 pub async fn view(pool: &Pool, id: i64) -> Result<ReportView, WorkflowError> {
-    let stored = load(pool, id).await?;
-    let row = sqlx::query(
-        "SELECT supersedes, created_at, signed_at, reviewed_at, review_comment, amend_reason FROM reports WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_one(pool)
-    .await?;
-    let events = sqlx::query(
-        "SELECT ts, username, role, action, changes, comment FROM report_events WHERE report_id = $1 ORDER BY id",
-    )
-    .bind(id)
+    let row = sqlx::query(concat!("SELECT ", view_columns!(), " FROM reports WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(WorkflowError::NotFound)?;
+    let events =
+        sqlx::query(concat!("SELECT ", event_columns!(), " FROM report_events WHERE report_id = $1 ORDER BY id"))
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
+    let deliveries = crate::domain::deliveries::for_report(pool, id).await?;
+    view_of(&row, events.iter().collect(), deliveries)
+}
+
+/// Every version of a study's reports, newest first: three statements however many versions there are.
+pub async fn for_study(pool: &Pool, study_id: i64) -> Result<Vec<ReportView>, WorkflowError> {
+    let rows =
+        sqlx::query(concat!("SELECT ", view_columns!(), " FROM reports WHERE study_id = $1 ORDER BY version DESC"))
+            .bind(study_id)
+            .fetch_all(pool)
+            .await?;
+    let events = sqlx::query(concat!(
+        "SELECT ",
+        event_columns!(),
+        " FROM report_events JOIN reports ON reports.id = report_events.report_id WHERE reports.study_id = $1 \
+         ORDER BY report_events.id"
+    ))
+    .bind(study_id)
     .fetch_all(pool)
-    .await?
-    .iter()
-    .map(|r| {
-        let changes: String = r.get("changes");
-        Ok(Event {
-            ts: r.get("ts"),
-            username: r.get("username"),
-            role: r.get("role"),
-            action: r.get("action"),
-            changes: serde_json::from_str(&changes).context("stored changes")?,
-            comment: r.get("comment"),
+    .await?;
+    let deliveries = crate::domain::deliveries::for_study(pool, study_id).await?;
+    rows.iter()
+        .map(|row| {
+            let id: i64 = row.get("id");
+            let own_events = events.iter().filter(|e| e.get::<i64, _>("report_id") == id).collect();
+            let own_deliveries = deliveries.iter().filter(|d| d.report_id == id).cloned().collect();
+            view_of(row, own_events, own_deliveries)
         })
-    })
-    .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect()
+}
+
+/// A report's view from its row (the [`view_columns`]), its events and its deliveries.
+fn view_of(row: &DbRow, events: Vec<&DbRow>, deliveries: Vec<Delivery>) -> Result<ReportView, WorkflowError> {
+    let stored = stored_of(row)?;
+    let events = events
+        .into_iter()
+        .map(|r| {
+            let changes: String = r.get("changes");
+            Ok(Event {
+                ts: r.get("ts"),
+                username: r.get("username"),
+                role: r.get("role"),
+                action: r.get("action"),
+                changes: serde_json::from_str(&changes).context("stored changes")?,
+                comment: r.get("comment"),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let changes_since_ai_draft = match &stored.ai_draft {
         Some(draft) => diff(draft, &content_only(&stored.content)),
         None => Vec::new(),
@@ -571,21 +625,8 @@ pub async fn view(pool: &Pool, id: i64) -> Result<ReportView, WorkflowError> {
         report: stored.content,
         changes_since_ai_draft,
         events,
-        deliveries: crate::domain::deliveries::for_report(pool, id).await?,
+        deliveries,
     })
-}
-
-/// Every version of a study's reports, newest first.
-pub async fn for_study(pool: &Pool, study_id: i64) -> Result<Vec<ReportView>, WorkflowError> {
-    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM reports WHERE study_id = $1 ORDER BY version DESC")
-        .bind(study_id)
-        .fetch_all(pool)
-        .await?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        out.push(view(pool, id).await?);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

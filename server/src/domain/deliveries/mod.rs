@@ -21,7 +21,7 @@ use anyhow::bail;
 
 use crate::domain::exports::Format;
 
-pub use outbox::{Delivery, counts, for_report, list, queue, retry};
+pub use outbox::{Delivery, counts, for_report, for_study, list, queue, retry};
 pub use worker::run;
 
 /// Where signed reports go (flags `--his-url`, `--his-format`, `--his-folder`, `--his-give-up-hours`).

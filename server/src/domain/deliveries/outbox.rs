@@ -70,6 +70,18 @@ pub async fn for_report(pool: &Pool, report_id: i64) -> Result<Vec<Delivery>, sq
     Ok(rows.iter().map(from_row).collect())
 }
 
+/// The deliveries of every report of a study, in the order they were queued.
+pub async fn for_study(pool: &Pool, study_id: i64) -> Result<Vec<Delivery>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT deliveries.* FROM deliveries JOIN reports ON reports.id = deliveries.report_id \
+         WHERE reports.study_id = $1 ORDER BY deliveries.id",
+    )
+    .bind(study_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.iter().map(from_row).collect())
+}
+
 /// The newest deliveries, optionally in one state (for the admin and for monitoring).
 pub async fn list(pool: &Pool, state: Option<&str>, limit: i64) -> Result<Vec<Delivery>, sqlx::Error> {
     let rows = sqlx::query("SELECT * FROM deliveries WHERE ($1 IS NULL OR state = $1) ORDER BY id DESC LIMIT $2")
