@@ -385,3 +385,72 @@ fn metrics_count_requests_by_route_template_and_uploads_by_outcome() {
     assert_eq!(value(r#"medgemma_x_http_request_duration_seconds_count{route="/api/v1/studies"}"#), Some(2.0));
     assert!(!text.contains("424242"), "concrete ids must not become labels");
 }
+
+/// The CT phantom with some of its text swapped for text of the same length, so that every element keeps
+/// its length and the file stays valid: another patient's ID, another name, a new UID.
+fn phantom_with(replacements: &[(&str, &str)]) -> Vec<u8> {
+    let mut bytes = std::fs::read(dicom_fixture("synthetic/ct_phantom.dcm")).unwrap();
+    for (from, to) in replacements {
+        assert_eq!(from.len(), to.len(), "{from} → {to}");
+        let positions: Vec<usize> =
+            bytes.windows(from.len()).enumerate().filter(|(_, w)| *w == from.as_bytes()).map(|(i, _)| i).collect();
+        assert!(!positions.is_empty(), "{from} is not in the phantom");
+        for at in positions {
+            bytes[at..at + to.len()].copy_from_slice(to.as_bytes());
+        }
+    }
+    bytes
+}
+
+#[test]
+fn a_file_reusing_another_patients_study_or_series_uid_is_refused_never_merged() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&["--data-dir", data.path().to_str().unwrap()], &[]);
+    let send = |name: &str, bytes: Vec<u8>| {
+        upload(&server, multipart::Form::new().part("files", multipart::Part::bytes(bytes).file_name(name.to_string())))
+    };
+    let (status, body) = upload(&server, multipart::Form::new().part("files", part("synthetic/ct_phantom.dcm")));
+    assert_eq!(status, 200, "{body:#}");
+    let study = body["files"][0]["study_id"].as_i64().unwrap();
+    // The phantom's identity (imaging/tests/fixtures/make_dicom_fixtures.py).
+    let sop = "1.2.826.0.1.3680043.8.498.5322880347100022235423728464264711030";
+    let new_sop = |last: &str| format!("{}{last}", &sop[..sop.len() - 1]);
+    let study_uid = "1.2.826.0.1.3680043.8.498.48907748123055466443947306220171678369";
+
+    // Another patient's ID, or the same ID under another name, in the phantom's study: refused.
+    let other_patient = phantom_with(&[("P0001", "P0666"), (sop, &new_sop("1"))]);
+    let other_name = phantom_with(&[("PHANTOM^CT", "INTRUDER^X"), (sop, &new_sop("2"))]);
+    // A new study of the same patient that reuses the phantom's series UID: refused too.
+    let stolen_series =
+        phantom_with(&[(study_uid, &format!("{}0", &study_uid[..study_uid.len() - 1])), (sop, &new_sop("3"))]);
+    for (name, bytes) in
+        [("other_patient.dcm", other_patient), ("other_name.dcm", other_name), ("series.dcm", stolen_series)]
+    {
+        let (status, body) = send(name, bytes);
+        assert_eq!(status, 409, "{name}: {body:#}");
+        assert_eq!(body["files"][0]["code"], "uid_conflict", "{name}: {body:#}");
+        assert!(body["files"][0]["message_zh"].as_str().unwrap().contains("另一患者"), "{body:#}");
+    }
+    // Nothing was merged: one study, one instance, one patient.
+    let list = get_json(&server, "/api/v1/studies");
+    assert_eq!(list["total"], 1, "{list:#}");
+    assert_eq!(list["studies"][0]["instance_count"], 1);
+    assert_eq!(list["studies"][0]["patient_id"], "P0001");
+    assert_eq!(get_json(&server, "/api/v1/studies?q=P0666")["total"], 0);
+
+    // The same patient's next image of that study still lands in it.
+    let (status, body) = send("next_slice.dcm", phantom_with(&[(sop, &new_sop("4"))]));
+    assert_eq!((status, body["files"][0]["study_id"].as_i64()), (200, Some(study)), "{body:#}");
+
+    // Each refusal is in the audit trail.
+    let rows: Value = server.admin().get(server.url("/api/v1/audit?limit=100")).send().unwrap().json().unwrap();
+    let refused = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["action"] == "POST /api/v1/uploads" && r["detail"].as_str().is_some_and(|d| d.contains("uid_conflict"))
+        })
+        .count();
+    assert_eq!(refused, 3, "{rows:#}");
+}

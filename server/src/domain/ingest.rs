@@ -148,6 +148,25 @@ pub struct FileOutcome {
 }
 
 impl FileOutcome {
+    /// Code of a file refused because its study or series UID belongs to another patient.
+    pub const UID_CONFLICT: &'static str = "uid_conflict";
+
+    fn uid_conflict(name: String, what: &str) -> FileOutcome {
+        let (zh, en) = if what == "study" { ("检查", "study") } else { ("序列", "series") };
+        FileOutcome {
+            name,
+            status: Status::Rejected,
+            code: Some(Self::UID_CONFLICT),
+            message_zh: Some(format!("该文件的{zh} UID 已属于另一患者（患者编号或姓名不同），已拒收，未合并")),
+            message_en: Some(format!(
+                "the file's {en} UID already belongs to another patient (another patient ID or name): refused, not merged"
+            )),
+            study_id: None,
+            series_id: None,
+            instance_id: None,
+        }
+    }
+
     pub fn rejected(name: String, error: &ImagingError) -> FileOutcome {
         FileOutcome {
             name,
@@ -323,6 +342,42 @@ fn raster_info(identity: &UploaderIdentity, frames: &imaging::Frames, format: &s
     }
 }
 
+/// Which stored UID the file claims for another patient, if any: its study's ("study"), when that study
+/// belongs to another patient row or to the same patient ID under another name; its series' ("series"),
+/// when that series belongs to another study or patient.
+async fn uid_conflict(
+    tx: &mut crate::store::db::Connection,
+    patient: i64,
+    info: &DicomInfo,
+    study_uid: &str,
+    series_uid: &str,
+) -> Result<Option<&'static str>, crate::store::db::DbError> {
+    let study_owner: Option<(i64, Option<String>)> = sqlx::query_as(
+        "SELECT studies.patient_id, patients.name FROM studies JOIN patients ON patients.id = studies.patient_id \
+         WHERE studies.study_uid = $1",
+    )
+    .bind(study_uid)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let other_name = |stored: &Option<String>| match (stored.as_deref(), info.patient_name.as_deref()) {
+        (Some(stored), Some(given)) => !stored.trim().eq_ignore_ascii_case(given.trim()),
+        _ => false,
+    };
+    if let Some((owner, name)) = &study_owner
+        && (*owner != patient || other_name(name))
+    {
+        return Ok(Some("study"));
+    }
+    let series_owner: Option<(String, i64)> = sqlx::query_as(
+        "SELECT studies.study_uid, studies.patient_id FROM series JOIN studies ON studies.id = series.study_id \
+         WHERE series.series_uid = $1",
+    )
+    .bind(series_uid)
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(series_owner.filter(|(owner_study, owner)| owner_study != study_uid || *owner != patient).map(|_| "series"))
+}
+
 /// Records a prepared file. Idempotent on the SOP Instance UID.
 pub async fn record(db: &Pool, p: &Prepared, now: &str) -> Result<FileOutcome, crate::store::db::DbError> {
     let info = &p.info;
@@ -349,6 +404,12 @@ pub async fn record(db: &Pool, p: &Prepared, now: &str) -> Result<FileOutcome, c
     .bind(now)
     .fetch_one(&mut *tx)
     .await?;
+    // A study or series UID already stored belongs to its patient: a file that claims it for another
+    // patient is refused and the transaction dropped (nothing of it stored), never merged.
+    if let Some(what) = uid_conflict(&mut tx, patient, info, study_uid, series_uid).await? {
+        tracing::warn!(uid = what, "upload refused: a stored UID claimed for another patient");
+        return Ok(FileOutcome::uid_conflict(p.name.clone(), what));
+    }
     let study: i64 = sqlx::query_scalar(
         "INSERT INTO studies (patient_id, study_uid, accession_number, study_date, study_time, description, source, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \

@@ -124,6 +124,8 @@ pub fn imaging_status_of_code(code: &str) -> StatusCode {
     match code {
         "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         "unknown_format" | "unsupported" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        // A study or series UID that belongs to another patient (domain::ingest).
+        "uid_conflict" => StatusCode::CONFLICT,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }

@@ -18,6 +18,7 @@ use crate::domain::ingest::{self, FileOutcome, Status, UploaderIdentity};
 use crate::web::AppState;
 use crate::web::error::{AppError, imaging_status_of_code};
 use crate::web::extract::ApiMultipart;
+use crate::web::guard::AuditNote;
 
 #[derive(Serialize)]
 struct UploadResult {
@@ -70,7 +71,7 @@ pub async fn upload(
     if outcomes.is_empty() {
         return Err(AppError::bad_request("没有上传任何文件", "No file in the upload"));
     }
-    Ok(summarize(outcomes))
+    Ok(summarize_audited(outcomes))
 }
 
 /// The free bytes of the data dir's disk when under the guard's minimum.
@@ -152,6 +153,19 @@ fn display_name(raw: &str) -> String {
     let base = raw.rsplit(['/', '\\']).next().unwrap_or(raw);
     let clean: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
     if clean.is_empty() { "(unnamed)".into() } else { clean }
+}
+
+/// [`summarize`], and files refused for claiming another patient's study or series named in the request's
+/// audit row.
+fn summarize_audited(files: Vec<FileOutcome>) -> Response {
+    let conflicts = files.iter().filter(|f| f.code == Some(FileOutcome::UID_CONFLICT)).count();
+    let mut response = summarize(files);
+    if conflicts > 0 {
+        let detail =
+            format!("{}: {conflicts} file(s) claimed another patient's study or series UID", FileOutcome::UID_CONFLICT);
+        response.extensions_mut().insert(AuditNote { detail: Some(detail), ..Default::default() });
+    }
+    response
 }
 
 /// 200 when every file landed, 207 when some did, the first rejection's status when none did.
