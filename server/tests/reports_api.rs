@@ -317,3 +317,83 @@ fn the_pdf_shows_the_cited_measurement_as_a_key_image() {
     let probe = String::from_utf8_lossy(&probe.stdout).to_string();
     assert_eq!(probe.trim(), "(512, 512) (255, 211, 61) (85, 85, 85)", "{probe}");
 }
+
+/// Whose report and whose measurement (#18 item 7): a colleague may not edit, sign or amend another
+/// radiologist's report nor delete their measurement; a department head may edit a junior's draft, but
+/// then cannot countersign what they edited; a countersignature racing a return records one of them.
+#[test]
+fn only_the_author_or_a_head_changes_a_report_and_an_editor_never_countersigns_it() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    let server = Server::start(&["--data-dir", dir], &[]);
+    add_user(dir, "colleague", "radiologist", "another reader 1");
+    add_user(dir, "head", "department_head", "department review 1");
+    add_user(dir, "head2", "department_head", "department review 2");
+    let colleague = sign_in(&server.url(""), "colleague", "another reader 1");
+    let head = sign_in(&server.url(""), "head", "department review 1");
+    let head2 = sign_in(&server.url(""), "head2", "department review 2");
+    let doctor = server.client();
+    let (study, instance) = upload_fixture(&server, "synthetic/ct_phantom.dcm");
+    let id = common::create_report(&server, study, &draft())["id"].as_i64().unwrap();
+    let status = |response: reqwest::blocking::Response| response.status().as_u16();
+    let put = |client: &Client, report: &Value| {
+        status(
+            client.put(server.url(&format!("/api/v1/reports/{id}"))).json(&json!({"report": report})).send().unwrap(),
+        )
+    };
+    let post =
+        |client: &Client, path: String, body: Value| status(client.post(server.url(&path)).json(&body).send().unwrap());
+    let state = || doctor.get(server.url(&format!("/api/v1/reports/{id}"))).send().unwrap().json::<Value>().unwrap();
+
+    // A colleague may read it, not change or sign it.
+    let mut changed = draft();
+    changed["recommendation"] = json!("同事改的");
+    assert_eq!(put(&colleague, &changed), 403);
+    assert_eq!(post(&colleague, format!("/api/v1/reports/{id}/sign"), json!({})), 403);
+    assert_eq!(state()["report"]["recommendation"], draft()["recommendation"], "nothing stored");
+
+    // The head edits the junior's draft; the author signs; the head who edited cannot countersign.
+    changed["recommendation"] = json!("建议3个月后复查。");
+    assert_eq!(put(&head, &changed), 200);
+    assert_eq!(post(doctor, format!("/api/v1/reports/{id}/sign"), json!({})), 200);
+    assert_eq!(post(&head, format!("/api/v1/reports/{id}/review"), json!({"decision": "countersign"})), 403);
+    assert_eq!(state()["state"], "signed");
+    // A colleague cannot amend the signed report either.
+    let amend = json!({"report": draft(), "reason": "同事修订"});
+    assert_eq!(post(&colleague, format!("/api/v1/reports/{id}/amend"), amend), 403);
+
+    // Two heads at once, one countersigning, one returning: exactly one of them is recorded.
+    let review_url = server.url(&format!("/api/v1/reports/{id}/review"));
+    let review = |body: Value| head2.post(&review_url).json(&body).send().unwrap().status().as_u16();
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| review(json!({"decision": "countersign"})));
+        let b = s.spawn(|| review(json!({"decision": "return", "comment": "请复核"})));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let mut outcomes = [a, b];
+    outcomes.sort();
+    assert_eq!(outcomes, [200, 409], "one review wins, the other is refused");
+    let events = state()["events"].as_array().unwrap().clone();
+    let reviews = events.iter().filter(|e| e["action"] == "countersign" || e["action"] == "return").count();
+    assert_eq!(reviews, 1, "{events:#?}");
+
+    // Measurements: the colleague cannot delete the doctor's; the head can.
+    let made = |client: &Client| {
+        let body = json!({"instance_id": instance, "shape": {"kind": "length", "a": {"x": 20, "y": 20}, "b": {"x": 120, "y": 20}}});
+        let response =
+            client.post(server.url(&format!("/api/v1/studies/{study}/measurements"))).json(&body).send().unwrap();
+        assert_eq!(response.status(), 201);
+        response.json::<Value>().unwrap()["id"].as_i64().unwrap()
+    };
+    let delete = |client: &Client, m: i64| {
+        status(client.delete(server.url(&format!("/api/v1/measurements/{m}"))).send().unwrap())
+    };
+    let mine = made(doctor);
+    assert_eq!(delete(&colleague, mine), 403);
+    let listed: Value =
+        doctor.get(server.url(&format!("/api/v1/studies/{study}/measurements"))).send().unwrap().json().unwrap();
+    assert_eq!(listed["measurements"].as_array().unwrap().len(), 1, "still there");
+    assert_eq!(delete(&head, mine), 204);
+    assert_eq!(delete(&colleague, made(&colleague)), 204, "one's own");
+    assert_eq!(server.get("/healthz").status(), 200);
+}

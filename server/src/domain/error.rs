@@ -16,6 +16,9 @@ pub enum DomainError {
     /// cannot carry, a click where no nodule grows.
     #[error("unprocessable ({code}): {en}")]
     Unprocessable { code: &'static str, zh: String, en: String },
+    /// The caller may do this in general, but not to this thing: somebody else's (403 `not_owner`).
+    #[error("not yours: {en}")]
+    NotYours { zh: String, en: String },
     /// A part that this needs is missing (503): no model configured, or it failed to load.
     #[error("unavailable: {en}")]
     Unavailable { zh: String, en: String },

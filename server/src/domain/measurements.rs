@@ -9,6 +9,7 @@ use measure::shape::{Outcome, Shape, measure_shape};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::DomainError;
+use crate::domain::auth::{Principal, Role};
 use crate::domain::images::Images;
 use crate::domain::instances::{self, SpacingBasis};
 use crate::store::db::Pool;
@@ -163,9 +164,18 @@ pub async fn create(
     Measurement::try_from(stored)
 }
 
-/// Removes a measurement from the study; the row stays, marked deleted by `by`, for the audit trail.
-pub async fn delete(pool: &Pool, id: i64, by: &str) -> Result<(), DomainError> {
-    if rows::soft_delete(pool, id, by, &now_rfc3339()).await? { Ok(()) } else { Err(no_such_measurement()) }
+/// Removes a measurement from the study; the row stays, marked deleted by the caller, for the audit
+/// trail. Only the one who made it, or a department head, may remove it.
+pub async fn delete(pool: &Pool, id: i64, caller: &Principal) -> Result<(), DomainError> {
+    let row = rows::one(pool, id).await?.ok_or_else(no_such_measurement)?;
+    let by = caller.author();
+    if row.created_by != by && caller.role != Role::DepartmentHead {
+        return Err(DomainError::NotYours {
+            zh: "这项测量由其他医师所做，只有测量者或科室主任可以删除".into(),
+            en: "another radiologist made this measurement: only they or a department head may delete it".into(),
+        });
+    }
+    if rows::soft_delete(pool, id, &by, &now_rfc3339()).await? { Ok(()) } else { Err(no_such_measurement()) }
 }
 
 fn no_such_measurement() -> DomainError {

@@ -107,6 +107,9 @@ pub enum WorkflowError {
     Conflict { zh: String, en: String },
     #[error("{en}")]
     Invalid { zh: String, en: String },
+    /// The report is somebody else's to change, or the reviewer wrote or changed what they would review.
+    #[error("{en}")]
+    NotYours { zh: String, en: String },
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -119,6 +122,24 @@ impl From<sqlx::Error> for WorkflowError {
 
 fn conflict(zh: &str, en: &str) -> WorkflowError {
     WorkflowError::Conflict { zh: zh.into(), en: en.into() }
+}
+
+fn changed_meanwhile() -> WorkflowError {
+    conflict("报告状态已变化，请刷新", "the report changed state meanwhile; reload it")
+}
+
+/// Who may change a report (edit, sign, amend): its author, or a department head; for an amendment also
+/// whoever signed it. A colleague may read it, not change it.
+fn may_change(stored: &Stored, actor: &Actor) -> Result<(), WorkflowError> {
+    let own = stored.created_by == actor.user_id || stored.signed_by == Some(actor.user_id);
+    if own || actor.role == Role::DepartmentHead {
+        return Ok(());
+    }
+    Err(WorkflowError::NotYours {
+        zh: "这份报告由其他医师撰写，只有撰写者或科室主任可以修改、签发或修订".into(),
+        en: "another radiologist wrote this report: only its author or a department head may change, sign or amend it"
+            .into(),
+    })
 }
 
 /// One difference between two JSON documents: `findings[0].location` was "右肺上叶", is "右肺下叶".
@@ -210,12 +231,14 @@ struct Stored {
     content: Report,
     ai_draft: Option<Value>,
     content_sha256: Option<String>,
+    created_by: i64,
     signed_by: Option<i64>,
 }
 
 async fn load(pool: &Pool, id: i64) -> Result<Stored, WorkflowError> {
     let row = sqlx::query(
-        "SELECT id, study_id, version, state, content, ai_draft, content_sha256, signed_by FROM reports WHERE id = $1",
+        "SELECT id, study_id, version, state, content, ai_draft, content_sha256, created_by, signed_by FROM reports \
+         WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(pool)
@@ -236,6 +259,7 @@ fn stored_of(row: &DbRow) -> Result<Stored, WorkflowError> {
         content: serde_json::from_str(&content).context("stored report")?,
         ai_draft: ai_draft.map(|d| serde_json::from_str(&d)).transpose().context("stored AI draft")?,
         content_sha256: row.get("content_sha256"),
+        created_by: row.get("created_by"),
         signed_by: row.get("signed_by"),
     })
 }
@@ -336,6 +360,7 @@ pub async fn edit(pool: &Pool, id: i64, actor: &Actor, mut report: Report) -> Re
             "a signed report is frozen: amend it to make a new version",
         ));
     }
+    may_change(&stored, actor)?;
     as_draft(&mut report, stored.version, &identity_of(pool, stored.study_id).await?);
     let changes = diff(&content_only(&stored.content), &content_only(&report));
     let mut tx = pool.begin().await?;
@@ -345,7 +370,7 @@ pub async fn edit(pool: &Pool, id: i64, actor: &Actor, mut report: Report) -> Re
         .execute(&mut *tx)
         .await?;
     if done.rows_affected() == 0 {
-        return Err(conflict("报告状态已变化，请刷新", "the report changed state meanwhile; reload it"));
+        return Err(changed_meanwhile());
     }
     record(&mut tx, id, actor, "edit", &changes, None).await?;
     tx.commit().await?;
@@ -363,6 +388,7 @@ pub async fn sign(
     if !matches!(stored.state.as_str(), "draft" | "returned") {
         return Err(conflict("该报告已签发", "the report is already signed"));
     }
+    may_change(&stored, actor)?;
     let mut report = stored.content;
     if report.report_summary.trim().is_empty() {
         return Err(WorkflowError::Invalid {
@@ -392,7 +418,7 @@ pub async fn sign(
     .execute(&mut *tx)
     .await?;
     if done.rows_affected() == 0 {
-        return Err(conflict("报告状态已变化，请刷新", "the report changed state meanwhile; reload it"));
+        return Err(changed_meanwhile());
     }
     record(&mut tx, id, actor, "sign", &[], None).await?;
     set_study_status(&mut tx, stored.study_id, "signed").await?;
@@ -421,6 +447,12 @@ pub async fn review(
     if stored.signed_by == Some(actor.user_id) {
         return Err(conflict("不能审核自己签发的报告", "you cannot review a report you signed yourself"));
     }
+    if wrote_or_edited(pool, &stored, actor).await? {
+        return Err(WorkflowError::NotYours {
+            zh: "不能审核自己撰写或修改过的报告，请由另一位主任审核".into(),
+            en: "you wrote or edited this version: another department head reviews it".into(),
+        });
+    }
     let mut report = stored.content;
     let now = crate::support::clock::now_rfc3339();
     let mut tx = pool.begin().await?;
@@ -439,7 +471,7 @@ pub async fn review(
             signed_at: now.clone(),
             content_hash: Some(hash),
         });
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE reports SET state = 'reviewed', content = $1, reviewed_by = $2, reviewed_at = $3, \
              review_comment = $4 WHERE id = $5 AND state = 'signed'",
         )
@@ -450,6 +482,9 @@ pub async fn review(
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() == 0 {
+            return Err(changed_meanwhile());
+        }
         record(&mut tx, id, actor, "countersign", &[], comment).await?;
         set_study_status(&mut tx, stored.study_id, "reviewed").await?;
         crate::domain::deliveries::queue(&mut tx, deliveries, id, "reviewed").await?;
@@ -462,7 +497,7 @@ pub async fn review(
         };
         report.status = ReportStatus::Draft;
         report.signatures.clear();
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE reports SET state = 'returned', content = $1, content_sha256 = NULL, signed_by = NULL, \
              signed_at = NULL, reviewed_by = $2, reviewed_at = $3, review_comment = $4 WHERE id = $5 AND state = 'signed'",
         )
@@ -473,11 +508,30 @@ pub async fn review(
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() == 0 {
+            return Err(changed_meanwhile());
+        }
         record(&mut tx, id, actor, "return", &[], Some(comment)).await?;
         set_study_status(&mut tx, stored.study_id, "returned").await?;
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Whether the reviewer wrote this version or changed it before it was signed (a countersignature is a
+/// second pair of eyes: it cannot be one's own).
+async fn wrote_or_edited(pool: &Pool, stored: &Stored, actor: &Actor) -> Result<bool, WorkflowError> {
+    if stored.created_by == actor.user_id {
+        return Ok(true);
+    }
+    let edits: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM report_events WHERE report_id = $1 AND user_id = $2 AND action IN ('create', 'edit')",
+    )
+    .bind(stored.id)
+    .bind(actor.user_id)
+    .fetch_one(pool)
+    .await?;
+    Ok(edits > 0)
 }
 
 /// Amends a signed or reviewed report: the old version is kept (superseded) and a new version starts as
@@ -501,6 +555,7 @@ pub async fn amend(
             "only signed reports are amended; edit a draft directly",
         ));
     }
+    may_change(&stored, actor)?;
     as_draft(&mut report, stored.version + 1, &identity_of(pool, stored.study_id).await?);
     let changes = diff(&content_only(&stored.content), &content_only(&report));
     let mut tx = pool.begin().await?;
@@ -509,7 +564,7 @@ pub async fn amend(
         .execute(&mut *tx)
         .await?;
     if done.rows_affected() == 0 {
-        return Err(conflict("报告状态已变化，请刷新", "the report changed state meanwhile; reload it"));
+        return Err(changed_meanwhile());
     }
     let new_id: i64 = sqlx::query_scalar(
         "INSERT INTO reports (study_id, version, supersedes, state, content, ai_draft, created_by, created_at, amend_reason) \
@@ -534,7 +589,7 @@ pub async fn amend(
 /// Columns of a report's row that its view shows.
 macro_rules! view_columns {
     () => {
-        "id, study_id, version, state, content, ai_draft, content_sha256, signed_by, supersedes, created_at, \
+        "id, study_id, version, state, content, ai_draft, content_sha256, created_by, signed_by, supersedes, created_at, \
          signed_at, reviewed_at, review_comment, amend_reason"
     };
 }

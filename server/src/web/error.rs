@@ -150,6 +150,7 @@ impl From<DomainError> for AppError {
             DomainError::Unprocessable { code, zh, en } => {
                 AppError::Rejected { status: StatusCode::UNPROCESSABLE_ENTITY, code, zh, en }
             }
+            DomainError::NotYours { zh, en } => AppError::Forbidden { code: "not_owner", zh, en },
             DomainError::Unavailable { zh, en } => AppError::Unavailable { zh, en },
             DomainError::Busy { code, zh, en, retry_after_s } => AppError::Busy { code, zh, en, retry_after_s },
             DomainError::Imaging(e) => e.into(),

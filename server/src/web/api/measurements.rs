@@ -42,6 +42,6 @@ pub async fn delete(
     Extension(caller): Extension<Principal>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, AppError> {
-    measurements::delete(&state.db, id, &caller.author()).await?;
+    measurements::delete(&state.db, id, &caller).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -23,6 +23,7 @@ impl From<WorkflowError> for AppError {
                 AppError::Rejected { status: StatusCode::CONFLICT, code: "conflict", zh, en }
             }
             WorkflowError::Invalid { zh, en } => AppError::BadRequest { zh, en },
+            WorkflowError::NotYours { zh, en } => AppError::Forbidden { code: "not_owner", zh, en },
             WorkflowError::Other(e) => AppError::Internal(e),
         }
     }
