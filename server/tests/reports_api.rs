@@ -282,7 +282,8 @@ fn the_pdf_shows_the_cited_measurement_as_a_key_image() {
         .json()
         .unwrap();
     let mut report = draft();
-    report["findings"][0]["measurement_ids"] = json!([measurement["id"].to_string(), "999999"]);
+    // (An unknown id is refused when the report is saved: report_content_is_bounded_… below.)
+    report["findings"][0]["measurement_ids"] = json!([measurement["id"].to_string()]);
     let created = common::create_report(&server, study, &report);
     let id = created["id"].as_i64().unwrap();
     assert_eq!(
@@ -395,5 +396,70 @@ fn only_the_author_or_a_head_changes_a_report_and_an_editor_never_countersigns_i
     assert_eq!(listed["measurements"].as_array().unwrap().len(), 1, "still there");
     assert_eq!(delete(&head, mine), 204);
     assert_eq!(delete(&colleague, made(&colleague)), 204, "one's own");
+    assert_eq!(server.get("/healthz").status(), 200);
+}
+
+/// A report's content is checked when it is saved (#18 item 4): a finding citing one measurement 100 000
+/// times (the PDF exporter and the delivery worker would draw each), another study's measurement or an
+/// unknown one, and over-long text are refused with 400, and nothing of them is stored.
+#[test]
+fn report_content_is_bounded_and_cites_only_the_studys_own_measurements() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&["--data-dir", data.path().to_str().unwrap()], &[]);
+    let doctor = server.client();
+    let (study, instance) = upload_fixture(&server, "synthetic/ct_phantom.dcm");
+    let (other_study, other_instance) = upload_fixture(&server, "synthetic/cr_monochrome1.dcm");
+    let measure = |study: i64, instance: i64| {
+        let body = json!({"instance_id": instance, "shape": {"kind": "length", "a": {"x": 20, "y": 20}, "b": {"x": 120, "y": 20}}});
+        let response =
+            doctor.post(server.url(&format!("/api/v1/studies/{study}/measurements"))).json(&body).send().unwrap();
+        assert_eq!(response.status(), 201);
+        response.json::<Value>().unwrap()["id"].as_i64().unwrap().to_string()
+    };
+    let own = measure(study, instance);
+    let foreign = measure(other_study, other_instance);
+    let citing = |ids: Value| {
+        let mut report = draft();
+        report["findings"][0]["measurement_ids"] = ids;
+        report
+    };
+    let create = |report: Value| {
+        doctor
+            .post(server.url(&format!("/api/v1/studies/{study}/reports")))
+            .json(&json!({"report": report}))
+            .send()
+            .unwrap()
+    };
+    let refused = |report: Value, needle: &str| {
+        let response = create(report);
+        assert_eq!(response.status(), 400);
+        let body: Value = response.json().unwrap();
+        assert!(body["error"]["message_zh"].as_str().unwrap().contains(needle), "{needle}: {body}");
+    };
+    refused(citing(json!(vec![own.clone(); 100_000])), "测量");
+    refused(citing(json!([own.clone(), own.clone()])), "重复");
+    refused(citing(json!([foreign])), "不属于该检查");
+    refused(citing(json!(["999999"])), "不属于该检查");
+    refused(citing(json!(["not-a-number"])), "不属于该检查");
+    let mut long = draft();
+    long["report_summary"] = json!("很".repeat(20_000));
+    refused(long, "过长");
+    let mut many = draft();
+    many["findings"] = json!(vec![draft()["findings"][0].clone(); 500]);
+    refused(many, "所见");
+    let reports: Value =
+        doctor.get(server.url(&format!("/api/v1/studies/{study}/reports"))).send().unwrap().json().unwrap();
+    assert_eq!(reports.as_array().unwrap().len(), 0, "nothing stored: {reports}");
+
+    // The study's own measurement, cited once, is a report like any other; editing is checked the same way.
+    let created = create(citing(json!([own.clone()])));
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().unwrap()["id"].as_i64().unwrap();
+    let edit = doctor
+        .put(server.url(&format!("/api/v1/reports/{id}")))
+        .json(&json!({"report": citing(json!(vec![own; 1000]))}))
+        .send()
+        .unwrap();
+    assert_eq!(edit.status(), 400);
     assert_eq!(server.get("/healthz").status(), 200);
 }

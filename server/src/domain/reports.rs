@@ -89,6 +89,93 @@ async fn identity_of(pool: &Pool, study_id: i64) -> Result<StudyIdentity, Workfl
     study_identity(pool, study_id).await?.ok_or(WorkflowError::NotFound)
 }
 
+/// Bounds on what a report holds, checked on every save: the PDF, HL7 and FHIR exports and the delivery
+/// worker render every finding and draw every cited measurement, so none of them may grow without end.
+pub mod limits {
+    pub const FINDINGS: usize = 50;
+    /// Measurements or images one finding cites.
+    pub const CITED_PER_FINDING: usize = 10;
+    pub const SUMMARY_CHARS: usize = 8000;
+    pub const RECOMMENDATION_CHARS: usize = 4000;
+    /// Any other text field (a finding's location, feature, density … or the exam id).
+    pub const FIELD_CHARS: usize = 500;
+    pub const NODULE_FEATURES: usize = 16;
+}
+
+fn invalid(zh: String, en: String) -> WorkflowError {
+    WorkflowError::Invalid { zh, en }
+}
+
+/// Checks a report's text and shape against [`limits`]; and, when `study` is given, that every
+/// measurement and image it cites is the study's own, once per finding.
+async fn check_content(pool: &Pool, report: &Report, study: Option<i64>) -> Result<(), WorkflowError> {
+    use limits::*;
+    let too_long = |what_zh: &str, what_en: &str, text: &str, max: usize| {
+        (text.chars().count() > max).then(|| {
+            invalid(format!("{what_zh}过长（最多 {max} 字）"), format!("{what_en} longer than {max} characters"))
+        })
+    };
+    if report.findings.len() > FINDINGS {
+        return Err(invalid(format!("所见过多（最多 {FINDINGS} 条）"), format!("more than {FINDINGS} findings")));
+    }
+    let mut texts = vec![
+        ("报告摘要", "report_summary", report.report_summary.as_str(), SUMMARY_CHARS),
+        ("建议", "recommendation", report.recommendation.as_str(), RECOMMENDATION_CHARS),
+        ("检查号", "exam_id", report.exam_id.as_str(), FIELD_CHARS),
+    ];
+    for f in &report.findings {
+        texts.push(("部位", "location", &f.location, FIELD_CHARS));
+        texts.push(("所见描述", "feature", &f.feature, FIELD_CHARS));
+        let optional = [&f.density, &f.boundary, &f.morphology, &f.adjacent_structures, &f.change];
+        texts.extend(optional.into_iter().flatten().map(|t| ("所见描述", "finding text", t.as_str(), FIELD_CHARS)));
+        if let Some(basis) = f.measurements.as_ref().and_then(|m| m.basis.as_deref()) {
+            texts.push(("测量依据", "measurement basis", basis, FIELD_CHARS));
+        }
+        if f.nodule_features.len() > NODULE_FEATURES || f.nodule_features.iter().any(|n| n.chars().count() > 64) {
+            return Err(invalid(
+                format!("结节特征过多（最多 {NODULE_FEATURES} 项）"),
+                "too many nodule features".into(),
+            ));
+        }
+    }
+    if let Some(refused) = texts.into_iter().find_map(|(zh, en, text, max)| too_long(zh, en, text, max)) {
+        return Err(refused);
+    }
+    let Some(study) = study else { return Ok(()) };
+    let measurements = crate::store::measurements::live_ids(pool, study).await?;
+    let images = crate::store::studies::instance_ids(pool, study).await?;
+    for f in &report.findings {
+        cited(&f.measurement_ids, &measurements, ("测量", "measurement"))?;
+        cited(&f.image_ids, &images, ("图像", "image"))?;
+    }
+    Ok(())
+}
+
+/// A finding's citations of one kind: at most [`limits::CITED_PER_FINDING`], each once, each one of
+/// `own` (the study's).
+fn cited(ids: &[String], own: &[i64], (zh, en): (&str, &str)) -> Result<(), WorkflowError> {
+    let max = limits::CITED_PER_FINDING;
+    if ids.len() > max {
+        return Err(invalid(
+            format!("一条所见最多引用 {max} 项{zh}"),
+            format!("a finding cites at most {max} of its {en}s"),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for id in ids {
+        if !seen.insert(id.as_str()) {
+            return Err(invalid(format!("{zh} {id} 重复引用"), format!("{en} {id} is cited twice")));
+        }
+        if !id.parse::<i64>().is_ok_and(|n| own.contains(&n)) {
+            return Err(invalid(
+                format!("{zh} {} 不属于该检查", id.chars().take(40).collect::<String>()),
+                format!("{en} {} is not part of this study", id.chars().take(40).collect::<String>()),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Who acts, as the workflow records them.
 #[derive(Clone, Debug)]
 pub struct Actor {
@@ -321,6 +408,10 @@ pub async fn create(
             &format!("the study already has report {id}: edit or amend it"),
         ));
     }
+    check_content(pool, &report, Some(study_id)).await?;
+    if let Some(draft) = &ai_draft {
+        check_content(pool, draft, None).await?;
+    }
     let identity = identity_of(pool, study_id).await?;
     as_draft(&mut report, 1, &identity);
     // The draft gets the same identity, so the diff shows what people changed, not what the server filled.
@@ -361,6 +452,7 @@ pub async fn edit(pool: &Pool, id: i64, actor: &Actor, mut report: Report) -> Re
         ));
     }
     may_change(&stored, actor)?;
+    check_content(pool, &report, Some(stored.study_id)).await?;
     as_draft(&mut report, stored.version, &identity_of(pool, stored.study_id).await?);
     let changes = diff(&content_only(&stored.content), &content_only(&report));
     let mut tx = pool.begin().await?;
@@ -556,6 +648,7 @@ pub async fn amend(
         ));
     }
     may_change(&stored, actor)?;
+    check_content(pool, &report, Some(stored.study_id)).await?;
     as_draft(&mut report, stored.version + 1, &identity_of(pool, stored.study_id).await?);
     let changes = diff(&content_only(&stored.content), &content_only(&report));
     let mut tx = pool.begin().await?;

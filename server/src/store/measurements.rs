@@ -50,6 +50,14 @@ pub async fn one(pool: &Pool, id: i64) -> Result<Option<MeasurementRow>, DbError
         .await
 }
 
+/// The ids of a study's live measurements.
+pub async fn live_ids(pool: &Pool, study_id: i64) -> Result<Vec<i64>, DbError> {
+    sqlx::query_scalar("SELECT id FROM measurements WHERE study_id = $1 AND deleted_at IS NULL")
+        .bind(study_id)
+        .fetch_all(pool)
+        .await
+}
+
 /// What a new measurement stores.
 pub struct NewMeasurementRow<'a> {
     pub study_id: i64,

@@ -304,6 +304,16 @@ pub async fn prior_instance(pool: &Pool, study: &StudyRef) -> Result<Option<i64>
     .await
 }
 
+/// The ids of a study's instances.
+pub async fn instance_ids(pool: &Pool, study_id: i64) -> Result<Vec<i64>, DbError> {
+    sqlx::query_scalar(
+        "SELECT instances.id FROM instances JOIN series ON series.id = instances.series_id WHERE series.study_id = $1",
+    )
+    .bind(study_id)
+    .fetch_all(pool)
+    .await
+}
+
 /// One stored instance with the study it belongs to, as the viewer, chat and measurement routes read it.
 #[derive(Clone, Debug, FromRow)]
 pub struct InstanceRow {
