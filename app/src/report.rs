@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use serde_json::{Value, json};
 
 use crate::api::{self, History, Me, StudySummary, display_date};
-use crate::viewer::{Saved, SavedList, basis_text, outcome_text};
+use crate::viewer::measurements::{Saved, SavedList, basis_text, outcome_text};
 
 /// One finding's fields as the form edits them; `original` keeps what the form does not show (links to
 /// images).
@@ -644,7 +644,7 @@ fn short(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::viewer::{ImageSize, SavedBasis};
+    use crate::viewer::measurements::{ImageSize, SavedBasis};
     use measure::Point;
     use measure::shape::{Outcome, Shape};
 
