@@ -8,9 +8,9 @@
 //! saved shape again.
 //!
 //! The parts: [`state`] holds the signals they share; [`canvas`] loads and windows the pixels (with
-//! [`pixels`] and [`view`]); [`tools`] is the toolbar, the pointer and the keyboard; [`measurements`]
-//! saves, deletes and lists them; [`overlay`] draws the heatmap, boxes and shapes over the image; and
-//! [`readouts`] writes the window, zoom, probe value and scale bar on it.
+//! [`pixels`] and [`view`]); [`tools`] is the toolbar, the pointer and the keyboard, [`strokes`] what a
+//! drag draws; [`measurements`] saves, deletes and lists them; [`overlay`] draws the heatmap, boxes and
+//! shapes over the image; and [`readouts`] writes the window, zoom, probe value and scale bar on it.
 
 mod browser;
 mod canvas;
@@ -21,6 +21,7 @@ mod overlay;
 mod pixels;
 mod readouts;
 mod state;
+mod strokes;
 mod tools;
 mod view;
 

@@ -1,14 +1,16 @@
 //! The measurement tools and how the pointer and keyboard drive them: the toolbar; in the viewport a
-//! drag windows, pans or draws the tool's shape (two drags for the bidirectional and angle tools), the
-//! wheel zooms about the pointer and the probe follows it; and the keyboard shortcuts.
+//! drag windows, pans or draws the tool's shape (strokes.rs: two drags for the bidirectional and angle
+//! tools), a click measures a nodule, the wheel zooms about the pointer and the probe follows it; and the
+//! keyboard shortcuts.
 
 use leptos::prelude::*;
 use measure::Point;
-use measure::shape::{Shape, perpendicular_axis};
+use measure::shape::Shape;
 use measure::window::Window;
 
 use super::browser;
 use super::state::Viewer;
+use super::strokes::{self, Release};
 use super::view::{Placement, to_image};
 use crate::i18n::tr;
 
@@ -78,7 +80,7 @@ impl Tool {
     }
 
     /// Tools drawn in two drags: the first arm or axis waits for the second.
-    fn two_strokes(self) -> bool {
+    pub fn two_strokes(self) -> bool {
         matches!(self, Tool::Bidirectional | Tool::Angle)
     }
 }
@@ -144,19 +146,12 @@ pub fn Viewport(viewer: Viewer, children: Children) -> impl IntoView {
         drag.set_value(Some(Drag { at, point, window: window.get_untracked(), placement: placement.get_untracked() }));
         outline.set(None);
         match tool.get_untracked() {
-            Tool::Length => draft.set(Some(Shape::Length { a: point, b: point })),
-            Tool::Arrow => draft.set(Some(Shape::Arrow { from: point, to: point })),
-            Tool::Ellipse => draft.set(Some(Shape::Ellipse { center: point, radius_x: 0.0, radius_y: 0.0 })),
-            Tool::Bidirectional => {
-                let long = first_stroke.get_untracked().unwrap_or([point, point]);
-                draft.set(Some(Shape::Bidirectional { long, short: [point, point] }));
-            }
-            Tool::Angle => {
-                let [a, vertex] = first_stroke.get_untracked().unwrap_or([point, point]);
-                draft.set(Some(Shape::Angle { a, vertex, b: vertex }));
-            }
             Tool::Nodule => viewer.measure_nodule(point),
-            Tool::Window | Tool::Pan => {}
+            t => {
+                if let Some(shape) = strokes::pressed(t, point, first_stroke.get_untracked()) {
+                    draft.set(Some(shape));
+                }
+            }
         }
     };
     let on_move = move |ev: leptos::ev::PointerEvent| {
@@ -177,26 +172,12 @@ pub fn Viewport(viewer: Viewer, children: Children) -> impl IntoView {
                 }
             }
             Tool::Pan => placement.set(Placement { dx: d.placement.dx + dx, dy: d.placement.dy + dy, ..d.placement }),
-            Tool::Length => draft.set(Some(Shape::Length { a: d.point, b: point })),
-            Tool::Arrow => draft.set(Some(Shape::Arrow { from: d.point, to: point })),
-            Tool::Ellipse => draft.set(Some(Shape::Ellipse {
-                center: Point::new((d.point.x + point.x) / 2.0, (d.point.y + point.y) / 2.0),
-                radius_x: (point.x - d.point.x).abs() / 2.0,
-                radius_y: (point.y - d.point.y).abs() / 2.0,
-            })),
-            Tool::Bidirectional => match first_stroke.get_untracked() {
-                None => draft.set(Some(Shape::Bidirectional { long: [d.point, point], short: [d.point, d.point] })),
-                Some(long) => draft.set(Some(Shape::Bidirectional {
-                    long,
-                    short: perpendicular_axis(long, d.point, point, viewer.spacing().as_ref()),
-                })),
-            },
-            // The first drag draws an arm ending at the vertex; the second the other arm from the vertex.
-            Tool::Angle => match first_stroke.get_untracked() {
-                None => draft.set(Some(Shape::Angle { a: d.point, vertex: point, b: point })),
-                Some([a, vertex]) => draft.set(Some(Shape::Angle { a, vertex, b: point })),
-            },
-            Tool::Nodule => {}
+            t => {
+                let first = first_stroke.get_untracked();
+                if let Some(shape) = strokes::dragged(t, d.point, point, first, viewer.spacing().as_ref()) {
+                    draft.set(Some(shape));
+                }
+            }
         }
     };
     let on_up = move |_ev: leptos::ev::PointerEvent| {
@@ -205,30 +186,21 @@ pub fn Viewport(viewer: Viewer, children: Children) -> impl IntoView {
         }
         drag.set_value(None);
         let t = tool.get_untracked();
-        match draft.get_untracked() {
-            Some(shape) if t.two_strokes() && first_stroke.get_untracked().is_none() => {
-                let stroke = match shape {
-                    Shape::Bidirectional { long, .. } => long,
-                    Shape::Angle { a, vertex, .. } => [a, vertex],
-                    _ => return,
-                };
-                // The first stroke waits for the second (a click without a drag draws nothing).
-                if stroke[0] != stroke[1] {
-                    first_stroke.set(Some(stroke));
-                } else {
-                    draft.set(None);
-                }
-            }
-            Some(shape) if t.two_strokes() => {
-                first_stroke.set(None);
-                viewer.save(shape, None);
-            }
-            Some(shape @ Shape::Arrow { .. }) => match browser::ask_text(tr("箭头标注文字 / Arrow text")) {
+        match strokes::released(t, draft.get_untracked(), first_stroke.get_untracked()) {
+            Release::Nothing => {}
+            Release::Wait(stroke) => first_stroke.set(Some(stroke)),
+            Release::Discard => draft.set(None),
+            Release::Finished(shape @ Shape::Arrow { .. }) => match browser::ask_text(tr("箭头标注文字 / Arrow text"))
+            {
                 Some(text) => viewer.save(shape, Some(text)),
                 None => draft.set(None),
             },
-            Some(shape) => viewer.save(shape, None),
-            None => {}
+            Release::Finished(shape) => {
+                if t.two_strokes() {
+                    first_stroke.set(None);
+                }
+                viewer.save(shape, None);
+            }
         }
     };
     let on_wheel = move |ev: leptos::ev::WheelEvent| {
