@@ -190,11 +190,14 @@ pub fn Viewport(viewer: Viewer, children: Children) -> impl IntoView {
             Release::Nothing => {}
             Release::Wait(stroke) => first_stroke.set(Some(stroke)),
             Release::Discard => draft.set(None),
-            Release::Finished(shape @ Shape::Arrow { .. }) => match browser::ask_text(tr("箭头标注文字 / Arrow text"))
-            {
-                Some(text) => viewer.save(shape, Some(text)),
-                None => draft.set(None),
-            },
+            // An arrow is saved with its text, or not at all.
+            Release::Finished(shape @ Shape::Arrow { .. }) => {
+                let text = browser::ask_text(tr("箭头标注文字 / Arrow text"));
+                match text {
+                    Some(text) => viewer.save(shape, Some(text)),
+                    None => draft.set(None),
+                }
+            }
             Release::Finished(shape) => {
                 if t.two_strokes() {
                     first_stroke.set(None);
