@@ -7,6 +7,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// A finding's nodule type, as the guidelines weigh it (re-exported so users of the model need not
+/// depend on `guidelines`).
+pub use guidelines::NoduleType;
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Report {
     /// The hospital's exam number (e.g. CZ20240511-087).
@@ -68,7 +72,7 @@ pub struct Finding {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adjacent_structures: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nodule_type: Option<guidelines::NoduleType>,
+    pub nodule_type: Option<NoduleType>,
     /// Features the guidelines weigh: `spiculation`, `perifissural`, `juxtapleural`,
     /// `benign_calcification`, `fat`, `endobronchial`, `lymphadenopathy`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -1,0 +1,257 @@
+//! The study's structured report beside the image: findings in the five-part frame (部位 形态 密度 边界
+//! 邻近结构) with their axes in 毫米, the summary and the recommendation; started from the model's latest
+//! draft or blank; saved, signed, countersigned or returned, and amended, as the signed-in role allows; the
+//! changes since the AI draft for the reviewer; exports. The server enforces every rule again.
+//!
+//! The form edits the typed `report::Report` of the latest version: a signal per field ([`finding`]), the
+//! report rebuilt from them for each save and for the live Lung-RADS category.
+
+mod finding;
+mod version;
+
+use leptos::prelude::*;
+use report::Report;
+use report::model::Finding;
+use serde_json::{Value, json};
+
+use crate::api::{self, History, Me, StudySummary};
+use crate::i18n::tr;
+use crate::viewer::measurements::SavedList;
+use finding::{FindingFields, FindingForm};
+use version::{ExportLinks, Version, VersionHeader, VersionTrail};
+
+/// The model's latest report draft in the study's conversation, if any. It stays the JSON the model
+/// wrote: it goes to the server as it is, which checks it.
+fn latest_ai_draft(history: &History) -> Option<Value> {
+    history.messages.iter().rev().find_map(|m| {
+        let report = m.details.as_ref()?.get("report")?;
+        (report.is_object() && report.get("error").is_none()).then(|| report.clone())
+    })
+}
+
+/// `prior_study`: the patient's latest earlier study, whose measurements are offered as the prior size of
+/// a finding's nodule.
+#[component]
+pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySummary>>) -> impl IntoView {
+    let refresh = RwSignal::new(0u32);
+    let versions = LocalResource::new(move || {
+        refresh.track();
+        api::get::<Vec<Version>>(format!("/api/v1/studies/{study_id}/reports"))
+    });
+    let me = LocalResource::new(|| api::get::<Me>("/api/v1/auth/me".into()));
+    let history = LocalResource::new(move || {
+        refresh.track();
+        api::get::<History>(format!("/api/v1/studies/{study_id}/chat"))
+    });
+    // The latest version as the server has it, and the form's fields over its report.
+    let current = RwSignal::new(None::<Version>);
+    let summary = RwSignal::new(String::new());
+    let recommendation = RwSignal::new(String::new());
+    let rows = RwSignal::new(Vec::<FindingForm>::new());
+    let screening = RwSignal::new(false);
+    let comment = RwSignal::new(String::new());
+    let status = RwSignal::new(String::new());
+    // The study's viewer measurements, to fill a finding's axes from (asked again when the list opens).
+    let measurements =
+        LocalResource::new(move || api::get::<SavedList>(format!("/api/v1/studies/{study_id}/measurements")));
+    let prior_measurements = LocalResource::new(move || {
+        let prior = prior_study.get();
+        async move {
+            let Some(prior) = prior else { return (None, Vec::new()) };
+            let list = api::get::<SavedList>(format!("/api/v1/studies/{}/measurements", prior.id)).await;
+            (Some(prior), list.map(|l| l.measurements).unwrap_or_default())
+        }
+    });
+    let fill = move |report: &Report| {
+        summary.set(report.report_summary.clone());
+        recommendation.set(report.recommendation.clone());
+        screening.set(report.lung_cancer_screening);
+        rows.set(report.findings.iter().cloned().map(FindingForm::new).collect());
+    };
+    Effect::new(move |_| {
+        if let Some(Ok(list)) = versions.get() {
+            let latest = list.into_iter().next();
+            if let Some(v) = &latest {
+                fill(&v.report);
+            }
+            current.set(latest);
+        }
+    });
+    let can = move |p: &str| me.get().and_then(|m| m.ok()).is_some_and(|m| m.can(p));
+    let state = move || current.with(|v| v.as_ref().map(|v| v.state.clone())).unwrap_or_default();
+    let editable =
+        move || matches!(state().as_str(), "" | "draft" | "returned" | "signed" | "reviewed") && can("report_sign");
+    let report_id = move || current.with_untracked(|v| v.as_ref().map(|v| v.id));
+    // The current version's report with what the form holds: what is saved, signed or amended.
+    let build = move || {
+        let mut report = current.with_untracked(|v| v.as_ref().map(|v| v.report.clone()))?;
+        report.report_summary = summary.get_untracked().trim().to_string();
+        report.recommendation = recommendation.get_untracked().trim().to_string();
+        report.findings = rows.with_untracked(|r| r.iter().map(FindingForm::finding).collect());
+        report.lung_cancer_screening = screening.get_untracked();
+        Some(report)
+    };
+    // What is on screen, for the numbers the server computes again on saving: built once per edit, read
+    // by the Lung-RADS box and by every finding's change.
+    let on_screen = Memo::new(move |_| {
+        rows.with(|r| r.iter().for_each(FindingForm::track));
+        screening.track();
+        current.track();
+        build()
+    });
+    let lung_rads = move || {
+        if !screening.get() {
+            return None;
+        }
+        on_screen.with(|r| match crate::i18n::lang() {
+            crate::i18n::Lang::Zh => r.as_ref()?.lung_rads(),
+            crate::i18n::Lang::En => r.as_ref()?.lung_rads_en(),
+        })
+    };
+    // One step of the workflow; the panel reloads after it.
+    let step = move |path: String, method: &'static str, body: Value, done: &'static str| {
+        status.set("…".into());
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            let result = match method {
+                "PUT" => api::put(&path, &body).await,
+                _ => api::post(&path, &body).await,
+            };
+            match result {
+                Ok(_) => {
+                    status.set(done.into());
+                    refresh.update(|n| *n += 1);
+                }
+                Err(e) => status.set(e.text()),
+            }
+        });
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (path, method, body, done);
+    };
+    let start = move |from_ai: bool| {
+        let draft = if from_ai { history.get().and_then(|h| h.ok()).as_ref().and_then(latest_ai_draft) } else { None };
+        // Blank: the seed's report with nothing in it.
+        let report = draft
+            .clone()
+            .unwrap_or_else(|| json!({"exam_id": "-", "report_summary": "", "findings": [], "recommendation": ""}));
+        step(
+            format!("/api/v1/studies/{study_id}/reports"),
+            "POST",
+            json!({"report": report, "ai_draft": draft}),
+            tr("已创建 / created"),
+        );
+    };
+    let save = move |_| {
+        if let (Some(id), Some(report)) = (report_id(), build()) {
+            step(format!("/api/v1/reports/{id}"), "PUT", json!({"report": report}), tr("已保存 / saved"));
+        }
+    };
+    let sign = move |_| {
+        let (Some(id), Some(report)) = (report_id(), build()) else { return };
+        // What is on screen is what gets signed: save first, then sign.
+        status.set("…".into());
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            let saved = api::put(&format!("/api/v1/reports/{id}"), &json!({"report": report})).await;
+            let signed = match saved {
+                Ok(_) => api::post(&format!("/api/v1/reports/{id}/sign"), &json!({})).await,
+                Err(e) => Err(e),
+            };
+            match signed {
+                Ok(_) => {
+                    status.set(tr("已签发 / signed").into());
+                    refresh.update(|n| *n += 1);
+                }
+                Err(e) => status.set(e.text()),
+            }
+        });
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (id, report);
+    };
+    let review = move |decision: &'static str| {
+        if let Some(id) = report_id() {
+            let body = json!({"decision": decision, "comment": comment.get_untracked().trim()});
+            let done =
+                if decision == "countersign" { tr("已会签 / countersigned") } else { tr("已退回 / returned") };
+            step(format!("/api/v1/reports/{id}/review"), "POST", body, done);
+        }
+    };
+    let amend = move |_| {
+        if let (Some(id), Some(report)) = (report_id(), build()) {
+            let body = json!({"report": report, "reason": comment.get_untracked().trim()});
+            step(format!("/api/v1/reports/{id}/amend"), "POST", body, tr("已生成修订版本 / amended"));
+        }
+    };
+
+    let indexed_rows = move || rows.get().into_iter().enumerate().collect::<Vec<(usize, FindingForm)>>();
+
+    view! {
+        <section class="report-panel" aria-label=tr("结构化报告 / Structured report")>
+            <h2>{tr("结构化报告 / Report")}</h2>
+            <Show when=move || current.get().is_none() && can("report_sign")>
+                <p class="report-start">
+                    <button class="report-from-ai" disabled=move || history.get().and_then(|h| h.ok()).as_ref().and_then(latest_ai_draft).is_none()
+                        on:click=move |_| start(true)>{tr("从AI草稿开始 / From the AI draft")}</button>
+                    " "
+                    <button class="report-blank" on:click=move |_| start(false)>{tr("空白报告 / Blank report")}</button>
+                </p>
+            </Show>
+            <Show when=move || current.get().is_some()>
+                <VersionHeader current/>
+                <div class="report-form">
+                    <label>{tr("检查所见与印象 / Findings and impression")}
+                        <textarea name="report_summary" rows="3" prop:value=move || summary.get()
+                            on:input=move |ev| summary.set(event_target_value(&ev)) prop:readonly=move || !editable()/>
+                    </label>
+                    <div class="findings">
+                        <For each=indexed_rows key=|(i, _)| *i let:item>
+                            {
+                                let (index, form) = item;
+                                view! { <FindingFields index form measurements prior_measurements on_screen/> }
+                            }
+                        </For>
+                    </div>
+                    <button class="add-finding" on:click=move |_| rows.update(|r| r.push(FindingForm::new(Finding::default())))>{tr("添加所见 / Add a finding")}</button>
+                    <Show when=move || ct || screening.get()>
+                        <label class="screening">
+                            <input type="checkbox" class="screening-toggle" prop:checked=move || screening.get()
+                                on:change=move |ev| screening.set(event_target_checked(&ev))/>
+                            {tr("低剂量CT肺癌筛查（按 Lung-RADS v2022 分类） / Low-dose CT lung cancer screening (Lung-RADS v2022)")}
+                        </label>
+                    </Show>
+                    {move || lung_rads().map(|g| view! {
+                        <div class="lung-rads" role="status">
+                            <p class="lung-rads-category">{format!("Lung-RADS {}", g.category)}</p>
+                            <p class="lung-rads-management">{tr("管理建议： / Management: ")}{g.management}</p>
+                            <p class="lung-rads-basis">{tr("▲ 依据： / ▲ Basis: ")}{g.basis}</p>
+                        </div>
+                    })}
+                    <label>{tr("建议 / Recommendation")}
+                        <textarea name="recommendation" rows="2" prop:value=move || recommendation.get()
+                            on:input=move |ev| recommendation.set(event_target_value(&ev)) prop:readonly=move || !editable()/>
+                    </label>
+                </div>
+                <p class="report-actions">
+                    <Show when=move || matches!(state().as_str(), "draft" | "returned") && can("report_sign")>
+                        <button class="report-save" on:click=save>{tr("保存 / Save")}</button>
+                        <button class="report-sign" on:click=sign>{tr("签发 / Sign")}</button>
+                    </Show>
+                    <Show when=move || state() == "signed" && can("report_review")>
+                        <input class="review-comment" placeholder=tr("审核意见（退回时必填） / comment") on:input=move |ev| comment.set(event_target_value(&ev))/>
+                        <button class="report-countersign" on:click=move |_| review("countersign")>{tr("会签 / Countersign")}</button>
+                        <button class="report-return" on:click=move |_| review("return")>{tr("退回 / Return")}</button>
+                    </Show>
+                    <Show when=move || matches!(state().as_str(), "signed" | "reviewed") && can("report_sign")>
+                        <input class="amend-reason" placeholder=tr("修订原因 / reason") on:input=move |ev| comment.set(event_target_value(&ev))/>
+                        <button class="report-amend" on:click=amend>{tr("修订 / Amend")}</button>
+                    </Show>
+                </p>
+                <ExportLinks current/>
+                <VersionTrail current/>
+            </Show>
+            <p class="form-status" role="status">{move || status.get()}</p>
+        </section>
+    }
+    // Erased: the study page's view type is deep enough without this panel's.
+    .into_any()
+}
