@@ -116,6 +116,14 @@ test('a screening CT finding takes its axes from a viewer measurement and shows 
   await expect(panel.locator('.form-status')).toHaveText('已保存');
   await page.screenshot({ path: 'test-results/report-lung-rads.png', fullPage: true });
 
+  // Edited again after that save, the finding keeps its new text: the saved version comes back as new
+  // forms, and the fields on screen are bound to those (they were bound to the replaced ones).
+  await panel.getByLabel('所见 1').fill('实性结节（复核）');
+  await panel.getByRole('button', { name: '保存' }).click();
+  await expect
+    .poll(async () => (await (await page.request.get(`/api/v1/studies/${study}/reports`)).json())[0].report.findings[0].feature)
+    .toBe('实性结节（复核）');
+
   // The server's saved report carries the same category, the link to the measurement and its basis.
   const reports = await (await page.request.get(`/api/v1/studies/${study}/reports`)).json();
   const report = reports[0].report;

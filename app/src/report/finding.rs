@@ -40,6 +40,9 @@ fn nodule_type_of_key(key: &str) -> Option<NoduleType> {
 /// `original` keeps what the form does not show (links to images, the AI-drafted mark).
 #[derive(Clone)]
 pub struct FindingForm {
+    /// Tells this form from any other, also from the one a reload makes for the same finding: the
+    /// panel's rows are keyed by it, so the fields on screen are always bound to the signals in the list.
+    pub id: usize,
     original: Finding,
     location: RwSignal<String>,
     feature: RwSignal<String>,
@@ -68,7 +71,9 @@ impl FindingForm {
         let optional = |value: &Option<String>| RwSignal::new(value.clone().unwrap_or_default());
         let number = |value: Option<f64>| RwSignal::new(value.map(|v| v.to_string()).unwrap_or_default());
         let (m, prior) = (finding.measurements.as_ref(), finding.prior.as_ref());
+        static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         FindingForm {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             location: text(&finding.location),
             feature: text(&finding.feature),
             morphology: optional(&finding.morphology),

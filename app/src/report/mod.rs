@@ -204,7 +204,9 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
                             on:input=move |ev| summary.set(event_target_value(&ev)) prop:readonly=move || !editable()/>
                     </label>
                     <div class="findings">
-                        <For each=indexed_rows key=|(i, _)| *i let:item>
+                        // Keyed by the form as well as its place: a save, sign or amend fills the list with new
+                        // forms, and the rows on screen must be bound to those, not to the ones they replace.
+                        <For each=indexed_rows key=|(i, form)| (*i, form.id) let:item>
                             {
                                 let (index, form) = item;
                                 view! { <FindingFields index form measurements prior_measurements on_screen/> }
