@@ -358,6 +358,12 @@ mod tests {
     use measure::shape::{Outcome, Shape};
     use serde_json::json;
 
+    /// Signals live in a reactive owner's arena (the workspace's feature set turns on leptos's
+    /// sandboxed arenas, which refuse a signal made outside one).
+    fn in_an_owner(test: impl FnOnce()) {
+        leptos::prelude::Owner::new().with(test)
+    }
+
     fn saved(id: i64, at: (f64, f64), size: u32, calibrated: bool) -> Saved {
         Saved {
             id,
@@ -404,39 +410,45 @@ mod tests {
 
     #[test]
     fn a_finding_nobody_edited_goes_back_as_it_came() {
-        let finding: Finding = serde_json::from_value(drafted()).unwrap();
-        let back = FindingForm::new(finding.clone()).finding();
-        assert_eq!(back, finding);
-        assert_eq!(serde_json::to_value(&back).unwrap(), drafted());
+        in_an_owner(|| {
+            let finding: Finding = serde_json::from_value(drafted()).unwrap();
+            let back = FindingForm::new(finding.clone()).finding();
+            assert_eq!(back, finding);
+            assert_eq!(serde_json::to_value(&back).unwrap(), drafted());
+        })
     }
 
     #[test]
     fn an_edited_finding_is_no_longer_the_ai_draft_and_sends_no_stale_change() {
-        let mut json = drafted();
-        json["change"] = json!("较2024-10-15增大2.8毫米");
-        let form = FindingForm::new(serde_json::from_value(json).unwrap());
-        form.density.set("  ".into());
-        form.location.set(" 右肺下叶 ".into());
-        let sent = serde_json::to_value(form.finding()).unwrap();
-        assert_eq!(sent["location"], "右肺下叶");
-        for gone in ["density", "change", "ai_drafted"] {
-            assert!(sent.get(gone).is_none(), "{gone}");
-        }
-        assert_eq!(sent["image_ids"], json!(["3"]));
+        in_an_owner(|| {
+            let mut json = drafted();
+            json["change"] = json!("较2024-10-15增大2.8毫米");
+            let form = FindingForm::new(serde_json::from_value(json).unwrap());
+            form.density.set("  ".into());
+            form.location.set(" 右肺下叶 ".into());
+            let sent = serde_json::to_value(form.finding()).unwrap();
+            assert_eq!(sent["location"], "右肺下叶");
+            for gone in ["density", "change", "ai_drafted"] {
+                assert!(sent.get(gone).is_none(), "{gone}");
+            }
+            assert_eq!(sent["image_ids"], json!(["3"]));
+        })
     }
 
     #[test]
     fn the_solid_component_belongs_to_part_solid_nodules_and_features_to_nodules() {
-        let form = FindingForm::new(serde_json::from_value(drafted()).unwrap());
-        form.nodule_type.set(Some(NoduleType::Solid));
-        let solid = form.finding();
-        assert_eq!(solid.measurements.as_ref().unwrap().solid_long_axis, None);
-        assert_eq!(solid.nodule_features, ["spiculation", "endobronchial"]);
-        form.nodule_type.set(None);
-        form.long_axis.set("0".into());
-        let no_nodule = form.finding();
-        assert!(no_nodule.nodule_features.is_empty());
-        assert_eq!(no_nodule.measurements, None);
+        in_an_owner(|| {
+            let form = FindingForm::new(serde_json::from_value(drafted()).unwrap());
+            form.nodule_type.set(Some(NoduleType::Solid));
+            let solid = form.finding();
+            assert_eq!(solid.measurements.as_ref().unwrap().solid_long_axis, None);
+            assert_eq!(solid.nodule_features, ["spiculation", "endobronchial"]);
+            form.nodule_type.set(None);
+            form.long_axis.set("0".into());
+            let no_nodule = form.finding();
+            assert!(no_nodule.nodule_features.is_empty());
+            assert_eq!(no_nodule.measurements, None);
+        })
     }
 
     #[test]
