@@ -246,6 +246,52 @@ fn guessing_is_slowed_but_the_owners_browser_still_signs_in() {
     assert_eq!(login(&owner, DOCTOR_PASSWORD).status(), 200, "the owner's browser is not locked out");
 }
 
+/// Hostile input cannot bloat the audit trail: a 10 000-character username is refused with 400 (the row
+/// says so without it), a refused request's path parameter is cut, an over-long path gets 414, and the
+/// server keeps answering.
+#[test]
+fn hostile_names_and_paths_cannot_bloat_the_audit_trail() {
+    let (_data, server) = start();
+    let anonymous = Client::new();
+    let junk = "u".repeat(10_000);
+    let response = anonymous
+        .post(server.url("/api/v1/auth/login"))
+        .json(&json!({"username": junk, "password": "a guess of no account"}))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 400, "a username over 64 characters is refused as such");
+    let body: Value = response.json().unwrap();
+    assert_eq!(body["error"]["code"], "bad_request", "{body}");
+    assert!(body["error"]["message_zh"].as_str().unwrap().contains("用户名"), "{body}");
+    let long_id = "9".repeat(3000);
+    let refused = anonymous.get(server.url(&format!("/api/v1/studies/{long_id}"))).send().unwrap();
+    assert_eq!(refused.status(), 401);
+    let long_path = format!("/api/v1/studies/{}", "7".repeat(10_000));
+    let too_long = anonymous.get(server.url(&long_path)).send().unwrap();
+    assert_eq!(too_long.status(), 414);
+    assert_eq!(too_long.json::<Value>().unwrap()["error"]["code"], "uri_too_long");
+    assert_eq!(anonymous.get(server.url("/healthz")).send().unwrap().status(), 200, "still answering");
+
+    let rows: Value = server.admin().get(server.url("/api/v1/audit?limit=100")).send().unwrap().json().unwrap();
+    let rows = rows.as_array().unwrap();
+    for row in rows {
+        let text = row.to_string();
+        assert!(!text.contains(&"u".repeat(65)) && !text.contains(&"9".repeat(65)), "unbounded row: {text:.300}");
+        assert!(!text.contains(&"7".repeat(65)), "the over-long path reached the trail: {text:.300}");
+    }
+    let sign_in = rows
+        .iter()
+        .find(|r| r["action"] == "POST /api/v1/auth/login" && r["status"] == 400)
+        .unwrap_or_else(|| panic!("no row for the refused sign-in: {rows:#?}"));
+    assert_eq!(sign_in["detail"], "username over 64 characters");
+    assert!(sign_in["actor_name"].is_null(), "{sign_in}");
+    let view = rows
+        .iter()
+        .find(|r| r["action"] == "GET /api/v1/studies/{id}" && r["status"] == 401)
+        .unwrap_or_else(|| panic!("no row for the refused view: {rows:#?}"));
+    assert!(view["target"].as_str().unwrap().len() < 100, "{view}");
+}
+
 #[test]
 fn tokens_are_shown_once_scoped_and_revocable() {
     let (_data, server) = start();

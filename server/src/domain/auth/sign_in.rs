@@ -33,7 +33,12 @@ pub enum Refusal {
     },
     TotpRequired,
     BadTotp,
+    /// A username longer than any account's (refused before any lookup or hash).
+    UsernameTooLong,
 }
+
+/// Longest username a sign-in may send, in characters (accounts have at most 32).
+pub const MAX_USERNAME_CHARS: usize = 64;
 
 impl Refusal {
     /// The audit row's detail.
@@ -45,7 +50,13 @@ impl Refusal {
             Refusal::CannotSignIn { disabled: false } => "integrator accounts use API tokens, not passwords",
             Refusal::TotpRequired => "password right, one-time code missing",
             Refusal::BadTotp => "wrong or reused one-time code",
+            Refusal::UsernameTooLong => "username over 64 characters",
         }
+    }
+
+    /// Whether the audit row may name the account tried (not when the name itself is the attack).
+    pub fn names_account(&self) -> bool {
+        !matches!(self, Refusal::UsernameTooLong)
     }
 }
 
@@ -58,6 +69,9 @@ pub async fn sign_in(
     attempt: Attempt,
 ) -> Result<Result<users::User, Refusal>, DomainError> {
     let username = attempt.username.trim().to_string();
+    if username.chars().count() > MAX_USERNAME_CHARS {
+        return Ok(Err(Refusal::UsernameTooLong));
+    }
     let user = users::by_username(db, &username).await?;
     let trusted_device = user
         .as_ref()

@@ -79,7 +79,7 @@ pub async fn login(
         Err(refusal) => {
             let mut response = refused(&refusal).into_response();
             response.extensions_mut().insert(AuditNote {
-                attempted_username: Some(username),
+                attempted_username: refusal.names_account().then_some(username),
                 detail: Some(refusal.audit_detail().to_string()),
                 ..Default::default()
             });
@@ -124,6 +124,9 @@ fn refused(refusal: &Refusal) -> AppError {
         }
         Refusal::BadTotp => {
             sign_in_refused("bad_totp", "动态验证码不正确或已使用", "the one-time code is wrong or was used already")
+        }
+        Refusal::UsernameTooLong => {
+            AppError::bad_request("用户名过长（最多 64 个字符）", "username too long (64 characters at most)")
         }
     }
 }
