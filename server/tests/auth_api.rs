@@ -292,6 +292,80 @@ fn hostile_names_and_paths_cannot_bloat_the_audit_trail() {
     assert!(view["target"].as_str().unwrap().len() < 100, "{view}");
 }
 
+/// A burst of wrong guesses at once against one account: only the free five are checked, the rest get
+/// 429 with Retry-After (and cost no hash); the owner's browser still signs in right after.
+#[test]
+fn a_burst_of_parallel_guesses_gets_no_more_through_than_five() {
+    let (_data, server) = start();
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let owner = Client::builder().cookie_provider(jar).build().unwrap();
+    let url = server.url("/api/v1/auth/login");
+    let login = |client: &Client, password: &str| {
+        client.post(&url).json(&json!({"username": DOCTOR, "password": password})).send().unwrap()
+    };
+    assert_eq!(login(&owner, DOCTOR_PASSWORD).status(), 200);
+
+    let attacker = Client::new();
+    let answers: Vec<(u16, Option<u64>)> = std::thread::scope(|s| {
+        let guesses: Vec<_> = (0..100)
+            .map(|i| {
+                let (attacker, login) = (&attacker, &login);
+                s.spawn(move || {
+                    let response = login(attacker, &format!("parallel guess {i}"));
+                    let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok());
+                    (response.status().as_u16(), retry_after)
+                })
+            })
+            .collect();
+        guesses.into_iter().map(|g| g.join().unwrap()).collect()
+    });
+    let checked = answers.iter().filter(|(status, _)| *status == 401).count();
+    assert!(checked <= 5, "{checked} of 100 parallel guesses were checked: {answers:?}");
+    for (status, retry_after) in &answers {
+        assert!(*status == 401 || (*status == 429 && retry_after.is_some_and(|s| s >= 1)), "{answers:?}");
+    }
+    assert_eq!(login(&owner, DOCTOR_PASSWORD).status(), 200, "the owner's browser is not locked out");
+}
+
+/// The same throttle guards asking a signed-in person's password or code again: a stolen session cannot
+/// guess the current password (to change it) or a one-time code (to turn the second factor off) faster.
+#[test]
+fn a_session_cannot_guess_the_current_password_or_code_in_parallel() {
+    let (data, server) = start();
+    let burst = |client: &Client, path: &str, body: Value| -> Vec<u16> {
+        std::thread::scope(|s| {
+            let calls: Vec<_> = (0..40)
+                .map(|_| {
+                    let (url, body) = (server.url(path), body.clone());
+                    s.spawn(move || client.post(url).json(&body).send().unwrap().status().as_u16())
+                })
+                .collect();
+            calls.into_iter().map(|c| c.join().unwrap()).collect()
+        })
+    };
+    let doctor = server.client();
+    let answers = burst(
+        doctor,
+        "/api/v1/auth/password",
+        json!({"current_password": "not it at all", "new_password": "a new passphrase 2"}),
+    );
+    let checked = answers.iter().filter(|s| **s == 400).count();
+    assert!(checked <= 5 && answers.iter().all(|s| *s == 400 || *s == 429), "{answers:?}");
+    assert_eq!(doctor.get(server.url("/api/v1/auth/me")).send().unwrap().status(), 200, "still answering");
+
+    add_user(dir(&data), "second", "radiologist", "another sound passphrase");
+    let second = sign_in(&server.url(""), "second", "another sound passphrase");
+    let setup: Value = second.post(server.url("/api/v1/auth/totp/setup")).send().unwrap().json().unwrap();
+    let code = totp_code(setup["secret"].as_str().unwrap(), 0);
+    let enabled = second.post(server.url("/api/v1/auth/totp/enable")).json(&json!({"code": code})).send().unwrap();
+    assert_eq!(enabled.status(), 204);
+    let answers = burst(&second, "/api/v1/auth/totp/disable", json!({"code": "000000"}));
+    let checked = answers.iter().filter(|s| **s == 400).count();
+    assert!(checked <= 5 && answers.iter().all(|s| *s == 400 || *s == 429), "{answers:?}");
+    let me: Value = second.get(server.url("/api/v1/auth/me")).send().unwrap().json().unwrap();
+    assert_eq!(me["totp_enabled"], true, "the second factor is still on");
+}
+
 #[test]
 fn tokens_are_shown_once_scoped_and_revocable() {
     let (_data, server) = start();
