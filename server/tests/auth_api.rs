@@ -366,6 +366,24 @@ fn a_session_cannot_guess_the_current_password_or_code_in_parallel() {
     assert_eq!(me["totp_enabled"], true, "the second factor is still on");
 }
 
+/// Junk request methods cannot grow the metrics without end: each is counted under `method="other"`.
+#[test]
+fn junk_methods_are_counted_as_other_in_the_metrics() {
+    let (_data, server) = start();
+    let client = Client::new();
+    for i in 0..20 {
+        let junk = format!("JUNK{i}{}", "X".repeat(8000));
+        let method = reqwest::Method::from_bytes(junk.as_bytes()).unwrap();
+        let status = client.request(method, server.url("/healthz")).send().unwrap().status();
+        assert!(status.is_client_error(), "{status}");
+    }
+    assert_eq!(client.get(server.url("/healthz")).send().unwrap().status(), 200, "still answering");
+    let metrics = server.metrics();
+    assert!(!metrics.contains("JUNK"), "a junk method became a label: {:.400}", metrics);
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
+    assert!(metrics.contains("method=\"GET\""), "{metrics}");
+}
+
 #[test]
 fn tokens_are_shown_once_scoped_and_revocable() {
     let (_data, server) = start();
