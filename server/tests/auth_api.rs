@@ -384,6 +384,62 @@ fn junk_methods_are_counted_as_other_in_the_metrics() {
     assert!(metrics.contains("method=\"GET\""), "{metrics}");
 }
 
+/// Audit CSV cells a spreadsheet would run as a formula (starting with = + - @, tab or CR) are exported
+/// with a leading quote: failed sign-ins with such "usernames" land in the export as text.
+#[test]
+fn formula_cells_in_the_audit_export_are_neutralised() {
+    let (_data, server) = start();
+    let names = ["=1+2", "+1+2", "-1+2", "@SUM(1)"];
+    for name in names {
+        let response = Client::new()
+            .post(server.url("/api/v1/auth/login"))
+            .json(&json!({"username": name, "password": "not a password of anyone"}))
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 401, "{name}");
+    }
+    let csv = server.admin().get(server.url("/api/v1/audit?format=csv")).send().unwrap().text().unwrap();
+    for name in names {
+        assert!(csv.contains(&format!(",'{name},")), "{name} not neutralised: {csv}");
+        assert!(!csv.contains(&format!(",{name},")), "{name} exported as a formula: {csv}");
+    }
+}
+
+/// Token expiry is compared as a time, not as text: a token that expired an hour ago, written with a
+/// +14:00 offset (its text sorts after now's), is refused; one that expires in an hour, written at
+/// -12:00 (its text sorts before now's), works; an expiry that is no time is refused when made.
+#[test]
+fn token_expiry_is_a_time_whatever_offset_it_was_written_in() {
+    use time::format_description::well_known::Rfc3339;
+    let (_data, server) = start();
+    let at = |hours: i64, offset: i8| {
+        let when = time::OffsetDateTime::now_utc() + time::Duration::hours(hours);
+        when.to_offset(time::UtcOffset::from_hms(offset, 0, 0).unwrap()).format(&Rfc3339).unwrap()
+    };
+    let create = |name: &str, expires_at: &str| {
+        server
+            .admin()
+            .post(server.url("/api/v1/admin/tokens"))
+            .json(&json!({"name": name, "scopes": ["report_read"], "expires_at": expires_at}))
+            .send()
+            .unwrap()
+    };
+    let me = |token: &str| {
+        Client::new().get(server.url("/api/v1/auth/me")).bearer_auth(token).send().unwrap().status().as_u16()
+    };
+    let token_of = |response: reqwest::blocking::Response| {
+        assert_eq!(response.status(), 201);
+        response.json::<Value>().unwrap()["token"].as_str().unwrap().to_string()
+    };
+    let expired = token_of(create("expired-east", &at(-1, 14)));
+    assert_eq!(me(&expired), 401, "expired an hour ago");
+    let live = token_of(create("live-west", &at(1, -12)));
+    assert_eq!(me(&live), 200, "expires in an hour");
+    let garbage = create("garbage", "next tuesday");
+    assert_eq!(garbage.status(), 400, "an expiry that is no time");
+    assert_eq!(garbage.json::<Value>().unwrap()["error"]["code"], "bad_request");
+}
+
 #[test]
 fn tokens_are_shown_once_scoped_and_revocable() {
     let (_data, server) = start();

@@ -225,7 +225,9 @@ pub async fn rows(pool: &Pool, q: &Query) -> anyhow::Result<Vec<AuditRow>> {
 /// The rows as CSV (RFC 4180 quoting), header first.
 pub fn to_csv(rows: &[AuditRow]) -> String {
     fn field(s: &str) -> String {
-        if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+        // A cell a spreadsheet would run as a formula is made text with a leading quote (OWASP CSV injection).
+        let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() };
+        if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
     }
     let opt = |v: &Option<String>| v.as_deref().map(field).unwrap_or_default();
     let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
@@ -413,6 +415,45 @@ mod tests {
         assert_eq!(event.action.chars().count(), MAX_TEXT_CHARS);
         assert_eq!(event.target.unwrap().chars().count(), MAX_TEXT_CHARS);
         assert_eq!(event.detail.unwrap().chars().count(), MAX_TEXT_CHARS);
+    }
+
+    #[test]
+    fn csv_cells_that_look_like_formulas_are_made_text() {
+        let row = |name: &str| AuditRow {
+            id: 1,
+            ts: "t".into(),
+            actor_kind: "anonymous".into(),
+            actor_id: None,
+            actor_name: Some(name.into()),
+            role: None,
+            ip: None,
+            action: "a".into(),
+            target: None,
+            patient_ref: None,
+            study_id: None,
+            outcome: "denied".into(),
+            status: Some(401),
+            detail: None,
+            prev_hash: "p".into(),
+            hash: "h".into(),
+        };
+        for (name, cell) in [
+            ("=1+2", "'=1+2"),
+            ("+1", "'+1"),
+            ("-1", "'-1"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "\"'\rx\""),
+            ("=HYPERLINK(\"http://x\",\"y\")", "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""),
+            ("plain", "plain"),
+        ] {
+            let csv = to_csv(&[row(name)]);
+            assert!(
+                csv.lines().nth(1).unwrap().starts_with(&format!("1,t,anonymous,,{cell},")) || name == "\rx",
+                "{csv}"
+            );
+            assert!(csv.contains(&format!(",{cell},")), "{name}: {csv}");
+        }
     }
 
     #[test]
