@@ -90,13 +90,35 @@ fn next_page(me: &Me) -> String {
         .and_then(|v| js_sys::decode_uri_component(v).ok())
         .and_then(|v| v.as_string())
         .unwrap_or_default();
-    // Only local paths: `//evil.example` or `https://…` would make the login page an open redirect.
-    if next.starts_with('/') && !next.starts_with("//") && next != "/login" {
-        next
+    if let Some(next) = safe_next(&next) {
+        next.to_string()
     } else if me.can("study_read") {
         "/studies".into()
     } else {
         "/admin".into()
+    }
+}
+
+/// `next` when it is one of this app's pages, else None: a same-origin path only (one leading `/`, then
+/// letters, digits, `-`, `_`, `.` and single `/`s, so no `//evil.example`, `/\evil.example`, scheme,
+/// query or fragment), and a route the router knows (`/`, `/studies`, `/studies/{id}`, `/account`,
+/// `/admin`; never `/login`). Anything else would make the sign-in page an open redirect.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))] // the browser build calls it
+pub fn safe_next(next: &str) -> Option<&str> {
+    let rest = next.strip_prefix('/')?;
+    let plain = |segment: &str| {
+        !segment.is_empty()
+            && segment != "."
+            && segment != ".."
+            && segment.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    let segments: Vec<&str> = if rest.is_empty() { Vec::new() } else { rest.split('/').collect() };
+    if !segments.iter().all(|s| plain(s)) {
+        return None;
+    }
+    match segments.as_slice() {
+        [] | ["studies"] | ["studies", _] | ["account"] | ["admin"] => Some(next),
+        _ => None,
     }
 }
 
@@ -163,5 +185,40 @@ pub fn UserBar() -> impl IntoView {
                 })
             })}
         </Transition>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_the_apps_own_pages_are_followed_after_sign_in() {
+        for page in ["/", "/studies", "/studies/12", "/account", "/admin"] {
+            assert_eq!(safe_next(page), Some(page), "{page}");
+        }
+        for hostile in [
+            "/\\evil.example",
+            "/\\/evil.example",
+            "\\\\evil.example",
+            "//evil.example",
+            "///evil.example",
+            "https://evil.example",
+            "javascript:alert(1)",
+            "/javascript:alert(1)",
+            "evil.example",
+            "",
+            "/login",
+            "/studies/12/../../evil",
+            "/studies/%2F%2Fevil.example",
+            "/studies?next=//evil.example",
+            "/studies#x",
+            "/nowhere",
+            "/studies/",
+            "/ studies",
+            "/studies/1/2",
+        ] {
+            assert_eq!(safe_next(hostile), None, "{hostile}");
+        }
     }
 }

@@ -246,6 +246,200 @@ fn guessing_is_slowed_but_the_owners_browser_still_signs_in() {
     assert_eq!(login(&owner, DOCTOR_PASSWORD).status(), 200, "the owner's browser is not locked out");
 }
 
+/// Hostile input cannot bloat the audit trail: a 10 000-character username is refused with 400 (the row
+/// says so without it), a refused request's path parameter is cut, an over-long path gets 414, and the
+/// server keeps answering.
+#[test]
+fn hostile_names_and_paths_cannot_bloat_the_audit_trail() {
+    let (_data, server) = start();
+    let anonymous = Client::new();
+    let junk = "u".repeat(10_000);
+    let response = anonymous
+        .post(server.url("/api/v1/auth/login"))
+        .json(&json!({"username": junk, "password": "a guess of no account"}))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 400, "a username over 64 characters is refused as such");
+    let body: Value = response.json().unwrap();
+    assert_eq!(body["error"]["code"], "bad_request", "{body}");
+    assert!(body["error"]["message_zh"].as_str().unwrap().contains("用户名"), "{body}");
+    let long_id = "9".repeat(3000);
+    let refused = anonymous.get(server.url(&format!("/api/v1/studies/{long_id}"))).send().unwrap();
+    assert_eq!(refused.status(), 401);
+    let long_path = format!("/api/v1/studies/{}", "7".repeat(10_000));
+    let too_long = anonymous.get(server.url(&long_path)).send().unwrap();
+    assert_eq!(too_long.status(), 414);
+    assert_eq!(too_long.json::<Value>().unwrap()["error"]["code"], "uri_too_long");
+    assert_eq!(anonymous.get(server.url("/healthz")).send().unwrap().status(), 200, "still answering");
+
+    let rows: Value = server.admin().get(server.url("/api/v1/audit?limit=100")).send().unwrap().json().unwrap();
+    let rows = rows.as_array().unwrap();
+    for row in rows {
+        let text = row.to_string();
+        assert!(!text.contains(&"u".repeat(65)) && !text.contains(&"9".repeat(65)), "unbounded row: {text:.300}");
+        assert!(!text.contains(&"7".repeat(65)), "the over-long path reached the trail: {text:.300}");
+    }
+    let sign_in = rows
+        .iter()
+        .find(|r| r["action"] == "POST /api/v1/auth/login" && r["status"] == 400)
+        .unwrap_or_else(|| panic!("no row for the refused sign-in: {rows:#?}"));
+    assert_eq!(sign_in["detail"], "username over 64 characters");
+    assert!(sign_in["actor_name"].is_null(), "{sign_in}");
+    let view = rows
+        .iter()
+        .find(|r| r["action"] == "GET /api/v1/studies/{id}" && r["status"] == 401)
+        .unwrap_or_else(|| panic!("no row for the refused view: {rows:#?}"));
+    assert!(view["target"].as_str().unwrap().len() < 100, "{view}");
+}
+
+/// A burst of wrong guesses at once against one account: only the free five are checked, the rest get
+/// 429 with Retry-After (and cost no hash); the owner's browser still signs in right after.
+#[test]
+fn a_burst_of_parallel_guesses_gets_no_more_through_than_five() {
+    let (_data, server) = start();
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let owner = Client::builder().cookie_provider(jar).build().unwrap();
+    let url = server.url("/api/v1/auth/login");
+    let login = |client: &Client, password: &str| {
+        client.post(&url).json(&json!({"username": DOCTOR, "password": password})).send().unwrap()
+    };
+    assert_eq!(login(&owner, DOCTOR_PASSWORD).status(), 200);
+
+    let attacker = Client::new();
+    let answers: Vec<(u16, Option<u64>)> = std::thread::scope(|s| {
+        let guesses: Vec<_> = (0..100)
+            .map(|i| {
+                let (attacker, login) = (&attacker, &login);
+                s.spawn(move || {
+                    let response = login(attacker, &format!("parallel guess {i}"));
+                    let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok());
+                    (response.status().as_u16(), retry_after)
+                })
+            })
+            .collect();
+        guesses.into_iter().map(|g| g.join().unwrap()).collect()
+    });
+    let checked = answers.iter().filter(|(status, _)| *status == 401).count();
+    assert!(checked <= 5, "{checked} of 100 parallel guesses were checked: {answers:?}");
+    for (status, retry_after) in &answers {
+        assert!(*status == 401 || (*status == 429 && retry_after.is_some_and(|s| s >= 1)), "{answers:?}");
+    }
+    assert_eq!(login(&owner, DOCTOR_PASSWORD).status(), 200, "the owner's browser is not locked out");
+}
+
+/// The same throttle guards asking a signed-in person's password or code again: a stolen session cannot
+/// guess the current password (to change it) or a one-time code (to turn the second factor off) faster.
+#[test]
+fn a_session_cannot_guess_the_current_password_or_code_in_parallel() {
+    let (data, server) = start();
+    let burst = |client: &Client, path: &str, body: Value| -> Vec<u16> {
+        std::thread::scope(|s| {
+            let calls: Vec<_> = (0..40)
+                .map(|_| {
+                    let (url, body) = (server.url(path), body.clone());
+                    s.spawn(move || client.post(url).json(&body).send().unwrap().status().as_u16())
+                })
+                .collect();
+            calls.into_iter().map(|c| c.join().unwrap()).collect()
+        })
+    };
+    let doctor = server.client();
+    let answers = burst(
+        doctor,
+        "/api/v1/auth/password",
+        json!({"current_password": "not it at all", "new_password": "a new passphrase 2"}),
+    );
+    let checked = answers.iter().filter(|s| **s == 400).count();
+    assert!(checked <= 5 && answers.iter().all(|s| *s == 400 || *s == 429), "{answers:?}");
+    assert_eq!(doctor.get(server.url("/api/v1/auth/me")).send().unwrap().status(), 200, "still answering");
+
+    add_user(dir(&data), "second", "radiologist", "another sound passphrase");
+    let second = sign_in(&server.url(""), "second", "another sound passphrase");
+    let setup: Value = second.post(server.url("/api/v1/auth/totp/setup")).send().unwrap().json().unwrap();
+    let code = totp_code(setup["secret"].as_str().unwrap(), 0);
+    let enabled = second.post(server.url("/api/v1/auth/totp/enable")).json(&json!({"code": code})).send().unwrap();
+    assert_eq!(enabled.status(), 204);
+    let answers = burst(&second, "/api/v1/auth/totp/disable", json!({"code": "000000"}));
+    let checked = answers.iter().filter(|s| **s == 400).count();
+    assert!(checked <= 5 && answers.iter().all(|s| *s == 400 || *s == 429), "{answers:?}");
+    let me: Value = second.get(server.url("/api/v1/auth/me")).send().unwrap().json().unwrap();
+    assert_eq!(me["totp_enabled"], true, "the second factor is still on");
+}
+
+/// Junk request methods cannot grow the metrics without end: each is counted under `method="other"`.
+#[test]
+fn junk_methods_are_counted_as_other_in_the_metrics() {
+    let (_data, server) = start();
+    let client = Client::new();
+    for i in 0..20 {
+        let junk = format!("JUNK{i}{}", "X".repeat(8000));
+        let method = reqwest::Method::from_bytes(junk.as_bytes()).unwrap();
+        let status = client.request(method, server.url("/healthz")).send().unwrap().status();
+        assert!(status.is_client_error(), "{status}");
+    }
+    assert_eq!(client.get(server.url("/healthz")).send().unwrap().status(), 200, "still answering");
+    let metrics = server.metrics();
+    assert!(!metrics.contains("JUNK"), "a junk method became a label: {:.400}", metrics);
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
+    assert!(metrics.contains("method=\"GET\""), "{metrics}");
+}
+
+/// Audit CSV cells a spreadsheet would run as a formula (starting with = + - @, tab or CR) are exported
+/// with a leading quote: failed sign-ins with such "usernames" land in the export as text.
+#[test]
+fn formula_cells_in_the_audit_export_are_neutralised() {
+    let (_data, server) = start();
+    let names = ["=1+2", "+1+2", "-1+2", "@SUM(1)"];
+    for name in names {
+        let response = Client::new()
+            .post(server.url("/api/v1/auth/login"))
+            .json(&json!({"username": name, "password": "not a password of anyone"}))
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 401, "{name}");
+    }
+    let csv = server.admin().get(server.url("/api/v1/audit?format=csv")).send().unwrap().text().unwrap();
+    for name in names {
+        assert!(csv.contains(&format!(",'{name},")), "{name} not neutralised: {csv}");
+        assert!(!csv.contains(&format!(",{name},")), "{name} exported as a formula: {csv}");
+    }
+}
+
+/// Token expiry is compared as a time, not as text: a token that expired an hour ago, written with a
+/// +14:00 offset (its text sorts after now's), is refused; one that expires in an hour, written at
+/// -12:00 (its text sorts before now's), works; an expiry that is no time is refused when made.
+#[test]
+fn token_expiry_is_a_time_whatever_offset_it_was_written_in() {
+    use time::format_description::well_known::Rfc3339;
+    let (_data, server) = start();
+    let at = |hours: i64, offset: i8| {
+        let when = time::OffsetDateTime::now_utc() + time::Duration::hours(hours);
+        when.to_offset(time::UtcOffset::from_hms(offset, 0, 0).unwrap()).format(&Rfc3339).unwrap()
+    };
+    let create = |name: &str, expires_at: &str| {
+        server
+            .admin()
+            .post(server.url("/api/v1/admin/tokens"))
+            .json(&json!({"name": name, "scopes": ["report_read"], "expires_at": expires_at}))
+            .send()
+            .unwrap()
+    };
+    let me = |token: &str| {
+        Client::new().get(server.url("/api/v1/auth/me")).bearer_auth(token).send().unwrap().status().as_u16()
+    };
+    let token_of = |response: reqwest::blocking::Response| {
+        assert_eq!(response.status(), 201);
+        response.json::<Value>().unwrap()["token"].as_str().unwrap().to_string()
+    };
+    let expired = token_of(create("expired-east", &at(-1, 14)));
+    assert_eq!(me(&expired), 401, "expired an hour ago");
+    let live = token_of(create("live-west", &at(1, -12)));
+    assert_eq!(me(&live), 200, "expires in an hour");
+    let garbage = create("garbage", "next tuesday");
+    assert_eq!(garbage.status(), 400, "an expiry that is no time");
+    assert_eq!(garbage.json::<Value>().unwrap()["error"]["code"], "bad_request");
+}
+
 #[test]
 fn tokens_are_shown_once_scoped_and_revocable() {
     let (_data, server) = start();

@@ -19,6 +19,20 @@ fn get(server: &Server, path: &str) -> reqwest::blocking::Response {
     response
 }
 
+/// The archive holds the database and the site key: only its owner may read it, whatever the umask.
+#[test]
+fn a_backup_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let (source, archive) = (tmp.path().join("source"), tmp.path().join("backup.zip"));
+    let server = Server::start(&["--data-dir", source.to_str().unwrap()], &[]);
+    let out = run(&["backup", "--data-dir", source.to_str().unwrap(), "--out", archive.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mode = std::fs::metadata(&archive).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the backup is mode {mode:o}");
+    assert!(get(&server, "/api/v1/studies").status().is_success(), "still serving");
+}
+
 #[test]
 fn a_backup_taken_while_serving_restores_into_a_fresh_data_dir() {
     let tmp = tempfile::tempdir().unwrap();

@@ -137,6 +137,35 @@ fn a_signed_report_reaches_the_his_even_across_a_kill_9() {
     assert!(metrics.contains("medgemma_x_report_deliveries{state=\"delivered\"} 3"), "{metrics}");
 }
 
+/// Two studies with the same accession number (the DICOM fixtures all carry CZ20251015-001) each get
+/// their own files in the HIS folder: one report never overwrites another's.
+#[test]
+fn reports_that_share_an_accession_number_get_their_own_files() {
+    let data = tempfile::tempdir().unwrap();
+    let folder = data.path().join("his-folder");
+    std::fs::create_dir_all(&folder).unwrap();
+    let args = ["--data-dir", data.path().to_str().unwrap(), "--his-folder", folder.to_str().unwrap()];
+    let server = Server::start(&args, &[]);
+    let mut exams = Vec::new();
+    for fixture in ["synthetic/ct_phantom.dcm", "synthetic/cr_monochrome1.dcm"] {
+        let (study, _) = common::upload_fixture(&server, fixture);
+        let report = json!({"exam_id": "x", "report_summary": "未见异常。", "recommendation": "随访。"});
+        let created = common::create_report(&server, study, &report);
+        exams.push(created["report"]["exam_id"].as_str().unwrap().to_string());
+        let id = created["id"].as_i64().unwrap();
+        let signed = server.client().post(server.url(&format!("/api/v1/reports/{id}/sign"))).send().unwrap();
+        assert_eq!(signed.status(), 200);
+    }
+    assert_eq!(exams, ["CZ20251015-001", "CZ20251015-001"], "both reports name the same accession number");
+    let names = wait_for("four folder copies (HL7 and PDF of each report)", || {
+        let mut names: Vec<String> =
+            std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+        names.sort();
+        (names.len() == 4).then_some(names)
+    });
+    assert_eq!(names.iter().filter(|n| n.ends_with("-v1-signed.hl7")).count(), 2, "{names:?}");
+}
+
 #[test]
 fn an_https_endpoint_is_refused_at_start_with_the_reason() {
     let data = tempfile::tempdir().unwrap();

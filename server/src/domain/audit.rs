@@ -35,6 +35,38 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
+/// Longest account name, role or address a row keeps, in characters (sign-in names are at most this).
+pub const MAX_NAME_CHARS: usize = 64;
+/// Longest action, target or detail a row keeps, in characters.
+pub const MAX_TEXT_CHARS: usize = 512;
+
+/// `text` cut to at most `max` characters, the cut marked with "…" (so no caller, however hostile, makes
+/// a row longer than the bounds above).
+pub fn bounded(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max.saturating_sub(1)) {
+        Some((at, _)) if text.chars().count() > max => format!("{}…", &text[..at]),
+        _ => text.to_string(),
+    }
+}
+
+impl AuditEvent {
+    /// Every text field within its bound.
+    fn bounded(self) -> AuditEvent {
+        let name = |v: Option<String>| v.map(|s| bounded(&s, MAX_NAME_CHARS));
+        let text = |v: Option<String>| v.map(|s| bounded(&s, MAX_TEXT_CHARS));
+        AuditEvent {
+            actor_name: name(self.actor_name),
+            role: name(self.role),
+            ip: name(self.ip),
+            action: bounded(&self.action, MAX_TEXT_CHARS),
+            target: text(self.target),
+            patient_ref: name(self.patient_ref),
+            detail: text(self.detail),
+            ..self
+        }
+    }
+}
+
 /// A stored row, as exported and as hashed (field order is the hash's canonical order).
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct AuditRow {
@@ -97,7 +129,7 @@ impl AuditLog {
             .fetch_optional(&self.pool)
             .await?
             .map_or((0, GENESIS.to_string()), |r| (r.get("id"), r.get("hash")));
-        let event = event.clone();
+        let event = event.clone().bounded();
         let mut row = AuditRow {
             id: last_id + 1,
             ts: crate::support::clock::now_rfc3339(),
@@ -193,7 +225,9 @@ pub async fn rows(pool: &Pool, q: &Query) -> anyhow::Result<Vec<AuditRow>> {
 /// The rows as CSV (RFC 4180 quoting), header first.
 pub fn to_csv(rows: &[AuditRow]) -> String {
     fn field(s: &str) -> String {
-        if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+        // A cell a spreadsheet would run as a formula is made text with a leading quote (OWASP CSV injection).
+        let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() };
+        if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
     }
     let opt = |v: &Option<String>| v.as_deref().map(field).unwrap_or_default();
     let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
@@ -361,6 +395,65 @@ mod tests {
         AuditLog::new(pool.clone()).record(event("b")).await.unwrap();
         assert!(verify(&pool).await.unwrap().ok);
         assert_eq!(verify(&pool).await.unwrap().rows, 2);
+    }
+
+    #[test]
+    fn every_text_field_is_bounded() {
+        assert_eq!(bounded("abc", 3), "abc");
+        assert_eq!(bounded("abcd", 3), "ab…");
+        assert_eq!(bounded("张医生张医生", 4), "张医生…");
+        let long = "x".repeat(100_000);
+        let event = AuditEvent {
+            actor_name: Some(long.clone()),
+            action: long.clone(),
+            target: Some(long.clone()),
+            detail: Some(long),
+            ..Default::default()
+        }
+        .bounded();
+        assert_eq!(event.actor_name.unwrap().chars().count(), MAX_NAME_CHARS);
+        assert_eq!(event.action.chars().count(), MAX_TEXT_CHARS);
+        assert_eq!(event.target.unwrap().chars().count(), MAX_TEXT_CHARS);
+        assert_eq!(event.detail.unwrap().chars().count(), MAX_TEXT_CHARS);
+    }
+
+    #[test]
+    fn csv_cells_that_look_like_formulas_are_made_text() {
+        let row = |name: &str| AuditRow {
+            id: 1,
+            ts: "t".into(),
+            actor_kind: "anonymous".into(),
+            actor_id: None,
+            actor_name: Some(name.into()),
+            role: None,
+            ip: None,
+            action: "a".into(),
+            target: None,
+            patient_ref: None,
+            study_id: None,
+            outcome: "denied".into(),
+            status: Some(401),
+            detail: None,
+            prev_hash: "p".into(),
+            hash: "h".into(),
+        };
+        for (name, cell) in [
+            ("=1+2", "'=1+2"),
+            ("+1", "'+1"),
+            ("-1", "'-1"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "\"'\rx\""),
+            ("=HYPERLINK(\"http://x\",\"y\")", "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""),
+            ("plain", "plain"),
+        ] {
+            let csv = to_csv(&[row(name)]);
+            assert!(
+                csv.lines().nth(1).unwrap().starts_with(&format!("1,t,anonymous,,{cell},")) || name == "\rx",
+                "{csv}"
+            );
+            assert!(csv.contains(&format!(",{cell},")), "{name}: {csv}");
+        }
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub async fn backup(data_dir: &Path, out: &Path) -> anyhow::Result<Summary> {
 
 fn write_archive(data_dir: &Path, snapshot: &Path, out: &Path) -> anyhow::Result<Summary> {
     let tmp = out.with_extension("zip.tmp");
-    let file = std::fs::File::create(&tmp).with_context(|| format!("无法写入 / cannot write {}", tmp.display()))?;
+    let file = private_file(&tmp).with_context(|| format!("无法写入 / cannot write {}", tmp.display()))?;
     let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
     let mut files = Vec::new();
     let mut add = |zip: &mut zip::ZipWriter<_>, name: String, source: &Path, compress: bool| -> anyhow::Result<u64> {
@@ -103,6 +103,15 @@ fn write_archive(data_dir: &Path, snapshot: &Path, out: &Path) -> anyhow::Result
     writer.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     std::fs::rename(&tmp, out).with_context(|| format!("无法写入 / cannot write {}", out.display()))?;
     Ok(summary)
+}
+
+/// A new file only its owner may read or write (0600, whatever the umask): the archive holds the database
+/// and `secrets/site.key`. A stale file of that name is truncated and narrowed too.
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
 }
 
 /// Files under `dir` at exactly `depth` levels (objects: `ab/<sha>`, reports: `<name>`), as relative

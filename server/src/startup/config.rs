@@ -102,6 +102,11 @@ pub struct ServeArgs {
     #[arg(long, env = "MEDGEMMA_X_SECURE_COOKIES")]
     pub secure_cookies: bool,
 
+    /// Password checks (argon2id, 19 MiB and ~50 ms of a core each) that may run at once; more sign-ins
+    /// wait their turn.
+    #[arg(long, env = "MEDGEMMA_X_MAX_CONCURRENT_PASSWORD_HASHES", default_value_t = 4)]
+    pub max_concurrent_password_hashes: usize,
+
     /// The HIS endpoint signed reports are POSTed to (http://…); none: no HTTP delivery.
     #[arg(long, env = "MEDGEMMA_X_HIS_URL")]
     pub his_url: Option<String>,
@@ -143,6 +148,7 @@ pub struct ServeConfig {
     pub chat: ChatSettings,
     pub sessions: crate::web::guard::SessionSettings,
     pub deliveries: crate::domain::deliveries::DeliverySettings,
+    pub max_concurrent_password_hashes: usize,
 }
 
 impl ServeConfig {
@@ -156,6 +162,7 @@ impl ServeConfig {
             chat: self.chat,
             sessions: self.sessions,
             deliveries: self.deliveries.clone(),
+            max_concurrent_password_hashes: self.max_concurrent_password_hashes,
         }
     }
 
@@ -206,6 +213,7 @@ impl ServeConfig {
                 settings.check()?;
                 settings
             },
+            max_concurrent_password_hashes: args.max_concurrent_password_hashes.clamp(1, 256),
             sessions: crate::web::guard::SessionSettings {
                 idle: Duration::from_secs(args.session_idle_minutes.clamp(1, 24 * 60) * 60),
                 absolute: Duration::from_secs(args.session_max_hours.clamp(1, 7 * 24) * 3600),
@@ -238,6 +246,7 @@ impl ServeConfig {
             ("session_idle_minutes", (self.sessions.idle.as_secs() / 60).to_string()),
             ("session_max_hours", (self.sessions.absolute.as_secs() / 3600).to_string()),
             ("secure_cookies", self.sessions.secure_cookies.to_string()),
+            ("max_concurrent_password_hashes", self.max_concurrent_password_hashes.to_string()),
             ("his_url", self.deliveries.url.clone().unwrap_or_else(|| "(none)".into())),
             ("his_folder", self.deliveries.folder.as_deref().map_or("(none)".into(), |p| p.display().to_string())),
         ]

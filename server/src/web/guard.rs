@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
-use crate::domain::audit::AuditEvent;
+use crate::domain::audit::{AuditEvent, bounded};
 use crate::domain::auth::{Access, Actor, Principal, Role, access_for, tokens, users};
 use crate::support::clock::now_unix;
 use crate::web::AppState;
@@ -53,11 +53,19 @@ pub struct AuditNote {
     pub detail: Option<String>,
 }
 
+/// Longest request target (path and query) the server reads, in bytes; a longer one gets 414.
+pub const MAX_URI_BYTES: usize = 4096;
+/// Longest path parameter value the audit row keeps, in characters (ids and numbers are far shorter).
+const MAX_PARAM_CHARS: usize = 64;
+
 pub fn client_ip(request_extensions: &axum::http::Extensions) -> Option<IpAddr> {
     request_extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
 }
 
 pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    if request.uri().path_and_query().map_or(0, |p| p.as_str().len()) > MAX_URI_BYTES {
+        return uri_too_long().into_response();
+    }
     let path = request.uri().path().to_string();
     let method = request.method().clone();
     let ip = client_ip(request.extensions());
@@ -92,11 +100,11 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         not_identified.or_else(|| decide(access, principal.as_ref(), &method, request.headers(), csrf.as_deref()));
 
     let params = request.extract_parts::<RawPathParams>().await.ok();
-    let id_param = params.as_ref().and_then(|p| p.iter().find(|(k, _)| *k == "id").map(|(_, v)| v.to_string()));
-    let target = params
-        .as_ref()
-        .filter(|p| p.iter().next().is_some())
-        .map(|p| serde_json::Value::Object(p.iter().map(|(k, v)| (k.to_string(), v.into())).collect()).to_string());
+    let param = |v: &str| bounded(v, MAX_PARAM_CHARS);
+    let id_param = params.as_ref().and_then(|p| p.iter().find(|(k, _)| *k == "id").map(|(_, v)| param(v)));
+    let target = params.as_ref().filter(|p| p.iter().next().is_some()).map(|p| {
+        serde_json::Value::Object(p.iter().map(|(k, v)| (k.to_string(), param(v).into())).collect()).to_string()
+    });
     let action = format!("{method} {}", route.as_deref().unwrap_or("(unknown route)"));
 
     let refusal_reason = refusal.as_ref().map(|e| match e {
@@ -144,6 +152,15 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         .into_response();
     }
     response
+}
+
+fn uri_too_long() -> AppError {
+    AppError::Rejected {
+        status: StatusCode::URI_TOO_LONG,
+        code: "uri_too_long",
+        zh: format!("请求地址过长（最多 {MAX_URI_BYTES} 字节）"),
+        en: format!("request path too long ({MAX_URI_BYTES} bytes at most)"),
+    }
 }
 
 /// Why a request is refused, if it is: the route's row in the table against the caller, then CSRF.

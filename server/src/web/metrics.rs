@@ -4,6 +4,7 @@ use std::fmt::Write;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -14,11 +15,26 @@ use crate::web::error::AppError;
 /// concrete path, so patient-related ids do not become label values).
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let route = request.extensions().get::<MatchedPath>().map_or("other", |p| p.as_str()).to_string();
     let response = next.run(request).await;
-    state.metrics.record_request(&method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    state.metrics.record_request(method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
+}
+
+/// The method as a label: the standard ones by name, anything else (a client may send any token, of
+/// any length) as `other`, so junk methods cannot grow the label set without end.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 pub async fn endpoint(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
@@ -37,4 +53,18 @@ pub async fn endpoint(State(state): State<AppState>) -> Result<impl IntoResponse
         let _ = writeln!(text, "medgemma_x_report_deliveries{{state=\"{known}\"}} {n}");
     }
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_standard_methods_are_labels() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
+        assert_eq!(method_label(&Method::CONNECT), "other");
+        assert_eq!(method_label(&Method::TRACE), "other");
+    }
 }

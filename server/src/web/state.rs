@@ -10,6 +10,7 @@ use leptos::prelude::LeptosOptions;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::audit::AuditLog;
+use crate::domain::auth::password::HashPermits;
 use crate::domain::auth::throttle::Throttle;
 use crate::domain::chat::ChatSettings;
 use crate::domain::deliveries::DeliverySettings;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub site_key: SiteKey,
     pub audit: Arc<AuditLog>,
     pub throttle: Arc<Throttle>,
+    /// Caps the password checks running at once (sign-in, password change).
+    pub password_hashes: Arc<HashPermits>,
     pub sessions: SessionSettings,
     /// Where signed reports go, and the bell that wakes the delivery worker after a signature.
     pub deliveries: DeliverySettings,
@@ -62,6 +65,8 @@ pub struct WebSettings {
     pub chat: ChatSettings,
     pub sessions: SessionSettings,
     pub deliveries: DeliverySettings,
+    /// Password checks (argon2id, 19 MiB each) that may run at once.
+    pub max_concurrent_password_hashes: usize,
 }
 
 /// What `serve` has opened before the web layer starts.
@@ -102,6 +107,7 @@ impl AppState {
             chat: settings.chat,
             site_key,
             throttle: Arc::default(),
+            password_hashes: Arc::new(HashPermits::new(settings.max_concurrent_password_hashes)),
             sessions: settings.sessions,
             deliveries: settings.deliveries,
             delivery_wake: Arc::default(),
@@ -135,6 +141,7 @@ impl AppState {
                 secure_cookies: false,
             },
             deliveries: DeliverySettings::default(),
+            max_concurrent_password_hashes: 4,
         };
         Ok(AppState::new(opened, settings))
     }

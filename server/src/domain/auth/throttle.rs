@@ -50,25 +50,65 @@ pub struct Throttle {
 }
 
 impl Throttle {
-    /// How long this attempt must wait; None when it may go ahead.
-    pub fn wait(&self, account: &str, address: IpAddr, trusted_device: bool) -> Option<Duration> {
-        if trusted_device {
-            return None;
+    /// Checks an attempt and, in the same step, counts it as a failure until its [`Reservation`] says
+    /// otherwise: parallel attempts see each other at once, so a burst gets no more through than a
+    /// sequence would. Err: how long this attempt must wait (it costs no password hash).
+    pub fn begin(&self, account: &str, address: IpAddr, trusted_device: bool) -> Result<Reservation<'_>, Duration> {
+        let now = Instant::now();
+        let account = account.to_lowercase();
+        let mut accounts = lock(&self.accounts);
+        let mut addresses = lock(&self.addresses);
+        if !trusted_device {
+            let wait = ACCOUNT.wait(accounts.get(&account), now).max(ADDRESS.wait(addresses.get(&address), now));
+            if let Some(wait) = wait {
+                return Err(wait);
+            }
         }
+        count(&mut accounts, account.clone(), now);
+        count(&mut addresses, address, now);
+        Ok(Reservation { throttle: self, account, address })
+    }
+}
+
+/// An attempt that the throttle let through, counted as a failure until it is settled otherwise.
+#[must_use = "a reservation is settled with failed, released or succeeded"]
+pub struct Reservation<'a> {
+    throttle: &'a Throttle,
+    account: String,
+    address: IpAddr,
+}
+
+impl Reservation<'_> {
+    /// A wrong password or code: the count taken up front stands, and the delay counts from now (the
+    /// answer), not from when the attempt began, however long its password check took.
+    pub fn failed(self) {
         let now = Instant::now();
-        let by_account = ACCOUNT.wait(lock(&self.accounts).get(&account.to_lowercase()), now);
-        let by_address = ADDRESS.wait(lock(&self.addresses).get(&address), now);
-        by_account.max(by_address)
+        touch(&mut lock(&self.throttle.accounts), &self.account, now);
+        touch(&mut lock(&self.throttle.addresses), &self.address, now);
     }
 
-    pub fn failed(&self, account: &str, address: IpAddr) {
-        let now = Instant::now();
-        count(&mut lock(&self.accounts), account.to_lowercase(), now);
-        count(&mut lock(&self.addresses), address, now);
+    /// Not a wrong guess (the password was right but something else is missing): the count is given back.
+    pub fn released(self) {
+        uncount(&mut lock(&self.throttle.accounts), &self.account);
+        uncount(&mut lock(&self.throttle.addresses), &self.address);
     }
 
-    pub fn succeeded(&self, account: &str) {
-        lock(&self.accounts).remove(&account.to_lowercase());
+    /// Signed in: the account's count is cleared (not the address's, whose other failures stand).
+    pub fn succeeded(self) {
+        lock(&self.throttle.accounts).remove(&self.account);
+        uncount(&mut lock(&self.throttle.addresses), &self.address);
+    }
+}
+
+fn touch<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Failures>, key: &K, now: Instant) {
+    if let Some(f) = map.get_mut(key) {
+        f.last = now;
+    }
+}
+
+fn uncount<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Failures>, key: &K) {
+    if let Some(f) = map.get_mut(key) {
+        f.count = f.count.saturating_sub(1);
     }
 }
 
@@ -108,16 +148,24 @@ mod tests {
     fn accounts_slow_down_after_five_failures_and_trusted_devices_skip_it() {
         let t = Throttle::default();
         let ip: IpAddr = "10.0.0.9".parse().unwrap();
-        for _ in 0..5 {
-            assert_eq!(t.wait("Zhang", ip, false), None);
-            t.failed("zhang", ip);
-        }
-        let wait = t.wait("ZHANG", ip, false).expect("sixth attempt waits");
+        // Five attempts begun together (none settled yet) already use up the free allowance.
+        let burst: Vec<_> = (0..5).map(|_| t.begin("Zhang", ip, false).expect("free attempt")).collect();
+        let wait = t.begin("ZHANG", ip, false).err().expect("sixth attempt waits");
         assert!(wait <= Duration::from_secs(1), "{wait:?}");
-        assert_eq!(t.wait("zhang", ip, true), None);
-        assert_eq!(t.wait("li", "10.0.0.10".parse().unwrap(), false), None, "other accounts unaffected");
-        t.succeeded("zhang");
-        assert_eq!(t.wait("zhang", ip, false), None);
+        burst.into_iter().for_each(Reservation::failed);
+        assert!(t.begin("zhang", ip, false).is_err());
+        t.begin("zhang", ip, true).expect("the trusted device goes ahead").succeeded();
+        assert!(t.begin("li", "10.0.0.10".parse().unwrap(), false).is_ok(), "other accounts unaffected");
+        t.begin("zhang", ip, false).expect("cleared by the success").failed();
+    }
+
+    #[test]
+    fn a_released_attempt_is_not_counted() {
+        let t = Throttle::default();
+        let ip: IpAddr = "10.0.0.9".parse().unwrap();
+        for _ in 0..20 {
+            t.begin("wang", ip, false).expect("released attempts never add up").released();
+        }
     }
 
     #[test]

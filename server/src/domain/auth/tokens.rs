@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use super::{Permission, Role};
+use crate::domain::DomainError;
 use crate::store::db::Pool;
 
 /// Every token starts with this, so a leaked one is easy to spot in a config file or a secret scanner.
@@ -61,6 +62,22 @@ pub fn check_scopes(scopes: &[Permission]) -> Result<(), String> {
     }
 }
 
+fn parse_time(text: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// An expiry as given (RFC 3339, any offset), as it is stored: RFC 3339 in UTC; refused when it is no time.
+pub fn normalise_expiry(text: &str) -> Result<String, DomainError> {
+    let refused = || {
+        DomainError::invalid(
+            "过期时间须为 RFC 3339 格式（如 2026-12-31T23:59:59+08:00）",
+            "expires_at must be an RFC 3339 time (e.g. 2026-12-31T23:59:59+08:00)",
+        )
+    };
+    let when = parse_time(text).ok_or_else(refused)?;
+    when.to_offset(time::UtcOffset::UTC).format(&time::format_description::well_known::Rfc3339).map_err(|_| refused())
+}
+
 /// Makes a token; returns its record and the token itself, which is never stored and cannot be shown again.
 pub async fn create(
     pool: &Pool,
@@ -113,13 +130,19 @@ pub async fn authenticate(pool: &Pool, token: &str) -> anyhow::Result<Option<Tok
     let row = sqlx::query(concat!(
         "SELECT ",
         token_columns!(),
-        " FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)"
+        " FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
     ))
     .bind(digest(token))
-    .bind(&now)
     .fetch_optional(pool)
     .await?;
     let Some(info) = row.as_ref().map(from_row).transpose()? else { return Ok(None) };
+    // Compared as times, not as text ("…+08:00" and "…Z" do not sort by time); an expiry that cannot be
+    // read (written before it was checked) counts as expired.
+    if let Some(expires_at) = &info.expires_at
+        && !parse_time(expires_at).is_some_and(|t| t > time::OffsetDateTime::now_utc())
+    {
+        return Ok(None);
+    }
     // At most one write a minute per token: a busy integrator must not turn every read into a write.
     let minute_ago = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
     let minute_ago = minute_ago.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();

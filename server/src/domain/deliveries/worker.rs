@@ -135,8 +135,10 @@ async fn attempt(
         }
         "folder" => {
             let folder = settings.folder.as_ref().context("--his-folder is no longer set")?;
-            let name =
-                format!("{}-v{}-{}.{}", safe_name(&view.report.exam_id), view.version, row.event, format.extension());
+            // The report id as well: two studies may share an accession number, and one report's file must
+            // never overwrite another's.
+            let exam = safe_name(&view.report.exam_id);
+            let name = format!("{exam}-r{}-v{}-{}.{}", row.report_id, view.version, row.event, format.extension());
             crate::support::files::write_atomically(&folder.join(name), &bytes)
         }
         other => bail!("unknown target {other}"),

@@ -99,8 +99,9 @@ pub async fn add_token(
         return Err(AppError::bad_request("令牌名称须为 1–64 个字符", "the token name must be 1–64 characters"));
     }
     tokens::check_scopes(&new.scopes).map_err(|e| AppError::bad_request(format!("令牌权限无效：{e}"), e))?;
+    let expires_at = new.expires_at.as_deref().map(tokens::normalise_expiry).transpose()?;
     let (info, token) =
-        tokens::create(&state.db, new.name.trim(), &new.scopes, caller.name(), new.expires_at.as_deref()).await?;
+        tokens::create(&state.db, new.name.trim(), &new.scopes, caller.name(), expires_at.as_deref()).await?;
     let detail = format!("token.add id={} name={}", info.id, info.name);
     // The only time the token is shown.
     Ok(noted((axum::http::StatusCode::CREATED, Json(json!({"token": token, "info": info}))), detail))

@@ -9,7 +9,7 @@ use tower_sessions::Session;
 
 use crate::domain::auth::sign_in::{self, Attempt, Refusal};
 use crate::domain::auth::throttle::device_cookie;
-use crate::domain::auth::{Actor, Permission, Principal, password, users};
+use crate::domain::auth::{Actor, Permission, Principal, users};
 use crate::support::clock::now_unix;
 use crate::web::AppState;
 use crate::web::error::AppError;
@@ -70,21 +70,14 @@ pub async fn login(
         username: form.username.trim().to_string(),
         password: form.password,
         totp: form.totp,
-        address: ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+        address: address_of(ip),
         device_cookie: cookie(&headers, DEVICE_COOKIE).map(str::to_string),
     };
     let username = attempt.username.clone();
-    let user = match sign_in::sign_in(&state.db, &state.throttle, &state.site_key, attempt).await? {
+    let hashes = &state.password_hashes;
+    let user = match sign_in::sign_in(&state.db, &state.throttle, hashes, &state.site_key, attempt).await? {
         Ok(user) => user,
-        Err(refusal) => {
-            let mut response = refused(&refusal).into_response();
-            response.extensions_mut().insert(AuditNote {
-                attempted_username: Some(username),
-                detail: Some(refusal.audit_detail().to_string()),
-                ..Default::default()
-            });
-            return Ok(response);
-        }
+        Err(refusal) => return Ok(refused_sign_in(&refusal, username)),
     };
     // A new session id at every sign-in: an id planted before (session fixation) is worth nothing after.
     session.cycle_id().await.map_err(session_error)?;
@@ -103,6 +96,17 @@ pub async fn login(
         ..Default::default()
     });
     Ok(response)
+}
+
+/// The refusal's answer, with the account tried (when it may be named) for the audit row.
+fn refused_sign_in(refusal: &Refusal, username: String) -> Response {
+    let mut response = refused(refusal).into_response();
+    response.extensions_mut().insert(AuditNote {
+        attempted_username: refusal.names_account().then_some(username),
+        detail: Some(refusal.audit_detail().to_string()),
+        ..Default::default()
+    });
+    response
 }
 
 /// What the sign-in page is told: the reason once the password was right, else only that it was wrong.
@@ -124,6 +128,9 @@ fn refused(refusal: &Refusal) -> AppError {
         }
         Refusal::BadTotp => {
             sign_in_refused("bad_totp", "动态验证码不正确或已使用", "the one-time code is wrong or was used already")
+        }
+        Refusal::UsernameTooLong => {
+            AppError::bad_request("用户名过长（最多 64 个字符）", "username too long (64 characters at most)")
         }
     }
 }
@@ -204,14 +211,15 @@ pub async fn change_password(
     State(state): State<AppState>,
     Extension(caller): Extension<Principal>,
     session: Session,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<PasswordChange>,
 ) -> Result<Response, AppError> {
     let user = own_account(&state, &caller).await?;
-    let (given, hash) = (body.current_password.clone(), user.password_hash.clone());
-    let right =
-        tokio::task::spawn_blocking(move || password::verify(&given, &hash)).await.map_err(anyhow::Error::from)?;
-    if !right {
-        return Err(AppError::bad_request("当前密码不正确", "the current password is wrong"));
+    let (throttle, hashes, address) = (&state.throttle, &state.password_hashes, address_of(ip));
+    match sign_in::recheck_password(throttle, hashes, &user, body.current_password, address).await? {
+        Ok(()) => {}
+        Err(Refusal::Throttled { wait }) => return Err(AppError::Throttled { retry_after_s: wait.as_secs().max(1) }),
+        Err(_) => return Err(AppError::bad_request("当前密码不正确", "the current password is wrong")),
     }
     users::set_password(&state.db, user.id, &body.new_password).await?;
     let epoch = users::by_id(&state.db, user.id).await?.map(|u| u.session_epoch).unwrap_or_default();
@@ -265,16 +273,24 @@ pub async fn totp_enable(
 pub async fn totp_disable(
     State(state): State<AppState>,
     Extension(caller): Extension<Principal>,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<TotpCode>,
 ) -> Result<Response, AppError> {
     let user = own_account(&state, &caller).await?;
-    if !user.totp_enabled || !users::use_totp_code(&state.db, &user, &body.code).await? {
-        return Err(AppError::bad_request("动态验证码不正确", "the one-time code is wrong"));
+    match sign_in::recheck_totp(&state.db, &state.throttle, &user, &body.code, address_of(ip)).await? {
+        Ok(()) => {}
+        Err(Refusal::Throttled { wait }) => return Err(AppError::Throttled { retry_after_s: wait.as_secs().max(1) }),
+        Err(_) => return Err(AppError::bad_request("动态验证码不正确", "the one-time code is wrong")),
     }
     users::disable_totp(&state.db, user.id).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.extensions_mut().insert(AuditNote { detail: Some("totp.disable".into()), ..Default::default() });
     Ok(response)
+}
+
+/// The client's address for the throttle (unspecified when the connection has none, e.g. in-process tests).
+fn address_of(ip: Option<std::net::IpAddr>) -> std::net::IpAddr {
+    ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into())
 }
 
 /// One cookie's value from the Cookie header.
