@@ -151,6 +151,20 @@ impl FileOutcome {
     /// Code of a file refused because its study or series UID belongs to another patient.
     pub const UID_CONFLICT: &'static str = "uid_conflict";
 
+    /// Already stored: the ids of the instance stored before.
+    fn duplicate(name: String, (instance, series, study): (i64, i64, i64)) -> FileOutcome {
+        FileOutcome {
+            name,
+            status: Status::Duplicate,
+            code: None,
+            message_zh: None,
+            message_en: None,
+            study_id: Some(study),
+            series_id: Some(series),
+            instance_id: Some(instance),
+        }
+    }
+
     fn uid_conflict(name: String, what: &str) -> FileOutcome {
         let (zh, en) = if what == "study" { ("检查", "study") } else { ("序列", "series") };
         FileOutcome {
@@ -342,6 +356,20 @@ fn raster_info(identity: &UploaderIdentity, frames: &imaging::Frames, format: &s
     }
 }
 
+/// The stored instance with this SOP Instance UID: (instance, series, study).
+async fn stored_instance(
+    tx: &mut crate::store::db::Connection,
+    sop_uid: &str,
+) -> Result<Option<(i64, i64, i64)>, crate::store::db::DbError> {
+    sqlx::query_as(
+        "SELECT instances.id, series.id, series.study_id FROM instances JOIN series ON series.id = instances.series_id \
+         WHERE sop_instance_uid = $1",
+    )
+    .bind(sop_uid)
+    .fetch_optional(&mut *tx)
+    .await
+}
+
 /// Which stored UID the file claims for another patient, if any: its study's ("study"), when that study
 /// belongs to another patient row or to the same patient ID under another name; its series' ("series"),
 /// when that series belongs to another study or patient.
@@ -389,6 +417,11 @@ pub async fn record(db: &Pool, p: &Prepared, now: &str) -> Result<FileOutcome, c
         None => format!("anonymous:{study_uid}"),
     };
     let mut tx = db.begin().await?;
+    // The same instance again (a re-sent file): nothing changes, whatever identity came with it this time
+    // (a JPEG sent again without its form fields is still the image stored before).
+    if let Some(stored) = stored_instance(&mut tx, sop_uid).await? {
+        return Ok(FileOutcome::duplicate(p.name.clone(), stored));
+    }
     // A patient, study or series seen before keeps its row; missing fields are filled in.
     let patient: i64 = sqlx::query_scalar(
         "INSERT INTO patients (patient_key, patient_id, name, birth_date, sex, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -460,24 +493,15 @@ pub async fn record(db: &Pool, p: &Prepared, now: &str) -> Result<FileOutcome, c
     .bind(now)
     .fetch_optional(&mut *tx)
     .await?;
-    let (status, instance, series, study) = match inserted {
-        Some(id) => (Status::Stored, id, series, study),
-        None => {
-            // Already stored (perhaps under another study, if a sender reused UIDs): point at that one.
-            let (id, series, study): (i64, i64, i64) = sqlx::query_as(
-                "SELECT instances.id, series.id, series.study_id FROM instances JOIN series ON series.id = instances.series_id \
-                 WHERE sop_instance_uid = $1",
-            )
-            .bind(sop_uid)
-            .fetch_one(&mut *tx)
-            .await?;
-            (Status::Duplicate, id, series, study)
-        }
+    let Some(instance) = inserted else {
+        // Stored meanwhile by a concurrent upload of the same file: point at that one.
+        let stored = stored_instance(&mut tx, sop_uid).await?.ok_or(sqlx::Error::RowNotFound)?;
+        return Ok(FileOutcome::duplicate(p.name.clone(), stored));
     };
     tx.commit().await?;
     Ok(FileOutcome {
         name: p.name.clone(),
-        status,
+        status: Status::Stored,
         code: None,
         message_zh: None,
         message_en: None,
