@@ -416,12 +416,14 @@ pub async fn record(db: &Pool, p: &Prepared, now: &str) -> Result<FileOutcome, c
         Some(id) => id.clone(),
         None => format!("anonymous:{study_uid}"),
     };
-    let mut tx = db.begin().await?;
     // The same instance again (a re-sent file): nothing changes, whatever identity came with it this time
-    // (a JPEG sent again without its form fields is still the image stored before).
-    if let Some(stored) = stored_instance(&mut tx, sop_uid).await? {
+    // (a JPEG sent again without its form fields is still the image stored before). Looked up before the
+    // transaction: one that began with a read could not become the writer after another upload's commit
+    // (SQLite's WAL answers SQLITE_BUSY_SNAPSHOT at once, without waiting).
+    if let Some(stored) = stored_instance(&mut *db.acquire().await?, sop_uid).await? {
         return Ok(FileOutcome::duplicate(p.name.clone(), stored));
     }
+    let mut tx = db.begin().await?;
     // A patient, study or series seen before keeps its row; missing fields are filled in.
     let patient: i64 = sqlx::query_scalar(
         "INSERT INTO patients (patient_key, patient_id, name, birth_date, sex, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
