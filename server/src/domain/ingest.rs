@@ -151,11 +151,11 @@ impl FileOutcome {
     /// Code of a file refused because its study or series UID belongs to another patient.
     pub const UID_CONFLICT: &'static str = "uid_conflict";
 
-    /// Already stored: the ids of the instance stored before.
-    fn duplicate(name: String, (instance, series, study): (i64, i64, i64)) -> FileOutcome {
+    /// Stored now, or already stored: where the instance is, as (instance, series, study).
+    fn landed(name: String, status: Status, (instance, series, study): (i64, i64, i64)) -> FileOutcome {
         FileOutcome {
             name,
-            status: Status::Duplicate,
+            status,
             code: None,
             message_zh: None,
             message_en: None,
@@ -421,7 +421,7 @@ pub async fn record(db: &Pool, p: &Prepared, now: &str) -> Result<FileOutcome, c
     // transaction: one that began with a read could not become the writer after another upload's commit
     // (SQLite's WAL answers SQLITE_BUSY_SNAPSHOT at once, without waiting).
     if let Some(stored) = stored_instance(&mut *db.acquire().await?, sop_uid).await? {
-        return Ok(FileOutcome::duplicate(p.name.clone(), stored));
+        return Ok(FileOutcome::landed(p.name.clone(), Status::Duplicate, stored));
     }
     let mut tx = db.begin().await?;
     // A patient, study or series seen before keeps its row; missing fields are filled in.
@@ -498,17 +498,8 @@ pub async fn record(db: &Pool, p: &Prepared, now: &str) -> Result<FileOutcome, c
     let Some(instance) = inserted else {
         // Stored meanwhile by a concurrent upload of the same file: point at that one.
         let stored = stored_instance(&mut tx, sop_uid).await?.ok_or(sqlx::Error::RowNotFound)?;
-        return Ok(FileOutcome::duplicate(p.name.clone(), stored));
+        return Ok(FileOutcome::landed(p.name.clone(), Status::Duplicate, stored));
     };
     tx.commit().await?;
-    Ok(FileOutcome {
-        name: p.name.clone(),
-        status: Status::Stored,
-        code: None,
-        message_zh: None,
-        message_en: None,
-        study_id: Some(study),
-        series_id: Some(series),
-        instance_id: Some(instance),
-    })
+    Ok(FileOutcome::landed(p.name.clone(), Status::Stored, (instance, series, study)))
 }
