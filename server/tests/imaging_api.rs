@@ -412,17 +412,25 @@ fn a_file_reusing_another_patients_study_or_series_uid_is_refused_never_merged()
     let (status, body) = upload(&server, multipart::Form::new().part("files", part("synthetic/ct_phantom.dcm")));
     assert_eq!(status, 200, "{body:#}");
     let study = body["files"][0]["study_id"].as_i64().unwrap();
-    // The phantom's identity (imaging/tests/fixtures/make_dicom_fixtures.py).
-    let sop = "1.2.826.0.1.3680043.8.498.5322880347100022235423728464264711030";
-    let new_sop = |last: &str| format!("{}{last}", &sop[..sop.len() - 1]);
-    let study_uid = "1.2.826.0.1.3680043.8.498.48907748123055466443947306220171678369";
+    // The phantom's identity, as stored: the fixture script draws new UIDs on every machine.
+    let detail = get_json(&server, &format!("/api/v1/studies/{study}"));
+    let sop = detail["series"][0]["instances"][0]["sop_instance_uid"].as_str().unwrap().to_string();
+    let sop = sop.as_str();
+    let study_uid = detail["study_uid"].as_str().unwrap().to_string();
+    let study_uid = study_uid.as_str();
+    // A UID of the same length with its last digit moved on by `step` (1..=9: never the UID itself).
+    let other_uid = |uid: &str, step: u8| {
+        let last = uid.as_bytes()[uid.len() - 1] - b'0';
+        format!("{}{}", &uid[..uid.len() - 1], (last + step) % 10)
+    };
+    let new_sop = |step: &str| other_uid(sop, step.parse().unwrap());
 
     // Another patient's ID, or the same ID under another name, in the phantom's study: refused.
     let other_patient = phantom_with(&[("P0001", "P0666"), (sop, &new_sop("1"))]);
     let other_name = phantom_with(&[("PHANTOM^CT", "INTRUDER^X"), (sop, &new_sop("2"))]);
     // A new study of the same patient that reuses the phantom's series UID: refused too.
     let stolen_series =
-        phantom_with(&[(study_uid, &format!("{}0", &study_uid[..study_uid.len() - 1])), (sop, &new_sop("3"))]);
+        phantom_with(&[(study_uid, &other_uid(study_uid, 1)), (sop, &new_sop("3"))]);
     for (name, bytes) in
         [("other_patient.dcm", other_patient), ("other_name.dcm", other_name), ("series.dcm", stolen_series)]
     {
