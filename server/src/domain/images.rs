@@ -29,8 +29,6 @@ pub struct Images {
     pub limits: Limits,
     /// One upload request, all files together.
     pub max_upload_bytes: u64,
-    /// Uploads stop while the disk has less free than this.
-    pub min_free_disk_bytes: u64,
     cache: Mutex<Vec<(i64, Arc<Decoded>)>>,
     cache_budget_bytes: usize,
 }
@@ -48,14 +46,12 @@ impl Images {
         objects: ObjectStore,
         limits: Limits,
         max_upload_bytes: u64,
-        min_free_disk_bytes: u64,
         cache_budget_bytes: usize,
     ) -> Images {
         Images {
             objects,
             limits,
             max_upload_bytes,
-            min_free_disk_bytes,
             cache: Mutex::new(Vec::new()),
             cache_budget_bytes,
         }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::domain::chat::ChatSettings;
+use crate::startup::listener::ConnectionLimits;
 use crate::store::db::DatabaseLocation;
 use crate::support::data_dir::DataDir;
 use crate::support::logging::LogFormat;
@@ -64,6 +65,24 @@ pub struct ServeArgs {
     #[arg(long, env = "MEDGEMMA_X_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
 
+    /// Open HTTP connections in all; more wait until one closes (lowered to fit the open-file limit).
+    #[arg(long, env = "MEDGEMMA_X_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Open HTTP connections from one client address; more get 503 and are closed. Behind a proxy that
+    /// every ward shares, raise it to near --max-connections.
+    #[arg(long, env = "MEDGEMMA_X_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 256)]
+    pub max_connections_per_client: usize,
+
+    /// Seconds a client has to send a request's head (also how long an idle keep-alive connection stays
+    /// open); then the connection is closed.
+    #[arg(long, env = "MEDGEMMA_X_HEADER_TIMEOUT_SECS", default_value_t = 30)]
+    pub header_timeout_secs: u64,
+
+    /// Longest pause between two pieces of a request's body, seconds; then the request fails.
+    #[arg(long, env = "MEDGEMMA_X_BODY_TIMEOUT_SECS", default_value_t = 60)]
+    pub body_timeout_secs: u64,
+
     /// Answers the model decodes together (continuous batching); more wait in the queue.
     #[arg(long, env = "MEDGEMMA_X_CHAT_MAX_ACTIVE", default_value_t = 8)]
     pub chat_max_active: usize,
@@ -71,6 +90,11 @@ pub struct ServeArgs {
     /// Questions that may wait for the model; one more gets 503 with Retry-After.
     #[arg(long, env = "MEDGEMMA_X_CHAT_MAX_WAITING", default_value_t = 32)]
     pub chat_max_waiting: usize,
+
+    /// Questions one account (or one API token) may have waiting or being answered at once; one more gets
+    /// 429 with Retry-After.
+    #[arg(long, env = "MEDGEMMA_X_CHAT_MAX_PER_CLIENT", default_value_t = 4)]
+    pub chat_max_per_client: usize,
 
     /// Longest an answer may take from the question to its last token, seconds (then it stops, marked so).
     #[arg(long, env = "MEDGEMMA_X_CHAT_TIMEOUT_SECS", default_value_t = 300)]
@@ -140,6 +164,7 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     pub log: String,
     pub shutdown_grace: Duration,
+    pub connections: ConnectionLimits,
     pub max_upload_bytes: u64,
     pub min_free_disk_bytes: u64,
     pub image_cache_bytes: u64,
@@ -186,6 +211,12 @@ impl ServeConfig {
             log_format: args.log_format,
             log: args.log,
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+            connections: ConnectionLimits {
+                max_connections: args.max_connections.max(1),
+                max_per_client: args.max_connections_per_client.max(1),
+                header_timeout: Duration::from_secs(args.header_timeout_secs.max(1)),
+                body_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
+            },
             max_upload_bytes: args.max_upload_mb.saturating_mul(1 << 20),
             min_free_disk_bytes: args.min_free_disk_mb.saturating_mul(1 << 20),
             image_cache_bytes: args.image_cache_mb.saturating_mul(1 << 20),
@@ -196,6 +227,7 @@ impl ServeConfig {
             inference: crate::domain::inference::InferenceLimits {
                 max_active: args.chat_max_active.max(1),
                 max_waiting: args.chat_max_waiting,
+                max_per_client: args.chat_max_per_client.max(1),
                 timeout: Duration::from_secs(args.chat_timeout_secs.max(1)),
                 stall: Duration::from_secs(args.chat_stall_secs.max(1)),
             },
@@ -233,12 +265,17 @@ impl ServeConfig {
             ("log_format", format!("{:?}", self.log_format).to_lowercase()),
             ("log", self.log.clone()),
             ("shutdown_grace_secs", self.shutdown_grace.as_secs().to_string()),
+            ("max_connections", self.connections.max_connections.to_string()),
+            ("max_connections_per_client", self.connections.max_per_client.to_string()),
+            ("header_timeout_secs", self.connections.header_timeout.as_secs().to_string()),
+            ("body_timeout_secs", self.connections.body_timeout.as_secs().to_string()),
             ("max_upload_mb", (self.max_upload_bytes >> 20).to_string()),
             ("max_file_mb", (self.limits.max_file_bytes >> 20).to_string()),
             ("min_free_disk_mb", (self.min_free_disk_bytes >> 20).to_string()),
             ("image_cache_mb", (self.image_cache_bytes >> 20).to_string()),
             ("chat_max_active", self.inference.max_active.to_string()),
             ("chat_max_waiting", self.inference.max_waiting.to_string()),
+            ("chat_max_per_client", self.inference.max_per_client.to_string()),
             ("chat_timeout_secs", self.inference.timeout.as_secs().to_string()),
             ("chat_stall_secs", self.inference.stall.as_secs().to_string()),
             ("chat_max_new_tokens", self.chat.max_new_tokens.to_string()),

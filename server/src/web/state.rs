@@ -20,7 +20,7 @@ use crate::domain::metrics::Metrics;
 use crate::domain::model::ModelSetup;
 use crate::store::db::{self, DatabaseLocation, Pool};
 use crate::store::objects::ObjectStore;
-use crate::support::data_dir::DataDir;
+use crate::support::data_dir::{DataDir, DiskGuard};
 use crate::support::pseudonym::SiteKey;
 use crate::web::guard::SessionSettings;
 
@@ -36,6 +36,8 @@ pub struct AppState {
     /// Cancelled when shutdown begins: long-lived responses (SSE streams) watch it and end cleanly.
     pub shutdown: CancellationToken,
     pub data_dir: DataDir,
+    /// Refuses new data while the data dir's disk is nearly full.
+    pub disk: Arc<DiskGuard>,
     /// Stored images, the limits every file is held to, decoded-frame cache.
     pub images: Arc<Images>,
     pub metrics: Arc<Metrics>,
@@ -59,7 +61,7 @@ pub struct AppState {
 pub struct WebSettings {
     pub limits: imaging::Limits,
     pub max_upload_bytes: u64,
-    /// Uploads are refused below this much free disk.
+    /// New data (uploads, reports, measurements, questions) is refused below this much free disk.
     pub min_free_disk_bytes: u64,
     pub image_cache_bytes: u64,
     pub chat: ChatSettings,
@@ -89,7 +91,6 @@ impl AppState {
             ObjectStore::new(data_dir.objects()),
             settings.limits,
             settings.max_upload_bytes,
-            settings.min_free_disk_bytes,
             usize::try_from(settings.image_cache_bytes).unwrap_or(usize::MAX),
         );
         AppState {
@@ -100,6 +101,7 @@ impl AppState {
             model,
             started,
             shutdown,
+            disk: Arc::new(DiskGuard::new(&data_dir, settings.min_free_disk_bytes)),
             data_dir,
             images: Arc::new(images),
             metrics: Arc::default(),

@@ -53,7 +53,7 @@ pub async fn upload(
             continue;
         };
         // Low-disk guard: stop before the disk fills (the database and logs need room too).
-        if let Some(free) = low_disk(&state) {
+        if let Some(free) = state.disk.low() {
             return Ok(disk_full(outcomes, file_name, free));
         }
         let landed = match receive_file(&state, field).await? {
@@ -72,15 +72,6 @@ pub async fn upload(
         return Err(AppError::bad_request("没有上传任何文件", "No file in the upload"));
     }
     Ok(summarize_audited(outcomes))
-}
-
-/// The free bytes of the data dir's disk when under the guard's minimum.
-fn low_disk(state: &AppState) -> Option<u64> {
-    let free = crate::support::data_dir::free_bytes(&state.data_dir.tmp()).unwrap_or(u64::MAX);
-    (free < state.images.min_free_disk_bytes).then(|| {
-        tracing::warn!(free_bytes = free, "upload refused: low disk space");
-        free
-    })
 }
 
 fn over_limit(file_name: String, seen: u64, limit: u64) -> FileOutcome {
