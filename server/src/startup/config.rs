@@ -52,6 +52,19 @@ pub struct ServeArgs {
     #[arg(long, env = "MEDGEMMA_X_MAX_FILE_MB", default_value_t = 512)]
     pub max_file_mb: u64,
 
+    /// What one upload request may extract from its zip archives, all entries together, MiB.
+    #[arg(long, env = "MEDGEMMA_X_MAX_UPLOAD_INFLATED_MB", default_value_t = 8192)]
+    pub max_upload_inflated_mb: u64,
+
+    /// Uploads decoded and automatic nodule measurements that run at once (each takes a core); more wait
+    /// their turn. Default: the number of cores.
+    #[arg(long, env = "MEDGEMMA_X_IMAGE_WORKERS")]
+    pub image_workers: Option<usize>,
+
+    /// Memory the uploads being decoded may take together, MiB; a file whose decoding needs more is refused.
+    #[arg(long, env = "MEDGEMMA_X_DECODE_MEMORY_MB", default_value_t = 1024)]
+    pub decode_memory_mb: u64,
+
     /// Memory for decoded images kept for the viewer (most recently used first out), MiB.
     #[arg(long, env = "MEDGEMMA_X_IMAGE_CACHE_MB", default_value_t = 512)]
     pub image_cache_mb: u64,
@@ -166,6 +179,9 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     pub connections: ConnectionLimits,
     pub max_upload_bytes: u64,
+    pub max_upload_inflated_bytes: u64,
+    pub image_workers: usize,
+    pub decode_memory_bytes: u64,
     pub min_free_disk_bytes: u64,
     pub image_cache_bytes: u64,
     pub limits: imaging::Limits,
@@ -182,6 +198,9 @@ impl ServeConfig {
         WebSettings {
             limits: self.limits,
             max_upload_bytes: self.max_upload_bytes,
+            max_upload_inflated_bytes: self.max_upload_inflated_bytes,
+            image_workers: self.image_workers,
+            decode_memory_bytes: self.decode_memory_bytes,
             min_free_disk_bytes: self.min_free_disk_bytes,
             image_cache_bytes: self.image_cache_bytes,
             chat: self.chat,
@@ -218,6 +237,12 @@ impl ServeConfig {
                 body_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
             },
             max_upload_bytes: args.max_upload_mb.saturating_mul(1 << 20),
+            max_upload_inflated_bytes: args.max_upload_inflated_mb.saturating_mul(1 << 20),
+            image_workers: args
+                .image_workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+                .clamp(1, 256),
+            decode_memory_bytes: args.decode_memory_mb.max(1).saturating_mul(1 << 20),
             min_free_disk_bytes: args.min_free_disk_mb.saturating_mul(1 << 20),
             image_cache_bytes: args.image_cache_mb.saturating_mul(1 << 20),
             limits: imaging::Limits {
@@ -270,6 +295,9 @@ impl ServeConfig {
             ("header_timeout_secs", self.connections.header_timeout.as_secs().to_string()),
             ("body_timeout_secs", self.connections.body_timeout.as_secs().to_string()),
             ("max_upload_mb", (self.max_upload_bytes >> 20).to_string()),
+            ("max_upload_inflated_mb", (self.max_upload_inflated_bytes >> 20).to_string()),
+            ("image_workers", self.image_workers.to_string()),
+            ("decode_memory_mb", (self.decode_memory_bytes >> 20).to_string()),
             ("max_file_mb", (self.limits.max_file_bytes >> 20).to_string()),
             ("min_free_disk_mb", (self.min_free_disk_bytes >> 20).to_string()),
             ("image_cache_mb", (self.image_cache_bytes >> 20).to_string()),

@@ -14,7 +14,7 @@ use imaging::ImagingError;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
-use crate::domain::ingest::{self, FileOutcome, Status, UploaderIdentity};
+use crate::domain::ingest::{self, FileOutcome, InflateBudget, Status, UploaderIdentity};
 use crate::web::AppState;
 use crate::web::error::{AppError, imaging_status_of_code};
 use crate::web::extract::ApiMultipart;
@@ -40,6 +40,7 @@ pub async fn upload(
     let mut identity = UploaderIdentity::default();
     let mut outcomes: Vec<FileOutcome> = Vec::new();
     let max_upload_bytes = state.images.max_upload_bytes;
+    let mut inflate = InflateBudget(state.images.max_upload_inflated_bytes);
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(field)) => field,
@@ -57,7 +58,9 @@ pub async fn upload(
             return Ok(disk_full(outcomes, file_name, free));
         }
         let landed = match receive_file(&state, field).await? {
-            Received::Complete(tmp) => ingest::ingest_file(&state.db, &state.images, tmp, file_name, &identity).await?,
+            Received::Complete(tmp) => {
+                ingest::ingest_file(&state.db, &state.images, tmp, file_name, &identity, &mut inflate).await?
+            },
             Received::OverLimit(seen) => vec![over_limit(file_name, seen, state.images.limits.max_file_bytes)],
             Received::RequestEnded(e) => {
                 return Ok(finish_early(outcomes, e.status(), &e.body_text(), max_upload_bytes));
