@@ -101,8 +101,7 @@ mod tests {
 
     fn zip_of(entries: &[(&str, usize)]) -> Vec<u8> {
         let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
-        let options =
-            zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
         for (name, len) in entries {
             writer.start_file(*name, options).unwrap();
             // Varied bytes: they compress far less than 200:1.

@@ -429,8 +429,7 @@ fn a_file_reusing_another_patients_study_or_series_uid_is_refused_never_merged()
     let other_patient = phantom_with(&[("P0001", "P0666"), (sop, &new_sop("1"))]);
     let other_name = phantom_with(&[("PHANTOM^CT", "INTRUDER^X"), (sop, &new_sop("2"))]);
     // A new study of the same patient that reuses the phantom's series UID: refused too.
-    let stolen_series =
-        phantom_with(&[(study_uid, &other_uid(study_uid, 1)), (sop, &new_sop("3"))]);
+    let stolen_series = phantom_with(&[(study_uid, &other_uid(study_uid, 1)), (sop, &new_sop("3"))]);
     for (name, bytes) in
         [("other_patient.dcm", other_patient), ("other_name.dcm", other_name), ("series.dcm", stolen_series)]
     {

@@ -53,8 +53,7 @@ async fn a_request_longer_than_the_grace_period_does_not_hold_the_exit() {
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     let grace = Duration::from_millis(300);
-    let server =
-        tokio::spawn(serve_until(
+    let server = tokio::spawn(serve_until(
         listener,
         slow_router(Duration::from_secs(600), started_tx),
         ConnectionLimits::default(),

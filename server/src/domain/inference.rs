@@ -157,9 +157,13 @@ impl Failure {
 pub enum Refusal {
     Loading,
     LoadFailed(String),
-    QueueFull { retry_after_s: u64 },
+    QueueFull {
+        retry_after_s: u64,
+    },
     /// The caller has `limit` questions waiting or being answered already.
-    ClientFull { limit: usize },
+    ClientFull {
+        limit: usize,
+    },
 }
 
 /// A submitted job: its events and the handle that stops it.
@@ -297,8 +301,8 @@ impl Inference {
         let mut queue = lock(&self.shared.queue);
         // Jobs whose askers left wait for the worker to close them; they hold no place.
         let live = || queue.waiting.iter().filter(|job| job.control.cause().is_none());
-        let of_client = live().filter(|job| job.request.client == request.client).count()
-            + queue.active_of(&request.client);
+        let of_client =
+            live().filter(|job| job.request.client == request.client).count() + queue.active_of(&request.client);
         if of_client >= limits.max_per_client {
             return Err(Refusal::ClientFull { limit: limits.max_per_client });
         }

@@ -91,8 +91,9 @@ impl IntoResponse for AppError {
         };
         let body = ErrorBody { error: ErrorDetail { code, message_zh: zh, message_en: en } };
         let mut response = (status, Json(body)).into_response();
-        if let Self::Busy { retry_after_s, .. } | Self::TooMany { retry_after_s, .. } | Self::Throttled { retry_after_s } =
-            &self
+        if let Self::Busy { retry_after_s, .. }
+        | Self::TooMany { retry_after_s, .. }
+        | Self::Throttled { retry_after_s } = &self
         {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, (*retry_after_s).into());
         }

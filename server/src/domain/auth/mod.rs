@@ -121,7 +121,11 @@ pub mod web_admin {
     /// Admin and integrator accounts, yes; radiologists and department heads only at the console.
     pub fn may_create_account(role: Role) -> Result<(), DomainError> {
         if role.is_clinical() {
-            return Err(console_only("创建临床账号（放射科医师、科室主任）", "Creating a clinical account", "medgemma-x user add"));
+            return Err(console_only(
+                "创建临床账号（放射科医师、科室主任）",
+                "Creating a clinical account",
+                "medgemma-x user add",
+            ));
         }
         Ok(())
     }
@@ -129,7 +133,11 @@ pub mod web_admin {
     /// A new password for a clinical account would let the administrator sign in as that doctor.
     pub fn may_set_password(role: Role) -> Result<(), DomainError> {
         if role.is_clinical() {
-            return Err(console_only("重置临床账号的密码", "Resetting a clinical account's password", "medgemma-x user passwd"));
+            return Err(console_only(
+                "重置临床账号的密码",
+                "Resetting a clinical account's password",
+                "medgemma-x user passwd",
+            ));
         }
         Ok(())
     }

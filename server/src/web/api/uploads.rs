@@ -60,7 +60,7 @@ pub async fn upload(
         let landed = match receive_file(&state, field).await? {
             Received::Complete(tmp) => {
                 ingest::ingest_file(&state.db, &state.images, tmp, file_name, &identity, &mut inflate).await?
-            },
+            }
             Received::OverLimit(seen) => vec![over_limit(file_name, seen, state.images.limits.max_file_bytes)],
             Received::RequestEnded(e) => {
                 return Ok(finish_early(outcomes, e.status(), &e.body_text(), max_upload_bytes));
