@@ -211,7 +211,7 @@ pub fn AdminPage() -> impl IntoView {
     let (username, display_name, role, password) = (
         RwSignal::new(String::new()),
         RwSignal::new(String::new()),
-        RwSignal::new("radiologist".to_string()),
+        RwSignal::new("admin".to_string()),
         RwSignal::new(String::new()),
     );
     let add_user = move |ev: leptos::ev::SubmitEvent| {
@@ -225,8 +225,6 @@ pub fn AdminPage() -> impl IntoView {
     let token_name = RwSignal::new(String::new());
     let scopes: Vec<(&'static str, &'static str, RwSignal<bool>)> = vec![
         ("study_upload", tr("上传影像 / upload"), RwSignal::new(true)),
-        ("report_read", tr("读取报告 / read reports"), RwSignal::new(true)),
-        ("report_export", tr("导出报告 / export reports"), RwSignal::new(true)),
         ("read_metrics", tr("监控指标 / metrics"), RwSignal::new(false)),
     ];
     let new_token = RwSignal::new(None::<String>);
@@ -333,14 +331,14 @@ pub fn AdminPage() -> impl IntoView {
                     <input name="username" placeholder=tr("用户名 / username") required on:input=move |ev| username.set(event_target_value(&ev))/>
                     <input name="display_name" placeholder=tr("姓名 / name") required on:input=move |ev| display_name.set(event_target_value(&ev))/>
                     <select name="role" on:change=move |ev| role.set(event_target_value(&ev))>
-                        <option value="radiologist">{tr("放射科医师 / Radiologist")}</option>
-                        <option value="department_head">{tr("科室主任 / Department head")}</option>
                         <option value="admin">{tr("系统管理员 / Administrator")}</option>
                     </select>
                     <input name="password" type="password" autocomplete="new-password" placeholder=tr("初始密码（≥10 位） / Initial password (≥ 10 characters)") required
                         on:input=move |ev| password.set(event_target_value(&ev))/>
                     <button type="submit">{tr("添加 / Add")}</button>
                 </form>
+                <p class="hint console-only">{tr("放射科医师、科室主任账号及其密码重置须在服务器控制台完成（管理员不经网页接触患者数据） / Radiologist and department-head accounts, and their password resets, are made at the server's console (an administrator gets no path to patient data through the web)")}
+                    " " <code>"medgemma-x user add NAME --role radiologist"</code></p>
             </section>
             <section class="panel">
                 <h2>{tr("接口令牌 / API tokens")}</h2>
@@ -352,6 +350,8 @@ pub fn AdminPage() -> impl IntoView {
                     }).collect_view()}
                     <button type="submit">{tr("生成令牌 / Create")}</button>
                 </form>
+                <p class="hint console-only">{tr("可读取或导出报告的令牌须在服务器控制台创建 / Tokens that read or export reports are made at the server's console:")}
+                    " " <code>"medgemma-x token create NAME --scopes study_upload,report_read,report_export"</code></p>
                 <Show when=move || new_token.get().is_some()>
                     <p class="new-token">{tr("新令牌（仅显示这一次，请立即复制） / shown once: ")}<code>{move || new_token.get().unwrap_or_default()}</code></p>
                 </Show>

@@ -37,13 +37,15 @@ test('the administrator adds and disables an account, makes a token, and checks 
   await expect(page.locator(`tr[data-username="${DOCTOR}"]`)).toContainText('放射科医师');
 
   const form = page.locator('form.add-user');
+  // Clinical accounts are made at the console; the page says so and makes administrators.
+  await expect(page.locator('.console-only').first()).toContainText('medgemma-x user add');
   await form.locator('input[name="username"]').fill('e2e-head');
-  await form.locator('input[name="display_name"]').fill('测试主任');
-  await form.locator('select[name="role"]').selectOption('department_head');
+  await form.locator('input[name="display_name"]').fill('值班管理员');
+  await form.locator('select[name="role"]').selectOption('admin');
   await form.locator('input[name="password"]').fill('head of the department');
   await form.getByRole('button', { name: '添加' }).click();
   const head = page.locator('tr[data-username="e2e-head"]');
-  await expect(head).toContainText('科室主任');
+  await expect(head).toContainText('系统管理员');
   await head.getByRole('button', { name: '停用' }).click();
   await expect(head.locator('.user-state')).toHaveText('已停用');
 
@@ -54,16 +56,16 @@ test('the administrator adds and disables an account, makes a token, and checks 
 
   await page.getByRole('button', { name: '校验哈希链' }).click();
   await expect(page.locator('.audit-verification')).toContainText('哈希链完整');
-  await expect(page.locator('table.audit')).toContainText('user.add e2e-head role=department_head');
+  await expect(page.locator('table.audit')).toContainText('user.add e2e-head role=admin');
   await page.screenshot({ path: 'test-results/admin.png', fullPage: true });
 
   // In English: the page's own words (headings, column heads, buttons, labels, states) hold no Chinese;
-  // names the users typed (测试主任, HIS 接口) are theirs.
+  // names the users typed (值班管理员, HIS 接口) are theirs.
   await page.locator('button.lang-switch').click();
   await expect(page.locator('main.admin h1')).toHaveText('Administration');
   await expect(page.locator('main.admin')).toHaveAttribute('data-hydrated', 'true');
   await expect(head.locator('.user-state')).toHaveText('disabled');
-  await expect(head).toContainText('Department head');
+  await expect(head).toContainText('Administrator');
   const own = await page.locator('main.admin').locator('h1, h2, h3, th, button, label, .user-state, option, .totp-state').allInnerTexts();
   expect(own.filter((t) => /[\u3000-\u9fff\uff00-\uffef]/.test(t) && t.trim() !== '中文')).toEqual([]);
   await page.getByRole('button', { name: 'Verify the chain' }).click();

@@ -36,8 +36,8 @@ fn one(bytes: &[u8]) {
 
 fuzz_target!(|data: &[u8]| {
     if archive::is_zip(data) {
-        if let Ok(entries) = archive::entries(data, &LIMITS) {
-            for entry in entries.into_iter().filter_map(|e| e.bytes.ok()) {
+        if let Ok(entries) = archive::open(std::io::Cursor::new(data), &LIMITS, 16 << 20) {
+            for entry in entries.filter_map(|e| e.bytes.ok()) {
                 one(&entry);
             }
         }

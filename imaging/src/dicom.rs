@@ -99,6 +99,13 @@ impl DicomInfo {
         Some(Spacing { row_mm, col_mm, source: self.pixel_spacing_source? })
     }
 
+    /// Memory that decoding takes at its peak, bytes: the decoded pixel data and the frames made from it
+    /// (grey as f32 modality values).
+    pub fn decode_memory(&self) -> u64 {
+        let pixels = u64::from(self.rows) * u64::from(self.columns) * u64::from(self.frames);
+        self.decoded_bytes() + pixels * 4
+    }
+
     /// Bytes the decoded pixel data of all frames takes.
     pub fn decoded_bytes(&self) -> u64 {
         u64::from(self.rows)

@@ -15,6 +15,16 @@ pub fn format_of(bytes: &[u8]) -> Option<ImageFormat> {
     }
 }
 
+/// Memory that decoding the JPEG or PNG takes at its peak, bytes (the decoder's image and the frame made
+/// from it), read from its header.
+pub fn decode_memory(bytes: &[u8]) -> Result<u64, ImagingError> {
+    let format = format_of(bytes).ok_or(ImagingError::UnknownFormat)?;
+    let (w, h) = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(|e| ImagingError::Corrupt(e.to_string()))?;
+    Ok(u64::from(w) * u64::from(h) * 8)
+}
+
 /// Decodes a JPEG or PNG under the limits. Grey images (including RGB files whose three channels are
 /// equal, as most exported radiographs are) become one-sample frames with their stored values (0–255, or
 /// 0–65535 for 16-bit PNG); colour images stay RGB.

@@ -20,6 +20,11 @@ pub struct SegmentOptions {
     pub threshold: Option<f64>,
 }
 
+/// Longest reach of the search window from the seed, pixels (a window of at most 2049 × 2049). A spacing
+/// far finer than any detector's (0.00001 mm in a hostile file) would otherwise make the window the whole
+/// frame; the radius searched shrinks to fit instead.
+pub const MAX_REACH_PX: usize = 1024;
+
 impl Default for SegmentOptions {
     fn default() -> Self {
         SegmentOptions { max_radius_mm: 30.0, threshold: None }
@@ -95,9 +100,12 @@ pub fn segment_nodule(
     }
     let (sx, sy) = (sx as usize, sy as usize);
 
-    // The search window: the allowed radius, plus a third for the background ring.
-    let reach_x = (options.max_radius_mm * 1.34 / spacing.col_mm).ceil() as usize;
-    let reach_y = (options.max_radius_mm * 1.34 / spacing.row_mm).ceil() as usize;
+    // The search window: the allowed radius, plus a third for the background ring; no more pixels than
+    // MAX_REACH_PX either way.
+    let finest_mm = spacing.col_mm.min(spacing.row_mm);
+    let max_radius_mm = options.max_radius_mm.min(MAX_REACH_PX as f64 * finest_mm / 1.34);
+    let reach_x = ((max_radius_mm * 1.34 / spacing.col_mm).ceil() as usize).min(MAX_REACH_PX);
+    let reach_y = ((max_radius_mm * 1.34 / spacing.row_mm).ceil() as usize).min(MAX_REACH_PX);
     let win = Window {
         x0: sx.saturating_sub(reach_x),
         y0: sy.saturating_sub(reach_y),
@@ -135,7 +143,7 @@ pub fn segment_nodule(
     let mut inside = vec![false; w * h];
     let mut stack = vec![(sx - win.x0, sy - win.y0)];
     inside[(sy - win.y0) * w + (sx - win.x0)] = true;
-    let max_r2 = options.max_radius_mm * options.max_radius_mm;
+    let max_r2 = max_radius_mm * max_radius_mm;
     let mut reached_search_limit = false;
     while let Some((x, y)) = stack.pop() {
         let neighbours = [(x.wrapping_sub(1), y), (x + 1, y), (x, y.wrapping_sub(1)), (x, y + 1)];
@@ -374,6 +382,27 @@ mod tests {
             segment_nodule(&frame, Point::new(64.0, 3.0), &spacing, &SegmentOptions::default()),
             Err(SegmentError::SeedOutside)
         );
+    }
+
+    #[test]
+    fn an_absurdly_fine_spacing_does_not_make_the_window_the_whole_frame() {
+        // 0.00001 mm per pixel: 30 mm would be 4 million pixels each way. A soft-tissue frame bigger than
+        // the window: the region stops at the window (reached_search_limit), within MAX_REACH_PX.
+        let spacing = Spacing { row_mm: 0.00001, col_mm: 0.00001, source: SpacingSource::PixelSpacing };
+        let side = 2 * MAX_REACH_PX + 401;
+        let values: Vec<f32> = (0..side * side)
+            .map(|i| {
+                let (x, y) = ((i % side) as f64 - side as f64 / 2.0, (i / side) as f64 - side as f64 / 2.0);
+                if x.abs() < 900.0 && y.abs() < 900.0 { 40.0 } else { -850.0 }
+            })
+            .collect();
+        let frame = Frame { values: &values, columns: side, rows: side };
+        let seed = Point::new(side as f64 / 2.0, side as f64 / 2.0);
+        let seg = segment_nodule(&frame, seed, &spacing, &SegmentOptions::default()).unwrap();
+        assert!(seg.reached_search_limit);
+        // The outline never leaves the window: no point further than MAX_REACH_PX from the seed.
+        let reach_mm = MAX_REACH_PX as f64 * spacing.col_mm;
+        assert!(seg.axes.long_axis_mm <= 2.0 * reach_mm + 1e-9, "{}", seg.axes.long_axis_mm);
     }
 
     #[test]

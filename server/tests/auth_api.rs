@@ -177,20 +177,26 @@ fn a_password_change_or_disable_ends_every_session_of_the_account() {
     let li = users.as_array().unwrap().iter().find(|u| u["username"] == "li").unwrap()["id"].as_i64().unwrap();
     assert!(users.to_string().find("argon2").is_none(), "hashes never leave the server");
 
-    let weak = server
-        .admin()
-        .post(server.url(&format!("/api/v1/admin/users/{li}/password")))
-        .json(&json!({"password": "short"}))
-        .send()
-        .unwrap();
-    assert_eq!(weak.status(), 400);
-    let changed = server
+    // The administrator cannot give a doctor's account a password it knows (it would sign in as the
+    // doctor and read patients): that is the console's, where `user passwd` resets it.
+    let from_the_page = server
         .admin()
         .post(server.url(&format!("/api/v1/admin/users/{li}/password")))
         .json(&json!({"password": "a brand new passphrase"}))
         .send()
         .unwrap();
-    assert_eq!(changed.status(), 200);
+    assert_eq!(from_the_page.status(), 403);
+    let body: Value = from_the_page.json().unwrap();
+    assert_eq!(body["error"]["code"], "console_required", "{body}");
+    assert!(body["error"]["message_zh"].as_str().unwrap().contains("medgemma-x user passwd"), "{body}");
+    assert_eq!(desk.get(server.url("/api/v1/studies")).send().unwrap().status(), 200, "nothing changed");
+    let mut passwd = Command::new(BIN)
+        .args(["user", "passwd", "li", "--password-stdin", "--data-dir", dir(&data)])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut passwd.stdin.take().unwrap(), b"a brand new passphrase\n").unwrap();
+    assert!(passwd.wait().unwrap().success());
     assert_eq!(desk.get(server.url("/api/v1/studies")).send().unwrap().status(), 401);
     assert_eq!(laptop.get(server.url("/api/v1/studies")).send().unwrap().status(), 401);
 
@@ -420,7 +426,7 @@ fn token_expiry_is_a_time_whatever_offset_it_was_written_in() {
         server
             .admin()
             .post(server.url("/api/v1/admin/tokens"))
-            .json(&json!({"name": name, "scopes": ["report_read"], "expires_at": expires_at}))
+            .json(&json!({"name": name, "scopes": ["study_upload"], "expires_at": expires_at}))
             .send()
             .unwrap()
     };
@@ -438,6 +444,57 @@ fn token_expiry_is_a_time_whatever_offset_it_was_written_in() {
     let garbage = create("garbage", "next tuesday");
     assert_eq!(garbage.status(), 400, "an expiry that is no time");
     assert_eq!(garbage.json::<Value>().unwrap()["error"]["code"], "bad_request");
+}
+
+/// The separation the role table promises: from the administration page an admin can make neither a
+/// clinical account, nor a doctor's password, nor a token that reads patient data — each is refused
+/// (403 `console_required`, naming the console command), nothing is made, and the refusal is audited.
+/// Admin accounts and tokens that only send images in still come from the page.
+#[test]
+fn an_administrator_gets_no_path_to_patient_data_from_the_page() {
+    let (_data, server) = start();
+    let admin = server.admin();
+    let post = |path: &str, body: Value| admin.post(server.url(path)).json(&body).send().unwrap();
+    for role in ["radiologist", "department_head"] {
+        let refused = post(
+            "/api/v1/admin/users",
+            json!({"username": format!("mole-{role}"), "display_name": "x", "role": role, "password": "a long enough phrase"}),
+        );
+        assert_eq!(refused.status(), 403, "{role}");
+        let body: Value = refused.json().unwrap();
+        assert_eq!(body["error"]["code"], "console_required", "{body}");
+        assert!(body["error"]["message_en"].as_str().unwrap().contains("medgemma-x user add"), "{body}");
+    }
+    for scope in ["report_read", "report_export"] {
+        let refused = post("/api/v1/admin/tokens", json!({"name": "mine", "scopes": ["study_upload", scope]}));
+        assert_eq!(refused.status(), 403, "{scope}");
+        assert_eq!(refused.json::<Value>().unwrap()["error"]["code"], "console_required");
+    }
+    let users: Value = admin.get(server.url("/api/v1/admin/users")).send().unwrap().json().unwrap();
+    assert!(!users.to_string().contains("mole-"), "no account was made: {users}");
+    let tokens: Value = admin.get(server.url("/api/v1/admin/tokens")).send().unwrap().json().unwrap();
+    assert_eq!(tokens.as_array().unwrap().len(), 0, "no token was made: {tokens}");
+
+    // What the page may still do.
+    let second = post(
+        "/api/v1/admin/users",
+        json!({"username": "admin2", "display_name": "值班管理员", "role": "admin", "password": "a long enough phrase"}),
+    );
+    assert_eq!(second.status(), 201);
+    let second_id = second.json::<Value>().unwrap()["id"].as_i64().unwrap();
+    let path = format!("/api/v1/admin/users/{second_id}/password");
+    assert_eq!(post(&path, json!({"password": "short"})).status(), 400, "a weak password is still refused");
+    assert_eq!(post(&path, json!({"password": "another long phrase"})).status(), 200);
+    assert_eq!(post("/api/v1/admin/tokens", json!({"name": "pacs", "scopes": ["study_upload"]})).status(), 201);
+
+    let trail: Value = admin.get(server.url("/api/v1/audit?limit=100")).send().unwrap().json().unwrap();
+    let denied = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "denied" && r["action"].as_str().unwrap().starts_with("POST /api/v1/admin/"))
+        .count();
+    assert_eq!(denied, 4, "{trail:#}");
 }
 
 #[test]

@@ -362,6 +362,40 @@ fn a_full_queue_answers_503_and_a_client_that_leaves_frees_its_slot() {
     assert_eq!((queue["model"]["queue_active"].as_u64(), queue["model"]["queue_waiting"].as_u64()), (Some(0), Some(0)));
 }
 
+/// 40 parallel drafts from one account must not make everyone else's question a 503: past its own cap
+/// (`--chat-max-per-client`) one caller gets 429 with Retry-After, and another radiologist is answered.
+#[test]
+fn one_account_cannot_fill_the_queue_for_everyone_else() {
+    let _serial = one_at_a_time();
+    let data = tempfile::tempdir().unwrap();
+    let server = start(&data, &["--chat-max-active", "2", "--chat-max-waiting", "32", "--chat-max-per-client", "1"]);
+    let (study, _) = upload_image(&server, "synthetic/cxr.jpg", "P-CHAT-FAIR", "2025-10-15");
+    let long = json!({"message": "请详细描述", "max_new_tokens": 4000, "min_new_tokens": 4000, "temperature": 1.0});
+
+    let mut first = Events::new(post_chat(&server, study, long.clone()));
+    first.until("token");
+    let burst: Vec<Response> = (0..10).map(|_| post_chat(&server, study, long.clone())).collect();
+    for refused in burst {
+        assert_eq!(refused.status().as_u16(), 429);
+        assert_eq!(refused.headers()["retry-after"], "5");
+        let body = json_body(refused);
+        assert_eq!(body["error"]["code"], "too_many_questions", "{body}");
+        assert!(body["error"]["message_zh"].as_str().unwrap().contains("1 个提问"), "{body}");
+    }
+    // A colleague's question is taken and answered while the first answer still runs.
+    common::add_user(data.path().to_str().unwrap(), "colleague", "radiologist", "another sound passphrase");
+    let colleague = common::sign_in(&server.url(""), "colleague", "another sound passphrase");
+    let response = colleague
+        .post(server.url(&format!("/api/v1/studies/{study}/chat")))
+        .json(&json!({"message": "描述这张胸片", "max_new_tokens": 8}))
+        .send()
+        .unwrap();
+    let events = Events::new(response).all();
+    assert_eq!(events.last().unwrap().name, "done", "{:?}", events.iter().map(|e| &e.name).collect::<Vec<_>>());
+    assert!(first.next().is_some_and(|e| e.name == "token"), "the first answer is still running");
+    drop(first);
+}
+
 #[test]
 fn two_conversations_progress_together() {
     let _serial = one_at_a_time();

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
-use server::startup::shutdown::{Drain, serve_until};
+use server::startup::listener::{ConnectionLimits, Drain, serve_until};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +30,7 @@ async fn a_request_in_flight_finishes_and_new_connections_are_refused() {
     let server = tokio::spawn(serve_until(
         listener,
         slow_router(Duration::from_millis(500), started_tx),
+        ConnectionLimits::default(),
         shutdown.clone(),
         Duration::from_secs(10),
     ));
@@ -52,8 +53,13 @@ async fn a_request_longer_than_the_grace_period_does_not_hold_the_exit() {
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     let grace = Duration::from_millis(300);
-    let server =
-        tokio::spawn(serve_until(listener, slow_router(Duration::from_secs(600), started_tx), shutdown.clone(), grace));
+    let server = tokio::spawn(serve_until(
+        listener,
+        slow_router(Duration::from_secs(600), started_tx),
+        ConnectionLimits::default(),
+        shutdown.clone(),
+        grace,
+    ));
 
     let _stuck = tokio::spawn(reqwest::get(format!("http://{addr}/slow")));
     started.recv().await.unwrap();

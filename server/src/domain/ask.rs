@@ -256,6 +256,12 @@ pub async fn ask(ctx: Asking, client: String, study_id: i64, body: Question) -> 
             en: "Too many questions are waiting; try again shortly".into(),
             retry_after_s,
         },
+        Refusal::ClientFull { limit } => DomainError::TooMany {
+            code: "too_many_questions",
+            zh: format!("您已有 {limit} 个提问在等待或回答中，请等其完成后再提问"),
+            en: format!("You have {limit} questions waiting or being answered; ask again when one is done"),
+            retry_after_s: 5,
+        },
     })?;
     // Recorded once the model has taken it: a refused question is not part of the conversation.
     let question_id = messages::store(

@@ -19,12 +19,19 @@ pub enum DomainError {
     /// The caller may do this in general, but not to this thing: somebody else's (403 `not_owner`).
     #[error("not yours: {en}")]
     NotYours { zh: String, en: String },
+    /// Allowed, but not from here: only at the server's console (403 `console_required`).
+    #[error("console only: {en}")]
+    ConsoleOnly { zh: String, en: String },
     /// A part that this needs is missing (503): no model configured, or it failed to load.
     #[error("unavailable: {en}")]
     Unavailable { zh: String, en: String },
     /// There, but cannot take this now (503 with Retry-After): model loading, queue full.
     #[error("busy ({code}): {en}")]
     Busy { code: &'static str, zh: String, en: String, retry_after_s: u64 },
+    /// This caller has as much of this in progress as one caller may (429 with Retry-After): the service
+    /// has room, but not for one caller's burst.
+    #[error("too many ({code}): {en}")]
+    TooMany { code: &'static str, zh: String, en: String, retry_after_s: u64 },
     /// A file the decoder refuses (413 / 415 / 422 by its code).
     #[error(transparent)]
     Imaging(#[from] imaging::ImagingError),

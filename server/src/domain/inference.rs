@@ -33,6 +33,9 @@ pub struct InferenceLimits {
     pub max_active: usize,
     /// Questions waiting for a slot; one more is refused (503 with Retry-After).
     pub max_waiting: usize,
+    /// Questions one caller (an account, or a token) may have waiting or being answered at once; one more
+    /// is refused (429), so that one caller's burst cannot fill the queue for everyone else.
+    pub max_per_client: usize,
     /// From submission to the last token.
     pub timeout: Duration,
     /// Longest one engine call (a prompt or one decoding step of all answers) may take before the
@@ -154,7 +157,13 @@ impl Failure {
 pub enum Refusal {
     Loading,
     LoadFailed(String),
-    QueueFull { retry_after_s: u64 },
+    QueueFull {
+        retry_after_s: u64,
+    },
+    /// The caller has `limit` questions waiting or being answered already.
+    ClientFull {
+        limit: usize,
+    },
 }
 
 /// A submitted job: its events and the handle that stops it.
@@ -291,8 +300,13 @@ impl Inference {
         let limits = self.shared.limits;
         let mut queue = lock(&self.shared.queue);
         // Jobs whose askers left wait for the worker to close them; they hold no place.
-        let waiting = queue.waiting.iter().filter(|job| job.control.cause().is_none()).count();
-        if waiting >= limits.max_waiting && queue.active_total() >= limits.max_active {
+        let live = || queue.waiting.iter().filter(|job| job.control.cause().is_none());
+        let of_client =
+            live().filter(|job| job.request.client == request.client).count() + queue.active_of(&request.client);
+        if of_client >= limits.max_per_client {
+            return Err(Refusal::ClientFull { limit: limits.max_per_client });
+        }
+        if live().count() >= limits.max_waiting && queue.active_total() >= limits.max_active {
             // Roughly how long until a slot frees: the time-out bounds every answer ahead.
             return Err(Refusal::QueueFull { retry_after_s: 10 });
         }

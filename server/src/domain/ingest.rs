@@ -3,12 +3,13 @@
 //! gets its reason; the others land regardless.
 
 use imaging::dicom::{self, DicomInfo, Rescale, TransferSyntaxInfo};
-use imaging::{ImagingError, Limits, Samples, archive, raster};
+use imaging::{ImagingError, Samples, archive, raster};
 use measure::SpacingSource;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use std::path::PathBuf;
+use std::io::{Read, Seek};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -32,6 +33,10 @@ pub struct UploaderIdentity {
     pub description: Option<String>,
 }
 
+/// The physical range of a pixel spacing an uploader may give, mm.
+pub const MIN_UPLOADER_SPACING_MM: f64 = 0.02;
+pub const MAX_UPLOADER_SPACING_MM: f64 = 5.0;
+
 impl UploaderIdentity {
     /// Takes one text field of the upload form (they may come before the files they describe).
     pub fn set(&mut self, field: &str, value: String) -> Result<(), DomainError> {
@@ -43,11 +48,19 @@ impl UploaderIdentity {
             "modality" => &mut self.modality,
             "description" => &mut self.description,
             "pixel_spacing_mm" => {
-                let mm: f64 =
-                    value.parse().ok().filter(|v: &f64| v.is_finite() && *v > 0.0 && *v < 10.0).ok_or_else(|| {
+                // Detectors and film digitisers sample at 0.05–1 mm; a photographed film maybe coarser.
+                let mm: f64 = value
+                    .parse()
+                    .ok()
+                    .filter(|v: &f64| (MIN_UPLOADER_SPACING_MM..=MAX_UPLOADER_SPACING_MM).contains(v))
+                    .ok_or_else(|| {
                         DomainError::invalid(
-                            "像素间距应为 0 到 10 毫米之间的数字",
-                            "pixel_spacing_mm must be a number between 0 and 10",
+                            format!(
+                                "像素间距应为 {MIN_UPLOADER_SPACING_MM}–{MAX_UPLOADER_SPACING_MM} 毫米之间的数字"
+                            ),
+                            format!(
+                                "pixel_spacing_mm must be a number from {MIN_UPLOADER_SPACING_MM} to {MAX_UPLOADER_SPACING_MM}"
+                            ),
                         )
                     })?;
                 self.pixel_spacing_mm = Some(mm);
@@ -76,23 +89,30 @@ fn valid_date(s: &str) -> bool {
         && (1..=31).contains(&digits[6..8].parse::<u32>().unwrap_or(0))
 }
 
+/// What one upload request may still extract from its zip archives, bytes (`--max-upload-inflated-mb`).
+pub struct InflateBudget(pub u64);
+
 /// Ingests one received file (a temporary file, removed here): parsed, decoded and stored off the async
-/// threads, then recorded. One outcome per file, or per entry of a zip.
+/// threads, one of the server's image-work slots at a time, then recorded. One outcome per file, or per
+/// entry of a zip.
 pub async fn ingest_file(
     db: &Pool,
     images: &Arc<Images>,
     received: PathBuf,
     name: String,
     identity: &UploaderIdentity,
+    inflate: &mut InflateBudget,
 ) -> Result<Vec<FileOutcome>, DomainError> {
-    let (images, identity) = (Arc::clone(images), identity.clone());
-    let prepared = tokio::task::spawn_blocking(move || {
-        let bytes = std::fs::read(&received);
+    let (images, identity, inflate_left) = (Arc::clone(images), identity.clone(), inflate.0);
+    // A burst of uploads waits here for a core instead of taking all of them from the viewer and the model.
+    let _slot = Arc::clone(&images.work_slots).acquire_owned().await.map_err(anyhow::Error::from)?;
+    let (prepared, left) = tokio::task::spawn_blocking(move || {
+        let prepared = prepare(&name, &received, &identity, &images, inflate_left);
         let _ = std::fs::remove_file(&received);
-        let bytes = bytes.context("cannot read a received upload back")?;
-        prepare(&name, bytes, &identity, &images.limits, &images.objects)
+        prepared
     })
     .await??;
+    inflate.0 = left;
     let now = crate::support::clock::now_rfc3339();
     let mut outcomes = Vec::with_capacity(prepared.len());
     for (name, result) in prepared {
@@ -209,49 +229,54 @@ pub struct Prepared {
 /// One file's name and result: prepared for the database, or refused with the reason.
 pub type FileResult = (String, Result<Prepared, ImagingError>);
 
-/// Parses, decodes and stores every file in `bytes` (one file, or a zip of many). Blocking. A file's own
-/// faults are its result; an error here is the server's (the object store could not write).
+/// Parses, decodes and stores every file in the received file `path` (one file, or a zip of many, read
+/// entry by entry). Blocking. A file's own faults are its result; an error here is the server's (the
+/// object store could not write). Returns what the request may still extract from zip archives.
 pub fn prepare(
     name: &str,
-    bytes: Vec<u8>,
+    path: &Path,
     identity: &UploaderIdentity,
-    limits: &Limits,
-    objects: &ObjectStore,
-) -> anyhow::Result<Vec<FileResult>> {
-    if !archive::is_zip(&bytes) {
-        return Ok(vec![(name.to_string(), prepare_one(name, bytes, identity, limits, objects)?)]);
+    images: &Images,
+    inflate_left: u64,
+) -> anyhow::Result<(Vec<FileResult>, u64)> {
+    let mut file = std::fs::File::open(path).context("cannot read a received upload back")?;
+    let mut magic = Vec::with_capacity(4);
+    (&mut file).take(4).read_to_end(&mut magic).context("cannot read a received upload back")?;
+    if !archive::is_zip(&magic) {
+        let bytes = std::fs::read(path).context("cannot read a received upload back")?;
+        return Ok((vec![(name.to_string(), prepare_one(name, bytes, identity, images)?)], inflate_left));
     }
-    let entries = match archive::entries(&bytes, limits) {
+    file.rewind()?;
+    let mut entries = match archive::open(std::io::BufReader::new(file), &images.limits, inflate_left) {
         Ok(entries) => entries,
-        Err(e) => return Ok(vec![(name.to_string(), Err(e))]),
+        Err(e) => return Ok((vec![(name.to_string(), Err(e))], inflate_left)),
     };
-    let mut out = Vec::with_capacity(entries.len());
-    for entry in entries {
+    let mut out = Vec::new();
+    for entry in &mut entries {
         let entry_name = format!("{name}/{}", entry.name);
         let result = match entry.bytes {
             Ok(b) if archive::is_zip(&b) => {
                 Err(ImagingError::Unsupported("zip inside a zip / 压缩包内嵌套压缩包".into()))
             }
-            Ok(b) => prepare_one(&entry_name, b, identity, limits, objects)?,
+            Ok(b) => prepare_one(&entry_name, b, identity, images)?,
             Err(e) => Err(e),
         };
         out.push((entry_name, result));
     }
-    Ok(out)
+    Ok((out, entries.inflate_left()))
 }
 
 fn prepare_one(
     name: &str,
     mut bytes: Vec<u8>,
     identity: &UploaderIdentity,
-    limits: &Limits,
-    objects: &ObjectStore,
+    images: &Images,
 ) -> anyhow::Result<Result<Prepared, ImagingError>> {
-    Ok(match parse(&mut bytes, identity, limits) {
+    Ok(match parse(&mut bytes, identity, images) {
         Ok(Parsed { format, info, source }) => Ok(Prepared {
             name: name.to_string(),
             format,
-            object_sha256: objects.put(&bytes)?,
+            object_sha256: images.objects.put(&bytes)?,
             object_bytes: bytes.len(),
             info,
             source,
@@ -267,8 +292,10 @@ struct Parsed {
     source: &'static str,
 }
 
-/// Reads and decodes one file; for DICOM, zeroes its preamble in `bytes` (what gets stored).
-fn parse(bytes: &mut [u8], identity: &UploaderIdentity, limits: &Limits) -> Result<Parsed, ImagingError> {
+/// Reads and decodes one file under the limits and the server's decoding-memory budget; for DICOM, zeroes
+/// its preamble in `bytes` (what gets stored).
+fn parse(bytes: &mut [u8], identity: &UploaderIdentity, images: &Images) -> Result<Parsed, ImagingError> {
+    let limits = &images.limits;
     if dicom::is_dicom(bytes) {
         let image = dicom::read(bytes, limits)?;
         for (uid, what) in [
@@ -281,6 +308,7 @@ fn parse(bytes: &mut [u8], identity: &UploaderIdentity, limits: &Limits) -> Resu
             }
         }
         // Decoding now means a stored image is an image the viewer can show.
+        let _memory = images.decode_memory.reserve(image.info.decode_memory())?;
         image.decode()?;
         let info = image.info;
         dicom::zero_preamble(bytes);
@@ -291,6 +319,7 @@ fn parse(bytes: &mut [u8], identity: &UploaderIdentity, limits: &Limits) -> Resu
         Some(_) => "png",
         None => return Err(ImagingError::UnknownFormat),
     };
+    let _memory = images.decode_memory.reserve(raster::decode_memory(bytes)?)?;
     let frames = raster::decode(bytes, limits)?;
     // The generated UIDs come from the content, so the same file uploaded again is a duplicate.
     let content_hash = hex::encode(Sha256::digest(&*bytes));

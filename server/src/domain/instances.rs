@@ -248,8 +248,14 @@ struct MeasurementBasis {
     method_en: String,
 }
 
-/// Region growing from the click, on the blocking pool (a large search window is real work).
-pub async fn nodule(decoded: Arc<Decoded>, number: usize, click: NoduleClick) -> Result<NoduleResult, DomainError> {
+/// Region growing from the click, on the blocking pool in one of the image-work slots (a large search
+/// window is real work: many clicks at once queue instead of taking every core).
+pub async fn nodule(
+    images: &Images,
+    decoded: Arc<Decoded>,
+    number: usize,
+    click: NoduleClick,
+) -> Result<NoduleResult, DomainError> {
     let frame = frame_index(&decoded.frames, number)?;
     let spacing = decoded.info.spacing().ok_or_else(|| {
         DomainError::invalid(
@@ -269,6 +275,7 @@ pub async fn nodule(decoded: Arc<Decoded>, number: usize, click: NoduleClick) ->
     }
     let options = SegmentOptions { max_radius_mm, threshold: click.threshold.filter(|t| t.is_finite()) };
     let ct = decoded.info.modality.as_deref() == Some("CT");
+    let _slot = Arc::clone(&images.work_slots).acquire_owned().await.map_err(anyhow::Error::from)?;
     let segmentation = tokio::task::spawn_blocking(move || {
         let values = decoded.frames.gray_frame(frame).expect("greyscale checked");
         let frame_view = Frame { values, columns: decoded.frames.columns, rows: decoded.frames.rows };

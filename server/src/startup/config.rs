@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::domain::chat::ChatSettings;
+use crate::startup::listener::ConnectionLimits;
 use crate::store::db::DatabaseLocation;
 use crate::support::data_dir::DataDir;
 use crate::support::logging::LogFormat;
@@ -51,6 +52,19 @@ pub struct ServeArgs {
     #[arg(long, env = "MEDGEMMA_X_MAX_FILE_MB", default_value_t = 512)]
     pub max_file_mb: u64,
 
+    /// What one upload request may extract from its zip archives, all entries together, MiB.
+    #[arg(long, env = "MEDGEMMA_X_MAX_UPLOAD_INFLATED_MB", default_value_t = 8192)]
+    pub max_upload_inflated_mb: u64,
+
+    /// Uploads decoded and automatic nodule measurements that run at once (each takes a core); more wait
+    /// their turn. Default: the number of cores.
+    #[arg(long, env = "MEDGEMMA_X_IMAGE_WORKERS")]
+    pub image_workers: Option<usize>,
+
+    /// Memory the uploads being decoded may take together, MiB; a file whose decoding needs more is refused.
+    #[arg(long, env = "MEDGEMMA_X_DECODE_MEMORY_MB", default_value_t = 1024)]
+    pub decode_memory_mb: u64,
+
     /// Memory for decoded images kept for the viewer (most recently used first out), MiB.
     #[arg(long, env = "MEDGEMMA_X_IMAGE_CACHE_MB", default_value_t = 512)]
     pub image_cache_mb: u64,
@@ -64,6 +78,24 @@ pub struct ServeArgs {
     #[arg(long, env = "MEDGEMMA_X_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
 
+    /// Open HTTP connections in all; more wait until one closes (lowered to fit the open-file limit).
+    #[arg(long, env = "MEDGEMMA_X_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Open HTTP connections from one client address; more get 503 and are closed. Behind a proxy that
+    /// every ward shares, raise it to near --max-connections.
+    #[arg(long, env = "MEDGEMMA_X_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 256)]
+    pub max_connections_per_client: usize,
+
+    /// Seconds a client has to send a request's head (also how long an idle keep-alive connection stays
+    /// open); then the connection is closed.
+    #[arg(long, env = "MEDGEMMA_X_HEADER_TIMEOUT_SECS", default_value_t = 30)]
+    pub header_timeout_secs: u64,
+
+    /// Longest pause between two pieces of a request's body, seconds; then the request fails.
+    #[arg(long, env = "MEDGEMMA_X_BODY_TIMEOUT_SECS", default_value_t = 60)]
+    pub body_timeout_secs: u64,
+
     /// Answers the model decodes together (continuous batching); more wait in the queue.
     #[arg(long, env = "MEDGEMMA_X_CHAT_MAX_ACTIVE", default_value_t = 8)]
     pub chat_max_active: usize,
@@ -71,6 +103,11 @@ pub struct ServeArgs {
     /// Questions that may wait for the model; one more gets 503 with Retry-After.
     #[arg(long, env = "MEDGEMMA_X_CHAT_MAX_WAITING", default_value_t = 32)]
     pub chat_max_waiting: usize,
+
+    /// Questions one account (or one API token) may have waiting or being answered at once; one more gets
+    /// 429 with Retry-After.
+    #[arg(long, env = "MEDGEMMA_X_CHAT_MAX_PER_CLIENT", default_value_t = 4)]
+    pub chat_max_per_client: usize,
 
     /// Longest an answer may take from the question to its last token, seconds (then it stops, marked so).
     #[arg(long, env = "MEDGEMMA_X_CHAT_TIMEOUT_SECS", default_value_t = 300)]
@@ -140,7 +177,11 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     pub log: String,
     pub shutdown_grace: Duration,
+    pub connections: ConnectionLimits,
     pub max_upload_bytes: u64,
+    pub max_upload_inflated_bytes: u64,
+    pub image_workers: usize,
+    pub decode_memory_bytes: u64,
     pub min_free_disk_bytes: u64,
     pub image_cache_bytes: u64,
     pub limits: imaging::Limits,
@@ -157,6 +198,9 @@ impl ServeConfig {
         WebSettings {
             limits: self.limits,
             max_upload_bytes: self.max_upload_bytes,
+            max_upload_inflated_bytes: self.max_upload_inflated_bytes,
+            image_workers: self.image_workers,
+            decode_memory_bytes: self.decode_memory_bytes,
             min_free_disk_bytes: self.min_free_disk_bytes,
             image_cache_bytes: self.image_cache_bytes,
             chat: self.chat,
@@ -186,7 +230,19 @@ impl ServeConfig {
             log_format: args.log_format,
             log: args.log,
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+            connections: ConnectionLimits {
+                max_connections: args.max_connections.max(1),
+                max_per_client: args.max_connections_per_client.max(1),
+                header_timeout: Duration::from_secs(args.header_timeout_secs.max(1)),
+                body_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
+            },
             max_upload_bytes: args.max_upload_mb.saturating_mul(1 << 20),
+            max_upload_inflated_bytes: args.max_upload_inflated_mb.saturating_mul(1 << 20),
+            image_workers: args
+                .image_workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+                .clamp(1, 256),
+            decode_memory_bytes: args.decode_memory_mb.max(1).saturating_mul(1 << 20),
             min_free_disk_bytes: args.min_free_disk_mb.saturating_mul(1 << 20),
             image_cache_bytes: args.image_cache_mb.saturating_mul(1 << 20),
             limits: imaging::Limits {
@@ -196,6 +252,7 @@ impl ServeConfig {
             inference: crate::domain::inference::InferenceLimits {
                 max_active: args.chat_max_active.max(1),
                 max_waiting: args.chat_max_waiting,
+                max_per_client: args.chat_max_per_client.max(1),
                 timeout: Duration::from_secs(args.chat_timeout_secs.max(1)),
                 stall: Duration::from_secs(args.chat_stall_secs.max(1)),
             },
@@ -233,12 +290,20 @@ impl ServeConfig {
             ("log_format", format!("{:?}", self.log_format).to_lowercase()),
             ("log", self.log.clone()),
             ("shutdown_grace_secs", self.shutdown_grace.as_secs().to_string()),
+            ("max_connections", self.connections.max_connections.to_string()),
+            ("max_connections_per_client", self.connections.max_per_client.to_string()),
+            ("header_timeout_secs", self.connections.header_timeout.as_secs().to_string()),
+            ("body_timeout_secs", self.connections.body_timeout.as_secs().to_string()),
             ("max_upload_mb", (self.max_upload_bytes >> 20).to_string()),
+            ("max_upload_inflated_mb", (self.max_upload_inflated_bytes >> 20).to_string()),
+            ("image_workers", self.image_workers.to_string()),
+            ("decode_memory_mb", (self.decode_memory_bytes >> 20).to_string()),
             ("max_file_mb", (self.limits.max_file_bytes >> 20).to_string()),
             ("min_free_disk_mb", (self.min_free_disk_bytes >> 20).to_string()),
             ("image_cache_mb", (self.image_cache_bytes >> 20).to_string()),
             ("chat_max_active", self.inference.max_active.to_string()),
             ("chat_max_waiting", self.inference.max_waiting.to_string()),
+            ("chat_max_per_client", self.inference.max_per_client.to_string()),
             ("chat_timeout_secs", self.inference.timeout.as_secs().to_string()),
             ("chat_stall_secs", self.inference.stall.as_secs().to_string()),
             ("chat_max_new_tokens", self.chat.max_new_tokens.to_string()),

@@ -2,6 +2,7 @@
 //! and runs the web server), the supervisor that restarts it, and the status checks the nurse runs.
 
 pub mod config;
+pub mod listener;
 pub mod ops;
 pub mod serve;
 pub mod shutdown;

@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::inference::Inference;
 use crate::domain::model::{ModelSetup, ModelState};
 use crate::startup::config::{ServeArgs, ServeConfig};
-use crate::startup::shutdown::{self, Drain};
+use crate::startup::listener::{self, Drain};
+use crate::startup::shutdown;
 use crate::store::db;
 use crate::support::clock::now_rfc3339;
 use crate::support::pseudonym::SiteKey;
@@ -152,7 +153,8 @@ async fn serve(config: ServeConfig, run_lock: RunLock, started: Instant) -> anyh
             token.cancel();
         }
     });
-    match shutdown::serve_until(listener, web::app(state), shutdown_token, config.shutdown_grace).await? {
+    let limits = config.connections.fitted_to_open_file_limit();
+    match listener::serve_until(listener, web::app(state), limits, shutdown_token, config.shutdown_grace).await? {
         Drain::Complete => tracing::info!("all requests finished; exiting"),
         Drain::GraceExpired => tracing::warn!(
             grace_secs = config.shutdown_grace.as_secs(),

@@ -1,13 +1,7 @@
-//! Graceful shutdown: on SIGTERM or Ctrl-C stop accepting, let in-flight requests and streams
-//! finish within a grace period, then return so the process exits 0.
+//! The signals that begin a graceful shutdown (SIGTERM, Ctrl-C); the listener (`startup::listener`) then
+//! stops accepting and lets in-flight requests and streams finish within a grace period.
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
-use axum::Router;
-use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
-use tokio_util::sync::CancellationToken;
 
 /// SIGTERM (systemd, docker stop, `medgemma-x stop`) and SIGINT (Ctrl-C) handlers.
 ///
@@ -29,32 +23,5 @@ impl Signals {
             _ = self.terminate.recv() => tracing::info!("SIGTERM received; shutting down"),
             _ = self.interrupt.recv() => tracing::info!("Ctrl-C received; shutting down"),
         }
-    }
-}
-
-/// How serving ended.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Drain {
-    /// Every connection finished within the grace period.
-    Complete,
-    /// The grace period ran out; the remaining connections are cut when the process exits.
-    GraceExpired,
-}
-
-/// Serves `router` until `shutdown` is cancelled, then drains for at most `grace`.
-pub async fn serve_until(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-    grace: Duration,
-) -> std::io::Result<Drain> {
-    let stop_accepting = shutdown.clone();
-    let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { stop_accepting.cancelled().await })
-        .into_future();
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => result.map(|()| Drain::Complete),
-        () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => Ok(Drain::GraceExpired),
     }
 }

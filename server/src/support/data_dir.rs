@@ -90,6 +90,57 @@ impl DataDir {
     }
 }
 
+/// The low-disk guard: below `min_free` bytes free on the data dir's disk, requests that add data are
+/// refused with 507 while reading goes on, so the database, its audit rows and the logs never meet a full
+/// disk. The maintenance log gets a line when the disk is first seen low, and again at most every ten
+/// minutes while it stays low (a refused request must not itself fill the disk with log lines).
+pub struct DiskGuard {
+    data_dir: PathBuf,
+    logs: PathBuf,
+    min_free: u64,
+    /// Unix seconds of the last maintenance line about it.
+    last_line: std::sync::atomic::AtomicI64,
+}
+
+impl DiskGuard {
+    const LINE_EVERY_SECS: i64 = 600;
+
+    pub fn new(data_dir: &DataDir, min_free: u64) -> DiskGuard {
+        DiskGuard {
+            data_dir: data_dir.root().to_path_buf(),
+            logs: data_dir.logs(),
+            min_free,
+            last_line: std::sync::atomic::AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// The free bytes, when under the minimum.
+    pub fn low(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering;
+        let free = free_bytes(&self.data_dir).filter(|free| *free < self.min_free)?;
+        let now = crate::support::clock::now_unix();
+        let last = self.last_line.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= Self::LINE_EVERY_SECS
+            && self.last_line.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            crate::support::maintenance::record(
+                &self.logs,
+                "low_disk",
+                &format!(
+                    "数据目录磁盘剩余 {} MB，低于下限 {} MB / {} MB free on the data dir's disk, under the {} MB minimum",
+                    free >> 20,
+                    self.min_free >> 20,
+                    free >> 20,
+                    self.min_free >> 20
+                ),
+                "暂停上传和新增数据（507），阅片照常；请清理磁盘 / new data refused with 507, reading goes on; free some disk space",
+                "pending",
+            );
+        }
+        Some(free)
+    }
+}
+
 /// Free bytes for unprivileged writers on the file system holding `path`.
 pub fn free_bytes(path: &Path) -> Option<u64> {
     let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;

@@ -23,6 +23,9 @@ pub enum AppError {
     /// 503 with Retry-After: the service is there but cannot take this now (model loading, queue full).
     #[error("busy ({code}): {en}")]
     Busy { code: &'static str, zh: String, en: String, retry_after_s: u64 },
+    /// 429 with Retry-After: this caller has as much in progress as one caller may.
+    #[error("too many ({code}): {en}")]
+    TooMany { code: &'static str, zh: String, en: String, retry_after_s: u64 },
     /// 401: no session and no valid token.
     #[error("unauthorized")]
     Unauthorized,
@@ -61,6 +64,7 @@ impl IntoResponse for AppError {
             Self::Unavailable { zh, en } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", zh.as_str(), en.as_str()),
             Self::Rejected { status, code, zh, en } => (*status, *code, zh.as_str(), en.as_str()),
             Self::Busy { code, zh, en, .. } => (StatusCode::SERVICE_UNAVAILABLE, *code, zh.as_str(), en.as_str()),
+            Self::TooMany { code, zh, en, .. } => (StatusCode::TOO_MANY_REQUESTS, *code, zh.as_str(), en.as_str()),
             Self::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -87,7 +91,10 @@ impl IntoResponse for AppError {
         };
         let body = ErrorBody { error: ErrorDetail { code, message_zh: zh, message_en: en } };
         let mut response = (status, Json(body)).into_response();
-        if let Self::Busy { retry_after_s, .. } | Self::Throttled { retry_after_s } = &self {
+        if let Self::Busy { retry_after_s, .. }
+        | Self::TooMany { retry_after_s, .. }
+        | Self::Throttled { retry_after_s } = &self
+        {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, (*retry_after_s).into());
         }
         if let Self::Unauthorized = &self {
@@ -151,8 +158,10 @@ impl From<DomainError> for AppError {
                 AppError::Rejected { status: StatusCode::UNPROCESSABLE_ENTITY, code, zh, en }
             }
             DomainError::NotYours { zh, en } => AppError::Forbidden { code: "not_owner", zh, en },
+            DomainError::ConsoleOnly { zh, en } => AppError::Forbidden { code: "console_required", zh, en },
             DomainError::Unavailable { zh, en } => AppError::Unavailable { zh, en },
             DomainError::Busy { code, zh, en, retry_after_s } => AppError::Busy { code, zh, en, retry_after_s },
+            DomainError::TooMany { code, zh, en, retry_after_s } => AppError::TooMany { code, zh, en, retry_after_s },
             DomainError::Imaging(e) => e.into(),
             DomainError::Internal(e) => AppError::Internal(e),
         }

@@ -96,8 +96,9 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         Some(r) => access_for(method.as_str(), r),
         None => Some(Access::SignedIn),
     };
-    let refusal =
-        not_identified.or_else(|| decide(access, principal.as_ref(), &method, request.headers(), csrf.as_deref()));
+    let refusal = not_identified
+        .or_else(|| decide(access, principal.as_ref(), &method, request.headers(), csrf.as_deref()))
+        .or_else(|| disk_refusal(&state, &method, route.as_deref()));
 
     let params = request.extract_parts::<RawPathParams>().await.ok();
     let param = |v: &str| bounded(v, MAX_PARAM_CHARS);
@@ -193,6 +194,25 @@ fn decide(
         }),
         (Some(_), Some(_)) => csrf_refusal(method, headers, csrf),
     }
+}
+
+/// 507 for a request that would store something while the data dir's disk is nearly full: reading goes
+/// on, and so do signing in and out (small session rows). Uploads check the disk themselves, file by
+/// file, so that their answer says which files landed before the disk ran low.
+fn disk_refusal(state: &AppState, method: &Method, route: Option<&str>) -> Option<AppError> {
+    let exempt = route.is_some_and(|r| r.starts_with("/api/v1/auth/") || r == "/api/v1/uploads");
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) || exempt {
+        return None;
+    }
+    let free_mb = state.disk.low()? >> 20;
+    Some(AppError::Rejected {
+        status: StatusCode::INSUFFICIENT_STORAGE,
+        code: "disk_full",
+        zh: format!("服务器磁盘空间不足（剩余 {free_mb} MB），暂不能保存新数据；阅片不受影响，请联系管理员清理磁盘"),
+        en: format!(
+            "the server's disk is nearly full ({free_mb} MB free): nothing new can be saved until the administrator frees space; reading goes on"
+        ),
+    })
 }
 
 /// ok / denied / failed, from the response's status.

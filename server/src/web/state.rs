@@ -14,13 +14,13 @@ use crate::domain::auth::password::HashPermits;
 use crate::domain::auth::throttle::Throttle;
 use crate::domain::chat::ChatSettings;
 use crate::domain::deliveries::DeliverySettings;
-use crate::domain::images::Images;
+use crate::domain::images::{ImageSettings, Images};
 use crate::domain::inference::Inference;
 use crate::domain::metrics::Metrics;
 use crate::domain::model::ModelSetup;
 use crate::store::db::{self, DatabaseLocation, Pool};
 use crate::store::objects::ObjectStore;
-use crate::support::data_dir::DataDir;
+use crate::support::data_dir::{DataDir, DiskGuard};
 use crate::support::pseudonym::SiteKey;
 use crate::web::guard::SessionSettings;
 
@@ -36,6 +36,8 @@ pub struct AppState {
     /// Cancelled when shutdown begins: long-lived responses (SSE streams) watch it and end cleanly.
     pub shutdown: CancellationToken,
     pub data_dir: DataDir,
+    /// Refuses new data while the data dir's disk is nearly full.
+    pub disk: Arc<DiskGuard>,
     /// Stored images, the limits every file is held to, decoded-frame cache.
     pub images: Arc<Images>,
     pub metrics: Arc<Metrics>,
@@ -59,7 +61,13 @@ pub struct AppState {
 pub struct WebSettings {
     pub limits: imaging::Limits,
     pub max_upload_bytes: u64,
-    /// Uploads are refused below this much free disk.
+    /// What one upload may extract from its zip archives, bytes.
+    pub max_upload_inflated_bytes: u64,
+    /// Uploads decoded and automatic measurements run at once.
+    pub image_workers: usize,
+    /// Memory the uploads being decoded may take together, bytes.
+    pub decode_memory_bytes: u64,
+    /// New data (uploads, reports, measurements, questions) is refused below this much free disk.
     pub min_free_disk_bytes: u64,
     pub image_cache_bytes: u64,
     pub chat: ChatSettings,
@@ -87,10 +95,14 @@ impl AppState {
         let Opened { db, db_backend, data_dir, site_key, model, inference, leptos_options, shutdown, started } = opened;
         let images = Images::new(
             ObjectStore::new(data_dir.objects()),
-            settings.limits,
-            settings.max_upload_bytes,
-            settings.min_free_disk_bytes,
-            usize::try_from(settings.image_cache_bytes).unwrap_or(usize::MAX),
+            ImageSettings {
+                limits: settings.limits,
+                max_upload_bytes: settings.max_upload_bytes,
+                max_upload_inflated_bytes: settings.max_upload_inflated_bytes,
+                image_workers: settings.image_workers,
+                decode_memory_bytes: settings.decode_memory_bytes,
+                cache_budget_bytes: usize::try_from(settings.image_cache_bytes).unwrap_or(usize::MAX),
+            },
         );
         AppState {
             leptos_options,
@@ -100,6 +112,7 @@ impl AppState {
             model,
             started,
             shutdown,
+            disk: Arc::new(DiskGuard::new(&data_dir, settings.min_free_disk_bytes)),
             data_dir,
             images: Arc::new(images),
             metrics: Arc::default(),
@@ -132,6 +145,9 @@ impl AppState {
         let settings = WebSettings {
             limits: imaging::Limits::default(),
             max_upload_bytes: 1 << 30,
+            max_upload_inflated_bytes: 4 << 30,
+            image_workers: 2,
+            decode_memory_bytes: 1 << 30,
             min_free_disk_bytes: 0,
             image_cache_bytes: 1 << 26,
             chat: ChatSettings { max_new_tokens: 64, max_ct_slices: 85 },

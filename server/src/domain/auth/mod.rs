@@ -81,6 +81,13 @@ impl Permission {
     pub fn parse(name: &str) -> Option<Permission> {
         Permission::ALL.into_iter().find(|p| p.as_str() == name)
     }
+
+    /// Shows a patient's images, reports or the model's answers about them. Uploading does not: it
+    /// answers with ids only.
+    pub fn reads_patient_data(self) -> bool {
+        use Permission::*;
+        matches!(self, StudyRead | Measure | Chat | ReportRead | ReportSign | ReportReview | ReportExport)
+    }
 }
 
 const CLINICAL: [Permission; 7] = [
@@ -92,6 +99,61 @@ const CLINICAL: [Permission; 7] = [
     Permission::ReportSign,
     Permission::ReportExport,
 ];
+
+/// What the administration page may do, as against the server's console. An administrator sees no
+/// patient data and must not be able to give themself any: an account with a clinical role, a new password
+/// for one, and a token that reads patient data are made at the console (`medgemma-x user add`, `user
+/// passwd`, `token create`), by whoever already holds the server, its database and its key. Each of those
+/// console actions is audited with the operating-system user as the actor.
+pub mod web_admin {
+    use super::{Permission, Role};
+    use crate::domain::DomainError;
+
+    fn console_only(what_zh: &str, what_en: &str, command: &str) -> DomainError {
+        DomainError::ConsoleOnly {
+            zh: format!("{what_zh}须在服务器控制台执行：{command}（管理员不经网页接触患者数据）"),
+            en: format!(
+                "{what_en} is done at the server's console: {command} (an administrator gets no path to patient data through the web)"
+            ),
+        }
+    }
+
+    /// Admin and integrator accounts, yes; radiologists and department heads only at the console.
+    pub fn may_create_account(role: Role) -> Result<(), DomainError> {
+        if role.is_clinical() {
+            return Err(console_only(
+                "创建临床账号（放射科医师、科室主任）",
+                "Creating a clinical account",
+                "medgemma-x user add",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A new password for a clinical account would let the administrator sign in as that doctor.
+    pub fn may_set_password(role: Role) -> Result<(), DomainError> {
+        if role.is_clinical() {
+            return Err(console_only(
+                "重置临床账号的密码",
+                "Resetting a clinical account's password",
+                "medgemma-x user passwd",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Tokens that only send images in or read metrics, yes; any scope that reads patient data, console.
+    pub fn may_create_token(scopes: &[Permission]) -> Result<(), DomainError> {
+        if let Some(scope) = scopes.iter().find(|s| s.reads_patient_data()) {
+            return Err(console_only(
+                &format!("创建含 {} 权限（可读取患者数据）的令牌", scope.as_str()),
+                &format!("Creating a token with {} (it reads patient data)", scope.as_str()),
+                "medgemma-x token create",
+            ));
+        }
+        Ok(())
+    }
+}
 
 impl Role {
     pub const ALL: [Role; 4] = [Role::Radiologist, Role::DepartmentHead, Role::Integrator, Role::Admin];
@@ -111,6 +173,11 @@ impl Role {
 
     pub fn can(self, permission: Permission) -> bool {
         self.permissions().contains(&permission)
+    }
+
+    /// Radiologists and department heads: they read patient data.
+    pub fn is_clinical(self) -> bool {
+        matches!(self, Role::Radiologist | Role::DepartmentHead)
     }
 
     /// Integrators are systems: they authenticate with API tokens, never with a password.

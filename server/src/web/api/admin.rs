@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::domain::auth::users::{self, ChangeError};
-use crate::domain::auth::{Permission, Principal, Role, tokens};
+use crate::domain::auth::{Permission, Principal, Role, tokens, web_admin};
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::{ApiJson, ApiPath};
@@ -42,6 +42,7 @@ pub struct NewUser {
 }
 
 pub async fn add_user(State(state): State<AppState>, ApiJson(new): ApiJson<NewUser>) -> Result<Response, AppError> {
+    web_admin::may_create_account(new.role)?;
     let user = users::create(&state.db, &new.username, &new.display_name, new.role, &new.password).await?;
     let detail = format!("user.add {} role={}", user.username, user.role.as_str());
     Ok(noted((axum::http::StatusCode::CREATED, Json(user)), detail))
@@ -74,6 +75,8 @@ pub async fn set_password(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<NewPassword>,
 ) -> Result<Response, AppError> {
+    let user = users::by_id(&state.db, id).await?.ok_or_else(|| AppError::not_found("没有这个用户", "no such user"))?;
+    web_admin::may_set_password(user.role)?;
     users::set_password(&state.db, id, &body.password).await?;
     Ok(noted(Json(json!({"ok": true})), format!("user.password user_id={id} (all sessions ended)")))
 }
@@ -99,6 +102,7 @@ pub async fn add_token(
         return Err(AppError::bad_request("令牌名称须为 1–64 个字符", "the token name must be 1–64 characters"));
     }
     tokens::check_scopes(&new.scopes).map_err(|e| AppError::bad_request(format!("令牌权限无效：{e}"), e))?;
+    web_admin::may_create_token(&new.scopes)?;
     let expires_at = new.expires_at.as_deref().map(tokens::normalise_expiry).transpose()?;
     let (info, token) =
         tokens::create(&state.db, new.name.trim(), &new.scopes, caller.name(), expires_at.as_deref()).await?;

@@ -100,7 +100,7 @@ pub async fn nodule(
     let decoded = instances::decoded_by_id(&state.db, &state.images, id).await?;
     let click =
         NoduleClick { x: request.x, y: request.y, max_radius_mm: request.max_radius_mm, threshold: request.threshold };
-    Ok(Json(instances::nodule(decoded, number, click).await?))
+    Ok(Json(instances::nodule(&state.images, decoded, number, click).await?))
 }
 
 /// The stored file (DICOM with its preamble zeroed, or the JPEG/PNG as uploaded).

@@ -14,7 +14,7 @@ use imaging::ImagingError;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
-use crate::domain::ingest::{self, FileOutcome, Status, UploaderIdentity};
+use crate::domain::ingest::{self, FileOutcome, InflateBudget, Status, UploaderIdentity};
 use crate::web::AppState;
 use crate::web::error::{AppError, imaging_status_of_code};
 use crate::web::extract::ApiMultipart;
@@ -40,6 +40,7 @@ pub async fn upload(
     let mut identity = UploaderIdentity::default();
     let mut outcomes: Vec<FileOutcome> = Vec::new();
     let max_upload_bytes = state.images.max_upload_bytes;
+    let mut inflate = InflateBudget(state.images.max_upload_inflated_bytes);
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(field)) => field,
@@ -53,11 +54,13 @@ pub async fn upload(
             continue;
         };
         // Low-disk guard: stop before the disk fills (the database and logs need room too).
-        if let Some(free) = low_disk(&state) {
+        if let Some(free) = state.disk.low() {
             return Ok(disk_full(outcomes, file_name, free));
         }
         let landed = match receive_file(&state, field).await? {
-            Received::Complete(tmp) => ingest::ingest_file(&state.db, &state.images, tmp, file_name, &identity).await?,
+            Received::Complete(tmp) => {
+                ingest::ingest_file(&state.db, &state.images, tmp, file_name, &identity, &mut inflate).await?
+            }
             Received::OverLimit(seen) => vec![over_limit(file_name, seen, state.images.limits.max_file_bytes)],
             Received::RequestEnded(e) => {
                 return Ok(finish_early(outcomes, e.status(), &e.body_text(), max_upload_bytes));
@@ -72,15 +75,6 @@ pub async fn upload(
         return Err(AppError::bad_request("没有上传任何文件", "No file in the upload"));
     }
     Ok(summarize_audited(outcomes))
-}
-
-/// The free bytes of the data dir's disk when under the guard's minimum.
-fn low_disk(state: &AppState) -> Option<u64> {
-    let free = crate::support::data_dir::free_bytes(&state.data_dir.tmp()).unwrap_or(u64::MAX);
-    (free < state.images.min_free_disk_bytes).then(|| {
-        tracing::warn!(free_bytes = free, "upload refused: low disk space");
-        free
-    })
 }
 
 fn over_limit(file_name: String, seen: u64, limit: u64) -> FileOutcome {
