@@ -12,6 +12,7 @@ Exit 0 when every attack was refused, no /healthz probe failed, its p99 stayed u
 under 1.5 GiB; else 1, with the reasons.
 
     scripts/hostile.py --url http://127.0.0.1:PORT --pid PID --data-dir DIR [--short] [--bin PATH]
+    scripts/hostile.py [--short] [--bin PATH]     # starts a server of its own on a fresh data dir
 
 The data dir is the server's: accounts and an API token are made in it with the CLI (`medgemma-x user add`,
 `medgemma-x token create`), and the admin's password is read from DIR/secrets/initial-admin-password. Account
@@ -22,6 +23,7 @@ sign-ins from 127.0.0.1.
 Standard library only.
 """
 import argparse
+import contextlib
 import http.client
 import io
 import json
@@ -36,6 +38,7 @@ import string
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -720,9 +723,9 @@ def loopback(url):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", required=True, help="http://127.0.0.1:PORT of the running server")
-    parser.add_argument("--pid", type=int, required=True, help="the server's process id (for its RSS)")
-    parser.add_argument("--data-dir", required=True, help="the server's data dir")
+    parser.add_argument("--url", help="http://127.0.0.1:PORT of the running server (none: start one)")
+    parser.add_argument("--pid", type=int, help="the server's process id (for its RSS)")
+    parser.add_argument("--data-dir", help="the server's data dir")
     parser.add_argument("--bin", default="target/release/medgemma-x", help="the medgemma-x binary (for the CLI)")
     parser.add_argument("--short", action="store_true", help="smaller counts: under a minute")
     parser.add_argument("--max-rss-mb", type=int, default=1536, help="peak RSS allowed (default 1.5 GiB)")
@@ -730,6 +733,50 @@ def main():
     parser.add_argument("--per-client-cap", type=int, default=256, help="the server's --max-connections-per-client")
     parser.add_argument("--chat-max-per-client", type=int, default=4, help="the server's --chat-max-per-client")
     args = parser.parse_args()
+    if args.url is None:
+        with own_server(args.bin) as (url, pid, data_dir):
+            args.url, args.pid, args.data_dir = url, pid, data_dir
+            return attack_server(args)
+    if args.pid is None or args.data_dir is None:
+        sys.exit("--url needs --pid and --data-dir")
+    return attack_server(args)
+
+
+@contextlib.contextmanager
+def own_server(binary):
+    """A release server of the script's own on a fresh data dir and a free loopback port, stopped (SIGTERM)
+    at the end: (url, pid, data dir)."""
+    with tempfile.TemporaryDirectory(prefix="hostile-") as data_dir:
+        server = subprocess.Popen([binary, "serve", "--data-dir", data_dir, "--bind", "127.0.0.1:0",
+                                   "--log-format", "json"], stdout=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            url = None
+            while url is None and time.monotonic() < deadline:
+                line = server.stdout.readline()
+                if not line:
+                    sys.exit(f"the server exited before listening (exit {server.poll()})")
+                try:
+                    fields = json.loads(line).get("fields", {})
+                except ValueError:
+                    continue
+                if fields.get("message") == "listening":
+                    url = f"http://{fields['addr']}"
+            if url is None:
+                sys.exit("the server did not listen within 60 s")
+            # Keep reading its log so that a full pipe never blocks it.
+            threading.Thread(target=lambda: [None for _ in server.stdout], daemon=True).start()
+            print(f"started {binary} on {url} (pid {server.pid}, data dir {data_dir})")
+            yield url, server.pid, data_dir
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+def attack_server(args):
     host, port = loopback(args.url)
     if not Path(f"/proc/{args.pid}/status").exists():
         sys.exit(f"no process {args.pid}")

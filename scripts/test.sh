@@ -22,5 +22,7 @@ MEDGEMMA_X_E2E_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("1
 export MEDGEMMA_X_E2E_PORT
 export MEDGEMMA_X_BIN="$REPO_ROOT/target/release/medgemma-x"
 phase "end2end tests (Playwright, Debian chromium)" bash -c 'cd end2end && npx playwright test'
+# Every attack of the hostile-clients issue against a release server of its own, in short mode (< 1 min).
+phase "hostile clients (scripts/hostile.py --short)" python3 scripts/hostile.py --short --bin "$MEDGEMMA_X_BIN"
 
 print_phase_report

@@ -553,7 +553,8 @@ fn report_drafts_validate_against_the_schemas_on_every_seed() {
     let report_schema = jsonschema::validator_for(&schema("report.schema.json")).unwrap();
 
     let data = tempfile::tempdir().unwrap();
-    let server = start(&data, &["--chat-max-active", "20"]);
+    // One account asks all twenty: let it (the per-account cap has its own test).
+    let server = start(&data, &["--chat-max-active", "20", "--chat-max-per-client", "20"]);
     let (study, _) = upload_image(&server, "synthetic/cxr.jpg", "P-DRAFT-1", "2025-10-15");
     let measurement = json!({"location": "右肺上叶", "long_axis_mm": 12.3, "short_axis_mm": 8.1,
                              "basis": "肺窗 −600/1500；像素间距 0.15 毫米（上传者提供）"});

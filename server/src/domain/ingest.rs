@@ -17,7 +17,6 @@ use anyhow::Context;
 use crate::domain::DomainError;
 use crate::domain::images::Images;
 use crate::store::db::Pool;
-use crate::store::objects::ObjectStore;
 
 /// Identity for JPEG/PNG uploads, which carry none of their own (form fields of the upload).
 #[derive(Clone, Debug, Default, Deserialize)]
