@@ -12,7 +12,7 @@ Exit 0 when every attack was refused, no /healthz probe failed, its p99 stayed u
 under 1.5 GiB; else 1, with the reasons.
 
     scripts/hostile.py --url http://127.0.0.1:PORT --pid PID --data-dir DIR [--short] [--bin PATH]
-    scripts/hostile.py [--short] [--bin PATH]     # starts a server of its own on a fresh data dir
+    scripts/hostile.py [--short] [--bin PATH] [--model-dir DIR]   # starts a server of its own
 
 The data dir is the server's: accounts and an API token are made in it with the CLI (`medgemma-x user add`,
 `medgemma-x token create`), and the admin's password is read from DIR/secrets/initial-admin-password. Account
@@ -576,7 +576,9 @@ def chat_burst(ctx):
     def ask(_):
         conn = client.connection(timeout=120)
         headers = {"Content-Type": "application/json", **client.auth_headers("POST")}
-        body = json.dumps({"message": "描述", "max_new_tokens": 8}).encode()
+        # Long answers (a few seconds each on the tiny model): every question is in before any finishes.
+        body = json.dumps({"message": "描述", "max_new_tokens": 300, "min_new_tokens": 300,
+                           "temperature": 1.0}).encode()
         try:
             start.wait(timeout=30)
             conn.request("POST", f"/api/v1/studies/{study}/chat", body=body, headers=headers)
@@ -728,13 +730,14 @@ def main():
     parser.add_argument("--data-dir", help="the server's data dir")
     parser.add_argument("--bin", default="target/release/medgemma-x", help="the medgemma-x binary (for the CLI)")
     parser.add_argument("--short", action="store_true", help="smaller counts: under a minute")
+    parser.add_argument("--model-dir", help="for a server of the script's own: the checkpoint it loads (chat-burst)")
     parser.add_argument("--max-rss-mb", type=int, default=1536, help="peak RSS allowed (default 1.5 GiB)")
     parser.add_argument("--max-p99-ms", type=float, default=50.0, help="/healthz p99 allowed")
     parser.add_argument("--per-client-cap", type=int, default=256, help="the server's --max-connections-per-client")
     parser.add_argument("--chat-max-per-client", type=int, default=4, help="the server's --chat-max-per-client")
     args = parser.parse_args()
     if args.url is None:
-        with own_server(args.bin) as (url, pid, data_dir):
+        with own_server(args.bin, args.model_dir) as (url, pid, data_dir):
             args.url, args.pid, args.data_dir = url, pid, data_dir
             return attack_server(args)
     if args.pid is None or args.data_dir is None:
@@ -743,12 +746,13 @@ def main():
 
 
 @contextlib.contextmanager
-def own_server(binary):
-    """A release server of the script's own on a fresh data dir and a free loopback port, stopped (SIGTERM)
-    at the end: (url, pid, data dir)."""
+def own_server(binary, model_dir):
+    """A release server of the script's own on a fresh data dir and a free loopback port (with the model in
+    `model_dir`, if given), stopped (SIGTERM) at the end: (url, pid, data dir)."""
     with tempfile.TemporaryDirectory(prefix="hostile-") as data_dir:
+        model = ["--model-dir", model_dir] if model_dir else []
         server = subprocess.Popen([binary, "serve", "--data-dir", data_dir, "--bind", "127.0.0.1:0",
-                                   "--log-format", "json"], stdout=subprocess.PIPE, text=True)
+                                   "--log-format", "json", *model], stdout=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 60
             url = None

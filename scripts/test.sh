@@ -23,6 +23,7 @@ export MEDGEMMA_X_E2E_PORT
 export MEDGEMMA_X_BIN="$REPO_ROOT/target/release/medgemma-x"
 phase "end2end tests (Playwright, Debian chromium)" bash -c 'cd end2end && npx playwright test'
 # Every attack of the hostile-clients issue against a release server of its own, in short mode (< 1 min).
-phase "hostile clients (scripts/hostile.py --short)" python3 scripts/hostile.py --short --bin "$MEDGEMMA_X_BIN"
+phase "hostile clients (scripts/hostile.py --short)" \
+  python3 scripts/hostile.py --short --bin "$MEDGEMMA_X_BIN" --model-dir target/fixtures/tiny-a
 
 print_phase_report
