@@ -286,13 +286,7 @@ pub fn encode_query(value: &str) -> String {
 
 /// `20251015` → `2025-10-15`; anything else as it is.
 pub fn display_date(date: &Option<String>) -> String {
-    match date.as_deref() {
-        Some(d) if d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()) => {
-            format!("{}-{}-{}", &d[..4], &d[4..6], &d[6..])
-        }
-        Some(d) => d.to_string(),
-        None => "—".into(),
-    }
+    date.as_deref().map_or_else(|| "—".into(), report::display_date)
 }
 
 /// An RFC 3339 timestamp (a signature's, an audit row's) in the browser's own time zone, to the second:

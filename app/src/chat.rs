@@ -78,10 +78,11 @@ struct DoneModel {
     test_model: bool,
 }
 
+/// Stops a streaming answer (the report panel's draft uses it too).
 #[cfg(feature = "hydrate")]
-type Abort = web_sys::AbortController;
+pub(crate) type Abort = web_sys::AbortController;
 #[cfg(not(feature = "hydrate"))]
-type Abort = ();
+pub(crate) type Abort = ();
 
 #[component]
 pub fn ChatPanel(study_id: i64, overlay: RwSignal<Overlay>, shown: ReadSignal<Option<Shown>>) -> impl IntoView {
@@ -340,7 +341,7 @@ fn handle_event(
 
 /// POSTs the question and feeds each server-sent event to `on_event` as it arrives.
 #[cfg(feature = "hydrate")]
-async fn stream(
+pub(crate) async fn stream(
     study_id: i64,
     body: String,
     abort: StoredValue<Option<Abort>, LocalStorage>,
@@ -398,7 +399,7 @@ async fn stream(
 }
 
 #[cfg(not(feature = "hydrate"))]
-async fn stream(
+pub(crate) async fn stream(
     _study_id: i64,
     _body: String,
     _abort: StoredValue<Option<Abort>, LocalStorage>,

@@ -171,3 +171,51 @@ test('a screening CT finding takes its axes from a viewer measurement and shows 
   expect(execFileSync('pdfimages', ['-list', pdfPath]).toString().trim().split('\n')).toHaveLength(3);
   execFileSync('pdftoppm', ['-r', '60', '-png', pdfPath, resolve(__dirname, '../test-results/report-lung-rads-pdf')]);
 });
+
+test('生成结构化报告 on the study page: the AI drafts with the saved measurement, the report opens from it, marked until edited', async ({ page }) => {
+  await signIn(page);
+  // A film of its own (a grey square in a darker field) with a pixel spacing, so its measurement is in mm.
+  const upload = await page.request.post('/api/v1/uploads', {
+    headers: await csrfHeader(page),
+    multipart: {
+      patient_id: 'E2E-DRAFT-1', patient_name: '草稿测试', exam_date: '2026-10-20', pixel_spacing_mm: '0.5',
+      files: { name: 'draft.png', mimeType: 'image/png', buffer: greyPng(96, 96, (x, y) => ((x - 40) ** 2 + (y - 50) ** 2 < 100 ? 210 : 35)) },
+    },
+  });
+  expect(upload.status()).toBe(200);
+  const { study_id: study, instance_id: instance } = (await upload.json()).files[0];
+  // 24 × 14 pixels at 0.5 mm: 12.0 × 7.0 mm, labelled with its place as the viewer saves it.
+  const saved = await page.request.post(`/api/v1/studies/${study}/measurements`, {
+    headers: await csrfHeader(page),
+    data: { instance_id: instance, label: '右肺下叶',
+            shape: { kind: 'bidirectional', long: [{ x: 28, y: 50 }, { x: 52, y: 50 }], short: [{ x: 40, y: 43 }, { x: 40, y: 57 }] } },
+  });
+  expect(saved.status()).toBe(201);
+
+  await page.goto(`/studies/${study}`);
+  await expect(page.locator('main.study')).toHaveAttribute('data-hydrated', 'true');
+  const panel = page.locator('.report-panel');
+  await panel.getByRole('button', { name: '生成结构化报告' }).click();
+  // Progress while the model writes, then the report as a draft from it.
+  await expect(panel.locator('.form-status')).toContainText('AI 正在生成结构化报告');
+  await expect(panel.locator('.report-state')).toContainText('草稿', { timeout: 60_000 });
+  await expect(panel.locator('.form-status')).toContainText('已由AI草稿创建');
+  // The finding that carries the saved measurement (the random model writes the others).
+  const findings = panel.locator('fieldset.finding');
+  let index = 0;
+  for (let i = 1; i <= (await findings.count()); i++) {
+    if ((await panel.getByLabel(`长径 ${i}`, { exact: true }).inputValue()) === '12') index = i;
+  }
+  expect(index, 'a finding with the 12.0 mm long axis').toBeGreaterThan(0);
+  const measured = findings.nth(index - 1);
+  await expect(panel.getByLabel(`短径 ${index}`, { exact: true })).toHaveValue('7');
+  await expect(panel.getByLabel(`部位 ${index}`, { exact: true })).toHaveValue('右肺下叶');
+  await expect(measured).toHaveClass(/ai-drafted/);
+  await expect(measured.locator('.ai-drafted-mark')).toHaveText('AI草稿，未经修改');
+  await page.screenshot({ path: 'test-results/report-ai-draft.png', fullPage: true });
+
+  // A person's edit takes the mark away.
+  await panel.getByLabel(`部位 ${index}`, { exact: true }).fill('右肺下叶背段');
+  await expect(measured).not.toHaveClass(/ai-drafted/);
+  await expect(measured.locator('.ai-drafted-mark')).toHaveCount(0);
+});

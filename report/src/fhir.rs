@@ -43,7 +43,8 @@ pub fn render(report: &Report) -> Value {
             patient["gender"] = json!(gender(sex));
         }
         if let Some(birth) = &p.birth_date {
-            patient["birthDate"] = json!(birth);
+            // FHIR dates are YYYY-MM-DD; the server's come from DICOM as YYYYMMDD.
+            patient["birthDate"] = json!(crate::display_date(birth));
         }
         entries.push(json!({"resource": patient}));
         json!({"reference": "Patient/patient"})
@@ -132,7 +133,7 @@ pub fn render(report: &Report) -> Value {
         }
     }
     if let Some(date) = report.study.as_ref().and_then(|s| s.study_date.as_deref()) {
-        diagnostic["effectiveDateTime"] = json!(date);
+        diagnostic["effectiveDateTime"] = json!(crate::display_date(date));
     }
     entries.push(json!({"resource": diagnostic}));
     entries.extend(observations.into_iter().map(|o| json!({"resource": o})));

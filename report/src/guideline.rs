@@ -14,11 +14,7 @@ const DAYS_PER_MONTH: f64 = 30.4375;
 impl Report {
     /// The exam's date as YYYY-MM-DD (DICOM writes YYYYMMDD).
     fn exam_date(&self) -> Option<String> {
-        let d = self.study.as_ref()?.study_date.as_deref()?;
-        Some(match d.len() {
-            8 if d.bytes().all(|b| b.is_ascii_digit()) => format!("{}-{}-{}", &d[..4], &d[4..6], &d[6..]),
-            _ => d.to_string(),
-        })
+        Some(crate::display_date(self.study.as_ref()?.study_date.as_deref()?))
     }
 
     /// The change of `finding` against its prior size: needs both sizes and both exam dates.

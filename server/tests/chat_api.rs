@@ -362,6 +362,51 @@ fn a_full_queue_answers_503_and_a_client_that_leaves_frees_its_slot() {
     assert_eq!((queue["model"]["queue_active"].as_u64(), queue["model"]["queue_waiting"].as_u64()), (Some(0), Some(0)));
 }
 
+/// The study page's 生成结构化报告 sends no measurements: the draft is told the study's saved calibrated
+/// ones (lengths and bidirectionals, with their label as the location and their basis), and they land in
+/// its findings; areas and uncalibrated ones are left out.
+#[test]
+fn a_draft_asked_without_measurements_takes_the_saved_ones() {
+    let _serial = one_at_a_time();
+    let data = tempfile::tempdir().unwrap();
+    let server = start(&data, &[]);
+    let file = dicom_fixture("synthetic/cxr.jpg");
+    let form = multipart::Form::new()
+        .text("patient_id", "P-DRAFT-SAVED")
+        .text("pixel_spacing_mm", "0.5")
+        .part("files", multipart::Part::bytes(std::fs::read(&file).unwrap()).file_name("cxr.jpg"));
+    let body: Value =
+        server.client().post(server.url("/api/v1/uploads")).multipart(form).send().unwrap().json().unwrap();
+    let (study, instance) =
+        (body["files"][0]["study_id"].as_i64().unwrap(), body["files"][0]["instance_id"].as_i64().unwrap());
+    let save = |shape: Value, label: &str| {
+        let response = server
+            .client()
+            .post(server.url(&format!("/api/v1/studies/{study}/measurements")))
+            .json(&json!({"instance_id": instance, "shape": shape, "label": label}))
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    };
+    // 24 × 14 pixels at 0.5 mm: 12.0 × 7.0 mm; an ellipse (an area) is not an axis.
+    save(
+        json!({"kind": "bidirectional", "long": [{"x": 10, "y": 20}, {"x": 34, "y": 20}], "short": [{"x": 22, "y": 13}, {"x": 22, "y": 27}]}),
+        "右肺下叶",
+    );
+    save(json!({"kind": "ellipse", "center": {"x": 30, "y": 30}, "radius_x": 5, "radius_y": 4}), "左肺");
+
+    let response =
+        post_chat(&server, study, json!({"message": "生成结构化报告", "mode": "report_draft", "context": false}));
+    let done = Events::new(response).all().pop().unwrap();
+    assert_eq!(done.name, "done", "{}", done.data);
+    let findings = done.data["report"]["findings"].as_array().unwrap().clone();
+    let measured: Vec<&Value> = findings.iter().filter(|f| f["measurements"]["long_axis"] == 12.0).collect();
+    assert_eq!(measured.len(), 1, "the saved measurement is in exactly one finding: {findings:#?}");
+    assert_eq!(measured[0]["measurements"]["short_axis"], 7.0);
+    assert_eq!(measured[0]["location"], "右肺下叶", "{findings:#?}");
+    assert!(findings.iter().all(|f| f["location"] != "左肺" || f["measurements"].is_null()), "{findings:#?}");
+}
+
 /// 40 parallel drafts from one account must not make everyone else's question a 503: past its own cap
 /// (`--chat-max-per-client`) one caller gets 429 with Retry-After, and another radiologist is answered.
 #[test]

@@ -19,8 +19,8 @@ const REPORT: &str = r#"{
     "adjacent_structures": "邻近胸膜牵拉", "nodule_type": "solid"
   }],
   "recommendation": "建议增强CT进一步评估，3个月后复查低剂量CT",
-  "patient": {"id": "P000123", "name": "张三", "sex": "M", "birth_date": "1961-03-02"},
-  "study": {"accession_number": "A2024-0511-087", "modality": "CT", "study_date": "2024-05-11", "description": "胸部CT平扫"},
+  "patient": {"id": "P000123", "name": "张三", "sex": "M", "birth_date": "19610302"},
+  "study": {"accession_number": "A2024-0511-087", "modality": "CT", "study_date": "20240511", "description": "胸部CT平扫"},
   "guideline_results": [{"guideline": "Lung-RADS v2022", "category": "4X",
     "management": "诊断性胸部CT", "basis": "实性结节，基线，平均直径21.3毫米；≥15毫米 → 4B，伴毛刺征 → 4X"}],
   "status": "signed",
@@ -140,6 +140,9 @@ fn pdf_has_the_chinese_text_layer_label_units_and_an_embedded_subset_font() {
         "长径23.4毫米，短径19.1毫米",
         "测量依据：肺窗 WW=1500 WL=-600",
         "▲ 依据：",
+        // DICOM dates (as the server stores them) as people read them.
+        "出生日期：1961-03-02",
+        "检查日期：2024-05-11",
         // Times as Beijing time, to the minute (the signature's offset is +08:00 already).
         "报告医师：李医生 签名时间：2024-05-11 14:30（北京时间）",
         "生成时间：2024-05-11 14:22（北京时间） | 模型版本：MedGemma 1.5-4b-it | 硬件环境：NVIDIA RTX 4090",

@@ -220,6 +220,14 @@ pub fn FindingFields(
     prior_measurements: LocalResource<(Option<StudySummary>, Vec<Saved>)>,
     on_screen: Memo<Option<Report>>,
 ) -> impl IntoView {
+    // Marked while it is what the model wrote: a person's edit takes the mark away.
+    let ai_drafted = {
+        let form = form.clone();
+        Signal::derive(move || {
+            form.track();
+            form.finding().ai_drafted
+        })
+    };
     let text_inputs = form
         .text_fields()
         .map(|(label, field)| {
@@ -274,8 +282,12 @@ pub fn FindingFields(
         })
     };
     view! {
-        <fieldset class="finding">
-            <legend>{tr(&format!("第 {0} 条 / Finding {0}", index + 1)).to_string()}</legend>
+        <fieldset class="finding" class:ai-drafted=move || ai_drafted.get()>
+            <legend>{tr(&format!("第 {0} 条 / Finding {0}", index + 1)).to_string()}
+                <Show when=move || ai_drafted.get()>
+                    " "<span class="ai-drafted-mark">{tr("AI草稿，未经修改 / AI draft, not yet edited")}</span>
+                </Show>
+            </legend>
             {text_inputs}
             <label>{tr("长径（毫米） / Long axis (mm)")}<input class="axis" inputmode="decimal" aria-label=format!("{} {}", tr("长径 / Long axis"), index + 1)
                 prop:value=move || long.get() on:input=move |ev| long.set(event_target_value(&ev))/></label>

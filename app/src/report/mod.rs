@@ -141,6 +141,59 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
             tr("已创建 / created"),
         );
     };
+    // The AI's structured draft from the page: the model writes it (told the study's saved measurements),
+    // the progress shows here, and the report starts from it.
+    let drafting = RwSignal::new(false);
+    let draft_abort = StoredValue::new_local(None::<crate::chat::Abort>);
+    let generate = move |_| {
+        if drafting.get_untracked() {
+            return;
+        }
+        drafting.set(true);
+        status.set(tr("AI 正在生成结构化报告… / The AI is drafting the report…").into());
+        let body = json!({"message": "生成结构化报告", "mode": "report_draft"}).to_string();
+        let written = StoredValue::new(0usize);
+        let failed = StoredValue::new(None::<String>);
+        let on_event = move |name: String, data: String| match name.as_str() {
+            "token" => {
+                let piece = serde_json::from_str::<Value>(&data).ok();
+                let n = piece.as_ref().and_then(|t| t["text"].as_str()).map_or(0, |t| t.chars().count());
+                written.update_value(|w| *w += n);
+                let w = written.get_value();
+                status.set(
+                    tr(&format!(
+                        "AI 正在生成结构化报告…（已写 {w} 字） / The AI is drafting the report… ({w} characters)"
+                    ))
+                    .to_string(),
+                );
+            }
+            "error" => {
+                failed.set_value(Some(serde_json::from_str::<api::ApiError>(&data).map(|e| e.text()).unwrap_or(data)))
+            }
+            _ => {}
+        };
+        leptos::task::spawn_local(async move {
+            let streamed = crate::chat::stream(study_id, body, draft_abort, on_event).await;
+            drafting.set(false);
+            if let Some(message) = failed.get_value().or_else(|| streamed.err().map(|e| e.text())) {
+                status.set(message);
+                return;
+            }
+            let draft = api::get::<History>(format!("/api/v1/studies/{study_id}/chat")).await.ok();
+            match draft.as_ref().and_then(latest_ai_draft) {
+                Some(draft) => step(
+                    format!("/api/v1/studies/{study_id}/reports"),
+                    "POST",
+                    json!({"report": draft, "ai_draft": draft}),
+                    tr("已由AI草稿创建，请逐项核对 / created from the AI draft: check every field"),
+                ),
+                None => status.set(
+                    tr("AI 未给出可用的草稿，请重试或从空白报告开始 / The AI gave no usable draft: try again or start blank")
+                        .into(),
+                ),
+            }
+        });
+    };
     let save = move |_| {
         if let (Some(id), Some(report)) = (report_id(), build()) {
             step(format!("/api/v1/reports/{id}"), "PUT", json!({"report": report}), tr("已保存 / saved"));
@@ -190,6 +243,9 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
             <h2>{tr("结构化报告 / Report")}</h2>
             <Show when=move || current.get().is_none() && can("report_sign")>
                 <p class="report-start">
+                    <button class="report-generate" disabled=move || drafting.get() on:click=generate>
+                        {tr("生成结构化报告 / Generate the structured report")}</button>
+                    " "
                     <button class="report-from-ai" disabled=move || history.get().and_then(|h| h.ok()).as_ref().and_then(latest_ai_draft).is_none()
                         on:click=move |_| start(true)>{tr("从AI草稿开始 / From the AI draft")}</button>
                     " "

@@ -229,9 +229,9 @@ impl Viewer {
                 Ok(n) if n.reached_search_limit => {
                     self.outline.set(Some(n.outline));
                     self.message.set(Some(
-                        "区域连到了血管、胸膜或胸壁，自动测量不可靠，请手动测量 / The region ran into a vessel or the \
-                         pleura: measure by hand"
-                            .into(),
+                        tr("区域连到了血管、胸膜或胸壁，自动测量不可靠，请手动测量 / The region ran into a vessel or the \
+                            pleura: measure by hand")
+                        .into(),
                     ));
                 }
                 Ok(n) => {

@@ -92,6 +92,24 @@ pub struct ViewerMeasurement {
     basis: Option<String>,
 }
 
+/// The study's saved length and bidirectional measurements in millimetres, as a draft is told them (at most
+/// 20, as many as a request may send).
+async fn saved_measurements(db: &Pool, study_id: i64) -> Result<Vec<ViewerMeasurement>, DomainError> {
+    let saved = crate::domain::measurements::for_study(db, study_id).await?;
+    Ok(saved
+        .iter()
+        .filter_map(|m| m.for_draft())
+        .map(|(location, long_axis_mm, short_axis_mm, basis)| ViewerMeasurement {
+            location,
+            long_axis_mm,
+            short_axis_mm,
+            basis: Some(basis),
+        })
+        .filter(ViewerMeasurement::is_valid)
+        .take(20)
+        .collect())
+}
+
 impl ViewerMeasurement {
     fn is_valid(&self) -> bool {
         let ok = |v: f64| v.is_finite() && v > 0.0 && v <= 500.0;
@@ -135,7 +153,7 @@ pub struct AnswerEvent {
 
 /// Checks the question, prepares its images and prompt and queues it for the model. `client` is the
 /// caller's key for fair admission: one radiologist's many questions cannot crowd out another's.
-pub async fn ask(ctx: Asking, client: String, study_id: i64, body: Question) -> Result<Answering, DomainError> {
+pub async fn ask(ctx: Asking, client: String, study_id: i64, mut body: Question) -> Result<Answering, DomainError> {
     let question = body.message.trim();
     if question.is_empty() || question.chars().count() > MAX_QUESTION_CHARS {
         return Err(DomainError::invalid(
@@ -184,6 +202,10 @@ pub async fn ask(ctx: Asking, client: String, study_id: i64, body: Question) -> 
     };
 
     let study = load_study(&ctx.db, study_id).await?;
+    // A draft asked for without measurements (the study page's 生成结构化报告) is told the saved ones.
+    if body.mode == Mode::ReportDraft && body.measurements.is_empty() {
+        body.measurements = saved_measurements(&ctx.db, study_id).await?;
+    }
     let (current, ct_slices) = match body.images.as_slice() {
         [] => default_images(&ctx.db, study_id, ctx.chat.max_ct_slices).await?,
         chosen => (chosen.to_vec(), false),
@@ -334,11 +356,8 @@ async fn load_study(db: &Pool, id: i64) -> Result<StudyRef, DomainError> {
 }
 
 fn display_date(dicom_date: &Option<String>) -> String {
-    match dicom_date.as_deref() {
-        Some(d) if d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()) => {
-            format!("{}-{}-{}", &d[..4], &d[4..6], &d[6..])
-        }
-        Some(d) if !d.is_empty() => d.to_string(),
+    match dicom_date.as_deref().map(str::trim) {
+        Some(d) if !d.is_empty() => report::display_date(d),
         _ => "日期不详".to_string(),
     }
 }

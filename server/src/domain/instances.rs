@@ -84,6 +84,14 @@ pub struct SpacingBasis {
     caveat_en: Option<&'static str>,
 }
 
+impl SpacingBasis {
+    /// "像素间距 0.150 × 0.150 毫米（像素间距由上传者提供）", as a report draft's basis says it.
+    pub fn describe_zh(&self) -> String {
+        let caveat = self.caveat_zh.map(|c| format!("，{c}")).unwrap_or_default();
+        format!("像素间距 {:.3} × {:.3} 毫米{caveat}", self.row_mm, self.col_mm)
+    }
+}
+
 impl From<measure::Spacing> for SpacingBasis {
     fn from(s: measure::Spacing) -> SpacingBasis {
         SpacingBasis {

@@ -101,6 +101,26 @@ impl TryFrom<MeasurementRow> for Measurement {
     }
 }
 
+impl Measurement {
+    /// What a report draft is told of it: (where, long axis mm, short axis mm, what the numbers rest on),
+    /// for a calibrated length or bidirectional measurement; none for the others (areas, angles, pixels).
+    pub fn for_draft(&self) -> Option<(String, f64, Option<f64>, String)> {
+        if !self.outcome.calibrated {
+            return None;
+        }
+        let (long, short) = match (self.outcome.length, self.outcome.long_axis, self.outcome.short_axis) {
+            (Some(length), _, _) => (length, None),
+            (None, Some(long), short) => (long, short),
+            _ => return None,
+        };
+        let location = self.label.as_deref().map(str::trim).filter(|l| !l.is_empty()).unwrap_or("未标注部位");
+        let spacing = self.basis.spacing.as_ref().map(SpacingBasis::describe_zh).unwrap_or_default();
+        let window = self.basis.window.as_ref().map(|w| format!("窗位/窗宽 {:.0}/{:.0}；", w.center, w.width));
+        let basis = format!("阅片器测量（{}{spacing}）", window.unwrap_or_default());
+        Some((location.chars().take(60).collect(), long, short, basis))
+    }
+}
+
 /// A study's live measurements.
 pub async fn for_study(pool: &Pool, study_id: i64) -> Result<Vec<Measurement>, DomainError> {
     rows::for_study(pool, study_id).await?.into_iter().map(Measurement::try_from).collect()

@@ -197,15 +197,15 @@ pub fn render(report: &Report, font_path: &Path, key_images: &[KeyImage]) -> any
             ));
         }
         if let Some(birth) = &p.birth_date {
-            identity.push(format!("出生日期：{birth}"));
+            identity.push(format!("出生日期：{}", report::display_date(birth)));
         }
     }
     if let Some(s) = &report.study {
         for (label, value) in [
-            ("检查日期", &s.study_date),
-            ("检查项目", &s.description),
-            ("检查类型", &s.modality),
-            ("登记号", &s.accession_number),
+            ("检查日期", s.study_date.as_deref().map(report::display_date)),
+            ("检查项目", s.description.clone()),
+            ("检查类型", s.modality.clone()),
+            ("登记号", s.accession_number.clone()),
         ] {
             if let Some(v) = value {
                 identity.push(format!("{label}：{v}"));
