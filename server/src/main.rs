@@ -16,8 +16,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start the web server (启动服务).
-    Serve(server::startup::config::ServeArgs),
+    /// Start the web server (启动服务). Boxed: its many flags would make every other command as large.
+    Serve(Box<server::startup::config::ServeArgs>),
     /// Read a DICOM file: metadata, or one frame rendered to PNG (DICOM 文件信息与渲染).
     Dicom {
         #[command(subcommand)]
@@ -67,7 +67,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => cli::serve::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => cli::serve::run(*args).map(|()| ExitCode::SUCCESS),
         Command::Dicom { which } => cli::dicom::run(which).map(|()| ExitCode::SUCCESS),
         Command::Generate(args) => cli::generate::run(args).map(|()| ExitCode::SUCCESS),
         Command::Guideline { which } => cli::guideline::run(which).map(|()| ExitCode::SUCCESS),
