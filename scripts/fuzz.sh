@@ -27,6 +27,9 @@ case "$target" in
     ;;
   http_bodies)
     sanitizer=none
+    # The fuzz binary has no rpath to libtorch (the server's build script sets one for medgemma-x only).
+    torch_lib=$(.venv/bin/python -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+    export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     # The first byte picks the route (0 upload, 1 new report, 2 edited report, 3 question, 4 sign-in).
     python3 fuzz/seed_http_bodies.py "$corpus"
     ;;

@@ -69,7 +69,7 @@ test('the English switch: server-rendered and hydrated pages in English, remembe
   await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.5, { steps: 5 });
   await page.mouse.up();
   await expect(page.locator('.measurement-item').first()).toContainText(/Length \d+\.\d mm/);
-  await expect(page.locator('.measurement-item').first()).toContainText('pixel spacing 0.500 × 0.500 mm (uploader: pixel spacing given by the uploader)');
+  await expect(page.locator('.measurement-item').first()).toContainText('pixel spacing 0.500 × 0.500 mm (pixel spacing given by the uploader)');
   expect(await chineseIn(page, 'main.study')).toEqual([]);
   await page.screenshot({ path: 'test-results/study-english.png', fullPage: true });
 

@@ -51,6 +51,21 @@ test('a radiologist fills in a report, signs it, and downloads the PDF', async (
   // A page of the PDF as an image, to look at.
   execFileSync('pdftoppm', ['-r', '60', '-png', '-f', '1', '-l', '1', pdfPath, resolve(__dirname, '../test-results/report-pdf')]);
   writeFileSync(resolve(__dirname, '../test-results/report.txt'), text);
+
+  // Signed: one click to the next study nobody has begun (a film uploaded for it, so there is one).
+  const next = await page.request.post('/api/v1/uploads', {
+    headers: await csrfHeader(page),
+    multipart: { patient_id: 'E2E-NEXT-1', files: { name: 'next.png', mimeType: 'image/png', buffer: greyPng(32, 32, (x, y) => (x * 7 + y * 3) % 256) } },
+  });
+  expect(next.status()).toBe(200);
+  await page.reload();
+  await expect(page.locator('main.study')).toHaveAttribute('data-hydrated', 'true');
+  const link = page.locator('.report-panel .next-study a');
+  await expect(link).toHaveText('下一个未读检查 →');
+  await link.click();
+  await page.waitForURL((url) => url.pathname.startsWith('/studies/') && url.pathname !== `/studies/${study}`);
+  await expect(page.locator('main.study')).toHaveAttribute('data-hydrated', 'true');
+  await expect(page.locator('.report-panel').getByRole('button', { name: '空白报告' })).toBeVisible();
 });
 
 test('a screening CT finding takes its axes from a viewer measurement and shows its Lung-RADS category', async ({ page }) => {

@@ -37,15 +37,22 @@ fn world() -> &'static World {
         let data = tempfile::tempdir().unwrap();
         let (router, cookie, csrf, study) = runtime.block_on(async {
             let state = AppState::for_tests(data.path()).await.unwrap();
-            users::create(&state.db, "fuzz", "Fuzz", Role::Radiologist, "a long fuzz passphrase").await.unwrap();
+            users::create(&state.db, "fuzz", "Fuzz", Role::Radiologist, "a long and sound passphrase").await.unwrap();
             let router = app(state);
             let login = Request::post("/api/v1/auth/login")
                 .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(r#"{"username":"fuzz","password":"a long fuzz passphrase"}"#))
+                .body(Body::from(r#"{"username":"fuzz","password":"a long and sound passphrase"}"#))
                 .unwrap();
             let response = router.clone().oneshot(login).await.unwrap();
             assert_eq!(response.status(), StatusCode::OK);
-            let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string();
+            // Every cookie it sets (the session's and the device's), as a browser sends them back.
+            let cookie = response
+                .headers()
+                .get_all(header::SET_COOKIE)
+                .iter()
+                .filter_map(|c| c.to_str().ok()?.split(';').next().map(str::to_string))
+                .collect::<Vec<_>>()
+                .join("; ");
             let body: serde_json::Value =
                 serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
             let csrf = body["csrf_token"].as_str().unwrap().to_string();

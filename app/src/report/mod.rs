@@ -236,6 +236,19 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
         }
     };
 
+    // Once signed: the next study nobody has begun a report for, in the worklist's order (newest first).
+    // A whole page load (rel="external"): the study page's parts each take their study once.
+    let next_study = LocalResource::new(move || {
+        let signed = matches!(state().as_str(), "signed" | "reviewed");
+        async move {
+            if !signed {
+                return None;
+            }
+            let list = api::get::<crate::studies::StudyList>("/api/v1/studies?limit=500".into()).await.ok()?;
+            list.studies.into_iter().find(|s| s.id != study_id && s.status == "new").map(|s| s.id)
+        }
+    });
+
     let indexed_rows = move || rows.get().into_iter().enumerate().collect::<Vec<(usize, FindingForm)>>();
 
     view! {
@@ -304,6 +317,9 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
                         <button class="report-amend" on:click=amend>{tr("修订 / Amend")}</button>
                     </Show>
                 </p>
+                {move || next_study.get().flatten().map(|id| view! {
+                    <p class="next-study"><a href=format!("/studies/{id}") rel="external">{tr("下一个未读检查 → / Next unread study →")}</a></p>
+                })}
                 <ExportLinks current/>
                 <VersionTrail current/>
             </Show>

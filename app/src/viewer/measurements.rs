@@ -111,23 +111,21 @@ pub fn basis_text(b: &SavedBasis, lang: Lang) -> String {
     let window = b.window.map(|w| format!("{} {:.0} / {} {:.0}", tr("窗宽 / W"), w.width, tr("窗位 / L"), w.center));
     let spacing = match &b.spacing {
         Some(s) => {
+            // The DICOM attribute it came from, with its caveat; the uploader's is said by the caveat alone.
             let source = match s.source {
-                SpacingSource::PixelSpacing => "PixelSpacing",
-                SpacingSource::ImagerPixelSpacing => "ImagerPixelSpacing",
-                SpacingSource::Uploader => tr("上传者提供 / uploader"),
+                SpacingSource::PixelSpacing => Some("PixelSpacing"),
+                SpacingSource::ImagerPixelSpacing => Some("ImagerPixelSpacing"),
+                SpacingSource::Uploader => None,
             };
             let (spacing, mm) = (tr("像素间距 / pixel spacing"), tr("毫米 / mm"));
             let numbers = format!("{spacing} {:.3} × {:.3} {mm}", s.row_mm, s.col_mm);
-            match lang {
-                Lang::Zh => match s.source.caveat_zh() {
-                    Some(caveat) => format!("{numbers}（{source}，{caveat}）"),
-                    None => format!("{numbers}（{source}）"),
-                },
-                Lang::En => match s.source.caveat_en() {
-                    Some(caveat) => format!("{numbers} ({source}: {caveat})"),
-                    None => format!("{numbers} ({source})"),
-                },
-            }
+            let caveat = match lang {
+                Lang::Zh => s.source.caveat_zh(),
+                Lang::En => s.source.caveat_en(),
+            };
+            let (separator, open, close) = if lang == Lang::Zh { ("，", "（", "）") } else { (": ", " (", ")") };
+            let said = source.into_iter().chain(caveat).collect::<Vec<_>>().join(separator);
+            format!("{numbers}{open}{said}{close}")
         }
         None => tr("无像素间距，单位为像素 / no pixel spacing: pixels").into(),
     };
@@ -293,4 +291,40 @@ fn shape_error_text(e: ShapeError) -> String {
 
 async fn post_measurement(study_id: i64, body: &NewMeasurement) -> Result<Saved, ApiError> {
     api::post_json(&format!("/api/v1/studies/{study_id}/measurements"), body).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::SpacingInfo;
+
+    fn basis(source: SpacingSource) -> SavedBasis {
+        SavedBasis {
+            spacing: Some(SpacingInfo { row_mm: 0.5, col_mm: 0.5, source }),
+            window: None,
+            units: "raw".into(),
+        }
+    }
+
+    #[test]
+    fn a_basis_names_its_source_once() {
+        let text = |source, lang| basis_text(&basis(source), lang);
+        assert_eq!(text(SpacingSource::Uploader, Lang::Zh), "像素间距 0.500 × 0.500 毫米（像素间距由上传者提供）");
+        assert_eq!(
+            text(SpacingSource::Uploader, Lang::En),
+            "pixel spacing 0.500 × 0.500 mm (pixel spacing given by the uploader)"
+        );
+        assert_eq!(text(SpacingSource::PixelSpacing, Lang::Zh), "像素间距 0.500 × 0.500 毫米（PixelSpacing）");
+        assert_eq!(
+            text(SpacingSource::ImagerPixelSpacing, Lang::Zh),
+            "像素间距 0.500 × 0.500 毫米（ImagerPixelSpacing，探测器平面，未校正放大）"
+        );
+        assert_eq!(
+            text(SpacingSource::ImagerPixelSpacing, Lang::En),
+            format!(
+                "pixel spacing 0.500 × 0.500 mm (ImagerPixelSpacing: {})",
+                SpacingSource::ImagerPixelSpacing.caveat_en().unwrap()
+            )
+        );
+    }
 }
