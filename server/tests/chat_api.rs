@@ -562,7 +562,8 @@ fn a_hung_engine_call_is_abandoned_and_a_fresh_worker_answers() {
     wait_for_model(&server);
     let answered =
         Events::new(post_chat(&server, study, json!({"message": "描述这张胸片", "max_new_tokens": 8}))).all();
-    assert_eq!(answered.last().unwrap().name, "done");
+    // (Seen once as an error beside a fuzz build on the same 2 cores: a 1 s stall limit is tight there.)
+    assert_eq!(answered.last().unwrap().name, "done", "{}", answered.last().unwrap().data);
 
     // Once the hung call has returned, its thread has quit: the new worker alone serves and its queue
     // accounting is intact.

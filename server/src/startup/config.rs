@@ -231,8 +231,8 @@ impl ServeConfig {
             log: args.log,
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
             connections: ConnectionLimits {
-                max_connections: args.max_connections.max(1),
-                max_per_client: args.max_connections_per_client.max(1),
+                max_connections: args.max_connections.clamp(1, 1 << 20),
+                max_per_client: args.max_connections_per_client.clamp(1, 1 << 20),
                 header_timeout: Duration::from_secs(args.header_timeout_secs.max(1)),
                 body_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
             },

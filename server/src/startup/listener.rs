@@ -164,7 +164,8 @@ where
 /// A client over its connection cap gets one short answer it can show, and the connection closes. The
 /// answer is written only if the socket takes it at once: a client that does not read gets nothing.
 fn refuse_busy_client(stream: TcpStream, remote: SocketAddr) {
-    tracing::warn!(client = %remote.ip(), "connection refused: too many open connections from this address");
+    // Debug, not warn: a flood of these must not become a flood of log lines.
+    tracing::debug!(client = %remote.ip(), "connection refused: too many open connections from this address");
     let body = r#"{"error":{"code":"too_many_connections","message_zh":"来自该地址的连接过多，请稍后再试","message_en":"Too many open connections from this address; try again shortly"}}"#;
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 5\r\nconnection: close\r\n\r\n{body}",
