@@ -500,6 +500,8 @@ def report_amplification(ctx):
     client = ctx.signed_in("doctor")
     study, instance = ctx.doctor_study()
     measurement = ctx.measure(client, study, instance)
+    # The same report citing it once is valid: the ownership attack makes one and fails the run otherwise,
+    # so a refusal here is for the 10 000 citations.
     report = report_with([measurement] * 10_000)
     response = client.post(f"/api/v1/studies/{study}/reports", {"report": report})
     detail = f"a finding citing measurement {measurement} 10 000 times: {response.describe()}"
