@@ -154,6 +154,8 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
         let body = json!({"message": "生成结构化报告", "mode": "report_draft"}).to_string();
         let written = StoredValue::new(0usize);
         let failed = StoredValue::new(None::<String>);
+        // This answer's own draft (not an older one from the conversation), as its `done` event brings it.
+        let drafted = StoredValue::new(None::<Value>);
         let on_event = move |name: String, data: String| match name.as_str() {
             "token" => {
                 let piece = serde_json::from_str::<Value>(&data).ok();
@@ -167,6 +169,11 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
                     .to_string(),
                 );
             }
+            "done" => {
+                let done = serde_json::from_str::<Value>(&data).ok();
+                let report = done.and_then(|d| d.get("report").cloned());
+                drafted.set_value(report.filter(|r| r.is_object() && r.get("error").is_none()));
+            }
             "error" => {
                 failed.set_value(Some(serde_json::from_str::<api::ApiError>(&data).map(|e| e.text()).unwrap_or(data)))
             }
@@ -179,8 +186,7 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
                 status.set(message);
                 return;
             }
-            let draft = api::get::<History>(format!("/api/v1/studies/{study_id}/chat")).await.ok();
-            match draft.as_ref().and_then(latest_ai_draft) {
+            match drafted.get_value() {
                 Some(draft) => step(
                     format!("/api/v1/studies/{study_id}/reports"),
                     "POST",
