@@ -101,6 +101,13 @@ fn fhir_bundle_validates_as_r4_with_ucum_millimetres() {
     assert_eq!(summary["resource_types"][1], "DiagnosticReport");
     assert_eq!(summary["results"].as_array().unwrap().len(), 3); // finding, guideline, recommendation
     assert_eq!(summary["quantities"][0], serde_json::json!([23.4, "mm", "http://unitsofmeasure.org"]));
+    // FHIR dates are YYYY-MM-DD; the report's are DICOM's YYYYMMDD (the validator lets both through).
+    let bundle: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let resource = |kind: &str| {
+        bundle["entry"].as_array().unwrap().iter().map(|e| e["resource"].clone()).find(|r| r["resourceType"] == kind)
+    };
+    assert_eq!(resource("Patient").unwrap()["birthDate"], "1961-03-02");
+    assert_eq!(resource("DiagnosticReport").unwrap()["effectiveDateTime"], "2024-05-11");
 }
 
 #[test]
