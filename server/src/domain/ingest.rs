@@ -241,11 +241,12 @@ pub fn prepare(
     let mut file = std::fs::File::open(path).context("cannot read a received upload back")?;
     let mut magic = Vec::with_capacity(4);
     (&mut file).take(4).read_to_end(&mut magic).context("cannot read a received upload back")?;
+    file.rewind()?;
     if !archive::is_zip(&magic) {
-        let bytes = std::fs::read(path).context("cannot read a received upload back")?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).context("cannot read a received upload back")?;
         return Ok((vec![(name.to_string(), prepare_one(name, bytes, identity, images)?)], inflate_left));
     }
-    file.rewind()?;
     let mut entries = match archive::open(std::io::BufReader::new(file), &images.limits, inflate_left) {
         Ok(entries) => entries,
         Err(e) => return Ok((vec![(name.to_string(), Err(e))], inflate_left)),
