@@ -116,16 +116,28 @@ ensure_test_python() {
   .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
 }
 
-# Tiny random Gemma 3 checkpoints and golden outputs from transformers, regenerated only when the
-# script or the Python packages change.
+# Tiny random Gemma 3 checkpoints and golden outputs from transformers, GGUF dequantization vectors from
+# gguf-py, and the real gemma-3-270m with transformers' answers; each set regenerated only when its script or
+# the Python packages change.
 ensure_fixtures() {
   local out=target/fixtures stamp
   stamp=$(cat models/tests/fixtures/make_tiny_gemma3.py imaging/tests/fixtures/make_dicom_fixtures.py \
-    scripts/requirements-test.txt | sha256sum | cut -d' ' -f1)
+    models/tests/fixtures/make_gguf_quant_vectors.py scripts/requirements-test.txt | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$out/.stamp" 2>/dev/null)" != "$stamp" ]; then
     rm -rf "$out"
     .venv/bin/python -W ignore models/tests/fixtures/make_tiny_gemma3.py "$out"
     .venv/bin/python -W ignore imaging/tests/fixtures/make_dicom_fixtures.py "$out/dicom"
+    .venv/bin/python -W ignore models/tests/fixtures/make_gguf_quant_vectors.py "$out"
+    echo "$stamp" > "$out/.stamp"
+  fi
+  # The real model (1.1 GB of f32 safetensors beside the GGUF): its own folder, so a change to the tiny
+  # checkpoints does not redo it.
+  out=target/real-models
+  stamp=$(cat models/tests/fixtures/make_gemma3_270m.py models/tests/fixtures/make_tiny_gemma3.py \
+    scripts/requirements-test.txt | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$out/.stamp" 2>/dev/null)" != "$stamp" ]; then
+    rm -rf "$out"
+    .venv/bin/python -W ignore models/tests/fixtures/make_gemma3_270m.py "$out"
     echo "$stamp" > "$out/.stamp"
   fi
 }

@@ -76,6 +76,12 @@ struct DoneEvent {
 #[derive(Deserialize)]
 struct DoneModel {
     test_model: bool,
+    #[serde(default = "reads_images_by_default")]
+    reads_images: bool,
+}
+
+fn reads_images_by_default() -> bool {
+    true
 }
 
 /// Stops a streaming answer (the report panel's draft uses it too).
@@ -91,6 +97,7 @@ pub fn ChatPanel(study_id: i64, overlay: RwSignal<Overlay>, shown: ReadSignal<Op
     let input = RwSignal::new(String::new());
     let busy = RwSignal::new(false);
     let test_model = RwSignal::new(false);
+    let text_only = RwSignal::new(false);
     let abort = StoredValue::new_local(None::<Abort>);
 
     // The conversation so far, once.
@@ -137,7 +144,8 @@ pub fn ChatPanel(study_id: i64, overlay: RwSignal<Overlay>, shown: ReadSignal<Op
         };
         let body =
             serde_json::json!({ "message": text, "mode": mode.unwrap_or_else(|| "chat".into()), "images": images });
-        let on_event = move |name: String, data: String| handle_event(&name, &data, entries, overlay, test_model);
+        let on_event =
+            move |name: String, data: String| handle_event(&name, &data, entries, overlay, test_model, text_only);
         leptos::task::spawn_local(async move {
             let result = stream(study_id, body.to_string(), abort, on_event).await;
             entries.update(|e| {
@@ -190,6 +198,11 @@ pub fn ChatPanel(study_id: i64, overlay: RwSignal<Overlay>, shown: ReadSignal<Op
         <section class="chat" aria-label=tr("对话 / Chat")>
             <Show when=move || test_model.get()>
                 <p class="test-model-warning">{tr("当前为随机测试模型，回答无任何医学意义 / Random test model: answers mean nothing")}</p>
+            </Show>
+            <Show when=move || text_only.get()>
+                <p class="text-only-notice">
+                    {tr("当前模型为纯文本模型：图像未发送给模型，回答只依据问题、测量和报告 / Text-only model: the images are not sent; answers rest on the question, measurements and report alone")}
+                </p>
             </Show>
             <ol class="chat-log" aria-live="polite" node_ref=log>
                 <For
@@ -295,6 +308,7 @@ fn handle_event(
     entries: RwSignal<Vec<Entry>>,
     overlay: RwSignal<Overlay>,
     test_model: RwSignal<bool>,
+    text_only: RwSignal<bool>,
 ) {
     let update_last = |f: &dyn Fn(&mut Entry)| {
         entries.update(|e| {
@@ -322,6 +336,7 @@ fn handle_event(
         "done" => {
             if let Ok(d) = serde_json::from_str::<DoneEvent>(data) {
                 test_model.set(d.model.test_model);
+                text_only.set(!d.model.reads_images);
                 update_last(&|last| {
                     last.text = d.text.clone();
                     last.stop = Some(d.stop.clone());

@@ -35,6 +35,10 @@ pub struct ModelStatus {
     /// Random test weights: the UI labels every answer as meaningless.
     #[serde(default)]
     pub test_model: bool,
+    /// A loaded model without a vision tower: it answers from the question, the measurements and the
+    /// report; images are not sent to it.
+    #[serde(default)]
+    pub text_only: bool,
     /// Questions waiting for the model, and answers in progress.
     #[serde(default)]
     pub queue_waiting: Option<usize>,

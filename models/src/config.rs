@@ -66,7 +66,9 @@ impl VisionConfig {
 #[derive(Clone, Debug)]
 pub struct ModelConfig {
     pub text: TextConfig,
-    pub vision: VisionConfig,
+    /// None for a text-only model (`Gemma3ForCausalLM`, `model_type: gemma3_text`, or a GGUF file without
+    /// its `mmproj` vision file): it reads no images.
+    pub vision: Option<VisionConfig>,
     pub mm_tokens_per_image: i64,
     pub boi_token_id: i64,
     pub eoi_token_id: i64,
@@ -152,24 +154,39 @@ impl<'a> Fields<'a> {
 }
 
 impl ModelConfig {
+    /// `model_type` "gemma3" (image and text, the fields in `text_config` and `vision_config`) or
+    /// "gemma3_text" (text only, the fields at the top level).
     pub fn load(path: &Path) -> Result<Self> {
-        let root = read_json(path)?;
-        let top = Fields { path, section: "", value: &root };
-        let model_type = top.string("model_type", "")?;
-        if model_type != "gemma3" {
-            return Err(EngineError::checkpoint(
-                path,
-                format!(
-                    "unknown model_type {model_type:?}: this engine runs Gemma 3 / MedGemma (model_type \"gemma3\")"
-                ),
-            ));
-        }
+        Self::from_json(&read_json(path)?, path)
+    }
+
+    /// The same from a config already in memory (a GGUF file's metadata translated to config.json's
+    /// fields); `path` names the file in errors.
+    pub fn from_json(root: &Value, path: &Path) -> Result<Self> {
+        let top = Fields { path, section: "", value: root };
         let empty = Value::Object(Default::default());
-        let text = Fields { path, section: "text_config.", value: top.get("text_config").unwrap_or(&empty) };
-        let vision = Fields { path, section: "vision_config.", value: top.get("vision_config").unwrap_or(&empty) };
+        let model_type = top.string("model_type", "")?;
+        let (text, vision) = match model_type.as_str() {
+            "gemma3" => {
+                let text = Fields { path, section: "text_config.", value: top.get("text_config").unwrap_or(&empty) };
+                let vision =
+                    Fields { path, section: "vision_config.", value: top.get("vision_config").unwrap_or(&empty) };
+                (TextConfig::from_fields(&text)?, Some(VisionConfig::from_fields(&vision)?))
+            }
+            "gemma3_text" => (TextConfig::from_fields(&top)?, None),
+            _ => {
+                return Err(EngineError::checkpoint(
+                    path,
+                    format!(
+                        "unknown model_type {model_type:?}: this engine runs Gemma 3 / MedGemma (model_type \"gemma3\" \
+                         or \"gemma3_text\")"
+                    ),
+                ));
+            }
+        };
         let config = Self {
-            text: TextConfig::from_fields(&text)?,
-            vision: VisionConfig::from_fields(&vision)?,
+            text,
+            vision,
             mm_tokens_per_image: top.int("mm_tokens_per_image", 256)?,
             boi_token_id: top.int("boi_token_index", 255_999)?,
             eoi_token_id: top.int("eoi_token_index", 256_000)?,
@@ -182,14 +199,17 @@ impl ModelConfig {
 
     fn validate(&self, path: &Path) -> Result<()> {
         let t = &self.text;
-        let v = &self.vision;
         let bad = |m: String| Err(EngineError::checkpoint(path, m));
-        if t.num_attention_heads % t.num_key_value_heads != 0 {
+        if t.num_attention_heads <= 0
+            || t.num_key_value_heads <= 0
+            || t.num_attention_heads % t.num_key_value_heads != 0
+        {
             return bad(format!(
                 "num_attention_heads {} is not a multiple of num_key_value_heads {}",
                 t.num_attention_heads, t.num_key_value_heads
             ));
         }
+        let Some(v) = &self.vision else { return Ok(()) };
         if v.image_size % v.patch_size != 0 || v.hidden_size % v.num_attention_heads != 0 {
             return bad("vision_config: image_size must be a multiple of patch_size and hidden_size of heads".into());
         }

@@ -4,7 +4,9 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use std::str::FromStr;
 use tch::{Device, Kind, Tensor};
+
 use tokenizers::Tokenizer;
 
 use crate::config::{GenerationConfig, ModelConfig, PreprocessorConfig};
@@ -12,11 +14,12 @@ use crate::error::{EngineError, Result};
 use crate::prompt::{self, TemplateTokens, Turn};
 use crate::text::{AttentionMask, KvCache, Logits, PromptAttention, Sequence, TextModel};
 use crate::vision::{Projector, VisionTower};
-use crate::weights::Weights;
+use crate::weights::{Quantization, Weights};
 
 pub struct Engine {
     pub config: ModelConfig,
-    pub preprocessor: PreprocessorConfig,
+    /// The image processor's settings; None for a text-only model.
+    pub preprocessor: Option<PreprocessorConfig>,
     /// Ids that end an answer: config.json's and generation_config.json's eos ids together.
     pub eos_token_ids: Vec<i64>,
     pub template: TemplateTokens,
@@ -30,36 +33,71 @@ pub struct Engine {
     /// lies between is the model's reasoning, kept out of the answer.
     pub thinking_markers: Option<(i64, i64)>,
     pub text: TextModel,
-    vision: VisionTower,
-    projector: Projector,
+    /// The vision tower and projector; None for a text-only model.
+    vision: Option<(VisionTower, Projector)>,
     pub device: Device,
     pub kind: Kind,
-    pub dir: PathBuf,
+    /// The checkpoint folder, or the GGUF file.
+    pub path: PathBuf,
+    /// Where the tokenizer's JSON comes from (constrained generation reads its vocabulary).
+    tokenizer_json: TokenizerJson,
     /// Built on the first constrained generation (a trie over the whole vocabulary).
     constraint_factory: OnceLock<std::result::Result<Arc<llguidance::ParserFactory>, String>>,
 }
 
-impl Engine {
-    pub fn load(dir: &Path, device: Device, kind: Kind) -> Result<Self> {
-        let _guard = tch::no_grad_guard();
-        let config = ModelConfig::load(&dir.join("config.json"))?;
-        let generation = GenerationConfig::load(&dir.join("generation_config.json"))?;
-        let preprocessor = PreprocessorConfig::load(&dir.join("preprocessor_config.json"), &config.vision)?;
-        let tokenizer_path = dir.join("tokenizer.json");
-        let tokenizer = Tokenizer::from_file(&tokenizer_path)
-            .map_err(|e| EngineError::checkpoint(&tokenizer_path, format!("cannot load tokenizer: {e}")))?;
+enum TokenizerJson {
+    /// A checkpoint folder's tokenizer.json, read when first needed.
+    File(PathBuf),
+    /// Rebuilt from a GGUF file's metadata when it was loaded.
+    Built(serde_json::Value),
+}
 
+/// What a checkpoint provides before the engine is assembled from it: configs and tokenizer read, tensors
+/// mapped but not yet copied (what `check` inspects without loading the model).
+pub(crate) struct Parts {
+    pub config: ModelConfig,
+    generation: GenerationConfig,
+    preprocessor: Option<PreprocessorConfig>,
+    pub tokenizer: Tokenizer,
+    tokenizer_json: TokenizerJson,
+    pub weights: Weights,
+    /// "GGUF v3" or "Hugging Face folder".
+    pub format: String,
+}
+
+impl Engine {
+    /// Loads a Hugging Face checkpoint folder, or a GGUF file (`path` names the file, or a folder that
+    /// holds one model `.gguf`).
+    pub fn load(path: &Path, device: Device, kind: Kind) -> Result<Self> {
+        Self::load_with(path, device, kind, Quantization::None)
+    }
+
+    /// As [`Engine::load`], with the decoder's matrices held as `quantization` says (computing in `kind`).
+    pub fn load_with(path: &Path, device: Device, kind: Kind, quantization: Quantization) -> Result<Self> {
+        let _guard = tch::no_grad_guard();
+        let mut parts = Parts::open(path, device, kind)?;
+        parts.weights.quantization = quantization;
+        Self::assemble(path, parts)
+    }
+
+    fn assemble(path: &Path, parts: Parts) -> Result<Self> {
+        let Parts { config, generation, preprocessor, tokenizer, tokenizer_json, weights, .. } = parts;
+        let tokenizer_path = match &tokenizer_json {
+            TokenizerJson::File(file) => file.clone(),
+            TokenizerJson::Built(_) => path.to_path_buf(),
+        };
         let token = |id: i64, what: &str| {
             tokenizer.id_to_token(id as u32).ok_or_else(|| {
                 EngineError::checkpoint(
                     &tokenizer_path,
-                    format!("{what} id {id} from config.json is not in the vocabulary"),
+                    format!("{what} id {id} from the config is not in the vocabulary"),
                 )
             })
         };
-        let bos_id = generation.bos_token_id.or(config.text.bos_token_id).ok_or_else(|| {
-            EngineError::checkpoint(dir.join("generation_config.json"), "no bos_token_id here or in config.json")
-        })?;
+        let bos_id = generation
+            .bos_token_id
+            .or(config.text.bos_token_id)
+            .ok_or_else(|| EngineError::checkpoint(path, "no bos_token_id in generation_config.json or the config"))?;
         for marker in [prompt::START_OF_TURN, prompt::END_OF_TURN] {
             if tokenizer.token_to_id(marker).is_none() {
                 return Err(EngineError::checkpoint(
@@ -68,12 +106,22 @@ impl Engine {
                 ));
             }
         }
-        let template = TemplateTokens {
-            bos: token(bos_id, "bos")?,
-            start_of_image: token(config.boi_token_id, "boi_token_index")?,
-            image: token(config.image_token_id, "image_token_index")?,
-            end_of_image: token(config.eoi_token_id, "eoi_token_index")?,
-            image_tokens: config.mm_tokens_per_image as usize,
+        let template = match config.vision {
+            Some(_) => TemplateTokens {
+                bos: token(bos_id, "bos")?,
+                start_of_image: token(config.boi_token_id, "boi_token_index")?,
+                image: token(config.image_token_id, "image_token_index")?,
+                end_of_image: token(config.eoi_token_id, "eoi_token_index")?,
+                image_tokens: config.mm_tokens_per_image as usize,
+            },
+            // A text-only prompt never holds an image (encode_chat refuses one).
+            None => TemplateTokens {
+                bos: token(bos_id, "bos")?,
+                start_of_image: String::new(),
+                image: String::new(),
+                end_of_image: String::new(),
+                image_tokens: 0,
+            },
         };
         let mut eos_token_ids = config.eos_token_ids.clone();
         eos_token_ids.extend(&generation.eos_token_ids);
@@ -96,10 +144,11 @@ impl Engine {
         let id_of = |token: &str| tokenizer.token_to_id(token).map(i64::from);
         let thinking_markers = id_of(prompt::THINKING_START).zip(id_of(prompt::THINKING_END));
 
-        let weights = Weights::open(dir, kind, device)?;
         let text = TextModel::load(&weights, &config.text)?;
-        let vision = VisionTower::load(&weights, &config.vision)?;
-        let projector = Projector::load(&weights, &config)?;
+        let vision = match &config.vision {
+            Some(vision) => Some((VisionTower::load(&weights, vision)?, Projector::load(&weights, &config, vision)?)),
+            None => None,
+        };
         Ok(Self {
             config,
             preprocessor,
@@ -111,16 +160,24 @@ impl Engine {
             thinking_markers,
             text,
             vision,
-            projector,
-            device,
-            kind,
-            dir: dir.to_path_buf(),
+            device: weights.device,
+            kind: weights.kind,
+            path: path.to_path_buf(),
+            tokenizer_json,
             constraint_factory: OnceLock::new(),
         })
     }
 
+    /// Whether the model reads images (a text-only model answers about text alone).
+    pub fn reads_images(&self) -> bool {
+        self.vision.is_some()
+    }
+
     /// Token ids of a conversation, rendered with the chat template and ready for the answer.
     pub fn encode_chat(&self, system: Option<&str>, turns: &[Turn]) -> Result<Vec<i64>> {
+        if !self.reads_images() && turns.iter().any(|t| t.images > 0) {
+            return Err(EngineError::Input("this model is text-only: it reads no images".into()));
+        }
         let text = prompt::render(system, turns, &self.template);
         let encoding = self.tokenizer.encode(text, false).map_err(|e| EngineError::Input(format!("tokenizer: {e}")))?;
         Ok(encoding.get_ids().iter().map(|&id| i64::from(id)).collect())
@@ -151,8 +208,11 @@ impl Engine {
         let ids_tensor = Tensor::from_slice(ids).to_device(self.device).unsqueeze(0);
         let mut embeds = self.text.embed(&ids_tensor);
         if !pixel_values.is_empty() {
+            let Some((tower, projector)) = &self.vision else {
+                return Err(EngineError::Input("this model is text-only: it reads no images".into()));
+            };
             let pixels = Tensor::stack(pixel_values, 0).to_device(self.device);
-            let features = self.projector.forward(&self.vision.forward(&pixels)).to_kind(embeds.kind());
+            let features = projector.forward(&tower.forward(&pixels)).to_kind(embeds.kind());
             let mask = ids_tensor.eq(image_id).unsqueeze(-1);
             embeds = embeds.f_masked_scatter(&mask, &features.reshape([-1, self.config.text.hidden_size]))?;
         }
@@ -179,15 +239,21 @@ impl Engine {
     pub(crate) fn constraint_factory(&self) -> Result<Arc<llguidance::ParserFactory>> {
         self.constraint_factory
             .get_or_init(|| {
-                let path = self.dir.join("tokenizer.json");
-                let json: serde_json::Value = crate::config::read_json(&path).map_err(|e| e.to_string())?;
+                let read;
+                let json = match &self.tokenizer_json {
+                    TokenizerJson::File(path) => {
+                        read = crate::config::read_json(path).map_err(|e| e.to_string())?;
+                        &read
+                    }
+                    TokenizerJson::Built(json) => json,
+                };
                 // Answers end at <end_of_turn>; a checkpoint without it ends at its first eos id.
                 let end = self
                     .tokenizer
                     .token_to_id(prompt::END_OF_TURN)
                     .or_else(|| self.eos_token_ids.first().map(|&id| id as u32))
                     .unwrap_or(0);
-                crate::constrain::parser_factory(&json, &self.tokenizer, self.config.text.vocab_size as usize, end)
+                crate::constrain::parser_factory(json, &self.tokenizer, self.config.text.vocab_size as usize, end)
                     .map(Arc::new)
                     .map_err(|e| e.to_string())
             })
@@ -198,12 +264,69 @@ impl Engine {
     /// Preprocesses one image file into pixel values on the engine's device.
     pub fn load_image(&self, path: &Path) -> Result<Tensor> {
         let img = crate::image::load(path)?;
-        Ok(self.image_tensor(&img))
+        self.image_tensor(&img)
     }
 
     /// Preprocesses an image already in memory (a DICOM frame prepared by the imaging crate).
-    pub fn image_tensor(&self, img: &image::DynamicImage) -> Tensor {
-        crate::image::preprocess(img, &self.preprocessor, self.device)
+    pub fn image_tensor(&self, img: &image::DynamicImage) -> Result<Tensor> {
+        let preprocessor = self
+            .preprocessor
+            .as_ref()
+            .ok_or_else(|| EngineError::Input("this model is text-only: it reads no images".into()))?;
+        Ok(crate::image::preprocess(img, preprocessor, self.device))
+    }
+}
+
+impl Parts {
+    /// A GGUF file (`path` names it, or a folder holding one model `.gguf`), else a checkpoint folder.
+    pub(crate) fn open(path: &Path, device: Device, kind: Kind) -> Result<Self> {
+        match crate::gguf::gemma3::find_model_file(path)? {
+            Some(file) => Self::gguf(&file, device, kind),
+            None => Self::folder(path, device, kind),
+        }
+    }
+
+    /// A Hugging Face checkpoint folder: config.json, generation_config.json, tokenizer.json,
+    /// preprocessor_config.json (models that read images), safetensors.
+    fn folder(dir: &Path, device: Device, kind: Kind) -> Result<Self> {
+        let config = ModelConfig::load(&dir.join("config.json"))?;
+        let generation = GenerationConfig::load(&dir.join("generation_config.json"))?;
+        let preprocessor = match &config.vision {
+            Some(vision) => Some(PreprocessorConfig::load(&dir.join("preprocessor_config.json"), vision)?),
+            None => None,
+        };
+        let tokenizer_path = dir.join("tokenizer.json");
+        let tokenizer = Tokenizer::from_file(&tokenizer_path)
+            .map_err(|e| EngineError::checkpoint(&tokenizer_path, format!("cannot load tokenizer: {e}")))?;
+        let weights = Weights::open(dir, kind, device)?;
+        Ok(Self {
+            config,
+            generation,
+            preprocessor,
+            tokenizer,
+            tokenizer_json: TokenizerJson::File(tokenizer_path),
+            weights,
+            format: "Hugging Face folder".into(),
+        })
+    }
+
+    /// A GGUF file: config and tokenizer from its metadata, tensors from its blocks. Text only (the
+    /// vision part of a multimodal GGUF model comes in a separate mmproj file, not read yet).
+    fn gguf(path: &Path, device: Device, kind: Kind) -> Result<Self> {
+        let file = crate::gguf::GgufFile::open(path)?;
+        let config = crate::gguf::gemma3::config(&file)?;
+        let json = crate::gguf::tokenizer::tokenizer_json(&file)?;
+        let tokenizer = Tokenizer::from_str(&json.to_string())
+            .map_err(|e| EngineError::checkpoint(path, format!("cannot build the tokenizer from the metadata: {e}")))?;
+        Ok(Self {
+            config,
+            generation: GenerationConfig::default(),
+            preprocessor: None,
+            tokenizer,
+            format: format!("GGUF v{}", file.version),
+            tokenizer_json: TokenizerJson::Built(json),
+            weights: Weights::gguf(file, kind, device),
+        })
     }
 }
 

@@ -26,19 +26,76 @@ impl RmsNorm {
 
 /// nn.Linear; the weight is stored output × input as in the checkpoint.
 pub struct Linear {
-    weight: Tensor,
+    weight: LinearWeight,
     bias: Option<Tensor>,
+}
+
+enum LinearWeight {
+    /// In the engine's dtype.
+    Dense(Tensor),
+    /// Symmetric int8 per output channel, w ≈ q · scale[out]: a quarter of f32's bytes, multiplied by
+    /// libtorch's `_weight_int8pack_mm` without widening the weight.
+    Int8 { q: Tensor, scales: Tensor },
+}
+
+/// Rows quantized at a time: the f32 temporaries of a 262 144-row embedding table stay a few MB.
+const QUANTIZE_ROWS: i64 = 4096;
+
+/// Per-row symmetric int8 of `w` ([rows, columns], f32): (q int8, scales f32 [rows]).
+pub(crate) fn quantize_int8(w: &Tensor) -> (Tensor, Tensor) {
+    let rows = w.size()[0];
+    let (mut qs, mut scales) = (Vec::new(), Vec::new());
+    for start in (0..rows).step_by(QUANTIZE_ROWS as usize) {
+        let chunk = w.narrow(0, start, QUANTIZE_ROWS.min(rows - start));
+        // An all-zero row gets scale 1 (its q is 0 either way) rather than a division by zero.
+        let scale = chunk.abs().amax([1], false) / 127.0;
+        let scale = scale.where_scalarother(&scale.gt(0.0), 1.0);
+        qs.push((&chunk / scale.unsqueeze(1)).round().clamp(-127.0, 127.0).to_kind(Kind::Int8));
+        scales.push(scale);
+    }
+    (Tensor::cat(&qs, 0), Tensor::cat(&scales, 0))
 }
 
 impl Linear {
     pub fn load(w: &Weights, prefix: &str, input: i64, output: i64, bias: bool) -> Result<Self> {
-        let weight = w.get(&format!("{prefix}.weight"), &[output, input])?;
+        let name = format!("{prefix}.weight");
+        let weight = if w.quantizes(&name) {
+            let (q, scales) = quantize_int8(&w.get_as(&name, &[output, input], Kind::Float)?);
+            LinearWeight::Int8 { q: q.to_device(w.device), scales: scales.to_device(w.device).to_kind(w.kind) }
+        } else {
+            LinearWeight::Dense(w.get(&name, &[output, input])?)
+        };
         let bias = if bias { Some(w.get(&format!("{prefix}.bias"), &[output])?) } else { None };
         Ok(Self { weight, bias })
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        x.linear(&self.weight, self.bias.as_ref())
+        match &self.weight {
+            LinearWeight::Dense(weight) => x.linear(weight, self.bias.as_ref()),
+            LinearWeight::Int8 { q, scales } => {
+                let mut shape = x.size();
+                let input = shape.pop().expect("x has a feature dimension");
+                let out = x.reshape([-1, input]).internal_weight_int8pack_mm(q, scales);
+                shape.push(out.size()[1]);
+                let out = out.reshape(shape.as_slice());
+                match &self.bias {
+                    Some(bias) => out + bias,
+                    None => out,
+                }
+            }
+        }
+    }
+
+    /// Rows of the weight, as an embedding table is read ([..ids, input]), in the engine's dtype: Gemma
+    /// ties its token embeddings to the output projection, so one table serves both.
+    pub fn rows(&self, ids: &Tensor) -> Tensor {
+        match &self.weight {
+            LinearWeight::Dense(weight) => Tensor::embedding(weight, ids, -1, false, false),
+            LinearWeight::Int8 { q, scales } => {
+                let rows = Tensor::embedding(q, ids, -1, false, false).to_kind(scales.kind());
+                rows * scales.index_select(0, &ids.flatten(0, -1)).view_as(ids).unsqueeze(-1)
+            }
+        }
     }
 }
 
@@ -68,4 +125,27 @@ impl LayerNorm {
 /// GELU with the tanh approximation (`gelu_pytorch_tanh`), used by both towers.
 pub fn gelu_tanh(x: &Tensor) -> Tensor {
     x.gelu("tanh")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The int8 layer computes with exactly the dequantized weight: forward through libtorch's kernel
+    /// and rows through the table agree with q · scale used densely.
+    #[test]
+    fn int8_forward_and_rows_use_the_dequantized_weight() {
+        tch::manual_seed(7);
+        let w = Tensor::randn([48, 64], (Kind::Float, tch::Device::Cpu));
+        let (q, scales) = quantize_int8(&w);
+        let dequantized = q.to_kind(Kind::Float) * scales.unsqueeze(1);
+        assert!((&dequantized - &w).abs().max().double_value(&[]) <= scales.max().double_value(&[]) / 2.0 + 1e-6);
+        let layer = Linear { weight: LinearWeight::Int8 { q, scales }, bias: None };
+        let x = Tensor::randn([2, 3, 64], (Kind::Float, tch::Device::Cpu));
+        let dense = x.linear(&dequantized, None::<&Tensor>);
+        assert!((layer.forward(&x) - dense).abs().max().double_value(&[]) < 1e-4);
+        let ids = Tensor::from_slice(&[5i64, 0, 47]).view([1, 3]);
+        let rows = Tensor::embedding(&dequantized, &ids, -1, false, false);
+        assert!((layer.rows(&ids) - rows).abs().max().double_value(&[]) < 1e-6);
+    }
 }

@@ -5,12 +5,14 @@
 //! [`vision`] (SigLIP and the projector), [`prompt`] (chat template), [`image`] (preprocessing),
 //! [`engine`] (all of it loaded), [`generate`] (sampling). Reference: transformers' modeling_gemma3.py.
 
+pub mod check;
 pub mod config;
 pub mod constrain;
 pub mod device;
 pub mod engine;
 pub mod error;
 pub mod generate;
+pub mod gguf;
 pub mod image;
 mod layers;
 pub mod prompt;

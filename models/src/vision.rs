@@ -164,13 +164,13 @@ pub struct Projector {
 }
 
 impl Projector {
-    pub fn load(w: &Weights, c: &ModelConfig) -> Result<Self> {
-        let v = c.vision.hidden_size;
+    pub fn load(w: &Weights, c: &ModelConfig, vision: &VisionConfig) -> Result<Self> {
+        let v = vision.hidden_size;
         Ok(Self {
             input_projection: w.get("projector.mm_input_projection_weight", &[v, c.text.hidden_size])?,
-            soft_emb_norm: RmsNorm::load(w, "projector.mm_soft_emb_norm", v, c.vision.layer_norm_eps)?,
-            patches_per_side: c.vision.patches_per_side(),
-            kernel: c.vision.patches_per_side() / c.tokens_per_side(),
+            soft_emb_norm: RmsNorm::load(w, "projector.mm_soft_emb_norm", v, vision.layer_norm_eps)?,
+            patches_per_side: vision.patches_per_side(),
+            kernel: vision.patches_per_side() / c.tokens_per_side(),
         })
     }
 

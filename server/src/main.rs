@@ -23,7 +23,12 @@ enum Command {
         #[command(subcommand)]
         which: cli::dicom::DicomCommand,
     },
-    /// Generate one answer from a checkpoint folder (单次推理，用于集成检查与基准测试).
+    /// Models: check a checkpoint folder or GGUF file before serving it (模型检查).
+    Model {
+        #[command(subcommand)]
+        which: cli::model::ModelCommand,
+    },
+    /// Generate one answer from a checkpoint folder or GGUF file (单次推理，用于集成检查与基准测试).
     Generate(cli::generate::GenerateArgs),
     /// Lung nodule guidelines: Lung-RADS v2022 or Fleischner 2017 for a case (肺结节指南分类).
     Guideline {
@@ -69,6 +74,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => cli::serve::run(*args).map(|()| ExitCode::SUCCESS),
         Command::Dicom { which } => cli::dicom::run(which).map(|()| ExitCode::SUCCESS),
+        Command::Model { which } => cli::model::run(which),
         Command::Generate(args) => cli::generate::run(args).map(|()| ExitCode::SUCCESS),
         Command::Guideline { which } => cli::guideline::run(which).map(|()| ExitCode::SUCCESS),
         Command::Report { which } => cli::report::run(which).map(|()| ExitCode::SUCCESS),

@@ -645,3 +645,54 @@ fn report_drafts_validate_against_the_schemas_on_every_seed() {
     }
     assert!(distinct.len() >= 15, "sampling should vary the drafts: {} distinct", distinct.len());
 }
+
+/// tiny-a as a text-only checkpoint (`gemma3_text`, the decoder's config at the top level): its weights
+/// file is read as it is, the vision tensors in it left unused.
+fn text_only_copy_of_tiny_a(into: &std::path::Path) -> std::path::PathBuf {
+    let source = fixture("tiny-a");
+    let dir = into.join("tiny-text");
+    std::fs::create_dir(&dir).unwrap();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() && entry.file_name() != "config.json" {
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+    }
+    let multimodal: Value =
+        serde_json::from_str(&std::fs::read_to_string(source.join("config.json")).unwrap()).unwrap();
+    let mut config = multimodal["text_config"].clone();
+    config["model_type"] = json!("gemma3_text");
+    config["eos_token_id"] = multimodal["eos_token_id"].clone();
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    dir
+}
+
+#[test]
+fn a_text_only_model_answers_from_the_text_and_says_it_reads_no_images() {
+    let _serial = one_at_a_time();
+    let data = tempfile::tempdir().unwrap();
+    let model = text_only_copy_of_tiny_a(data.path());
+    let server = Server::start(
+        &["--data-dir", data.path().join("data").to_str().unwrap(), "--model-dir", model.to_str().unwrap()],
+        &[],
+    );
+    wait_for_model(&server);
+    let ready = get_json(&server, "/readyz");
+    assert_eq!(ready["model"]["text_only"], true, "{ready}");
+    assert!(ready["model"]["state"].as_str().unwrap().contains("纯文本模型，不读图像"), "{ready}");
+
+    let (study, _) = upload_image(&server, "synthetic/cxr.jpg", "P-TEXT-1", "2025-10-15");
+    // The page's own request names the image it shows: a text-only model is asked without it.
+    let events = Events::new(post_chat(
+        &server,
+        study,
+        json!({"message": "结节 8 mm，是否需要随访？", "max_new_tokens": 20, "temperature": 1.0}),
+    ))
+    .all();
+    let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names.last(), Some(&"done"), "{names:?}");
+    assert!(!names.contains(&"heatmap") && !names.contains(&"error"), "{names:?}");
+    let done = &events.last().unwrap().data;
+    // Had an image gone into the prompt, the engine would have refused it (an error event, no done).
+    assert_eq!(done["model"]["reads_images"], false, "{done}");
+}

@@ -10,11 +10,13 @@ use models::Engine;
 use models::device::ComputeDevice;
 use models::generate::GenerateOptions;
 use models::prompt::{Role, Turn};
+use models::weights::Quantization;
 use tch::{Device, Kind};
 
 #[derive(clap::Args, Debug)]
 pub struct GenerateArgs {
-    /// Hugging Face checkpoint folder (config.json, tokenizer.json, *.safetensors, …).
+    /// Hugging Face checkpoint folder (config.json, tokenizer.json, *.safetensors, …), a `.gguf` file, or a
+    /// folder holding one.
     #[arg(long, env = "MEDGEMMA_X_MODEL_DIR")]
     model_dir: PathBuf,
     /// The user's question.
@@ -48,6 +50,9 @@ pub struct GenerateArgs {
     /// Default: bf16 on a GPU, f32 on the CPU.
     #[arg(long, value_enum)]
     dtype: Option<DtypeChoice>,
+    /// Hold the decoder's weights as int8 per output channel (computing in the dtype above).
+    #[arg(long)]
+    int8: bool,
     /// After the streamed text, print one JSON line with ids, log-probabilities and timings.
     #[arg(long)]
     json: bool,
@@ -80,7 +85,8 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     };
 
     let load_started = Instant::now();
-    let engine = Engine::load(&args.model_dir, device, kind)?;
+    let quantization = if args.int8 { Quantization::Int8 } else { Quantization::None };
+    let engine = Engine::load_with(&args.model_dir, device, kind, quantization)?;
     let load_ms = load_started.elapsed().as_secs_f64() * 1000.0;
     let pixels = args.images.iter().map(|p| image_pixels(&engine, p)).collect::<anyhow::Result<Vec<_>>>()?;
     let turns =
@@ -124,8 +130,9 @@ fn image_pixels(engine: &Engine, path: &std::path::Path) -> anyhow::Result<tch::
     let image = imaging::dicom::read(&bytes, &imaging::Limits::default()).map_err(fail)?;
     let frames = image.decode().map_err(fail)?;
     let windows = image.info.file_windows();
-    let size = engine.preprocessor.height.max(engine.preprocessor.width) as u32;
+    let preprocessor = engine.preprocessor.as_ref().context("this model is text-only: it reads no images")?;
+    let size = preprocessor.height.max(preprocessor.width) as u32;
     let input = imaging::model_input::for_frame(&frames, 0, image.info.modality.as_deref(), &windows, size)
         .context("the DICOM file has no frame to show the model")?;
-    Ok(engine.image_tensor(&image::DynamicImage::ImageRgb8(input.rgb)))
+    Ok(engine.image_tensor(&image::DynamicImage::ImageRgb8(input.rgb))?)
 }

@@ -207,15 +207,18 @@ pub async fn ask(ctx: Asking, client: String, study_id: i64, mut body: Question)
         body.measurements = saved_measurements(&ctx.db, study_id).await?;
     }
     let (current, ct_slices) = match body.images.as_slice() {
+        // A text-only model is asked about the text alone: no image is looked up or sent.
+        _ if !model.reads_images => (Vec::new(), false),
         [] => default_images(&ctx.db, study_id, ctx.chat.max_ct_slices).await?,
         chosen => (chosen.to_vec(), false),
     };
     let prior = match (body.mode, body.prior) {
-        (Mode::Compare, Some(prior)) => Some(prior),
-        (Mode::Compare, None) => Some(prior_image(&ctx.db, &study).await?),
-        (_, Some(_)) => {
+        (_, Some(_)) if body.mode != Mode::Compare => {
             return Err(DomainError::invalid("只有对比模式（compare）使用既往图像", "`prior` is for mode compare"));
         }
+        _ if !model.reads_images => None,
+        (Mode::Compare, Some(prior)) => Some(prior),
+        (Mode::Compare, None) => Some(prior_image(&ctx.db, &study).await?),
         _ => None,
     };
     let mut refs: Vec<(ImageRef, &'static str)> = Vec::new();

@@ -22,6 +22,7 @@ use models::Engine;
 use models::device::ComputeDevice;
 use models::generate::{GenerateOptions, Generation, Stream};
 use models::prompt::Turn;
+use models::weights::Quantization;
 use serde::Serialize;
 use tch::{Device, Kind};
 use tokio::sync::mpsc;
@@ -41,6 +42,18 @@ pub struct InferenceLimits {
     /// Longest one engine call (a prompt or one decoding step of all answers) may take before the
     /// watchdog declares the worker hung and replaces it.
     pub stall: Duration,
+}
+
+/// `--weights`: how the worker holds the model. Auto: bf16 on a GPU, f32 on the CPU. Int8: the decoder
+/// layers' projections as int8 per output channel (`models::weights::Weights::quantizes` says which),
+/// computing in the auto dtype.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum WeightsChoice {
+    #[default]
+    Auto,
+    F32,
+    Bf16,
+    Int8,
 }
 
 /// What the worker is doing with the model.
@@ -63,7 +76,10 @@ pub struct ModelInfo {
     pub test_model: bool,
     /// Prompt and answer together, tokens.
     pub context_tokens: i64,
-    /// Side of the square image the model sees, pixels.
+    /// Whether the model reads images. A text-only model (Gemma 3 without its vision tower) answers from
+    /// the question, the measurements and the report alone; no image is sent and no heatmap comes back.
+    pub reads_images: bool,
+    /// Side of the square image the model sees, pixels (0 for a text-only model).
     pub image_size: u32,
     /// Soft tokens per image side (heatmap grid side).
     pub tokens_per_side: i64,
@@ -191,6 +207,7 @@ pub struct Inference {
 struct Shared {
     limits: InferenceLimits,
     model_dir: PathBuf,
+    weights: WeightsChoice,
     /// Where the watchdog's maintenance lines go.
     logs_dir: PathBuf,
     queue: Mutex<Queue>,
@@ -257,10 +274,11 @@ impl Queue {
 
 impl Inference {
     /// Starts the worker, which loads the checkpoint first (state `Loading` until then), and its watchdog.
-    pub fn start(model_dir: PathBuf, logs_dir: PathBuf, limits: InferenceLimits) -> Inference {
+    pub fn start(model_dir: PathBuf, weights: WeightsChoice, logs_dir: PathBuf, limits: InferenceLimits) -> Inference {
         let shared = Arc::new(Shared {
             limits,
             model_dir,
+            weights,
             logs_dir,
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
@@ -345,7 +363,7 @@ impl Shared {
     }
 
     fn run(&self, generation: u64) -> Result<(), Abandoned> {
-        let loaded = load(&self.model_dir);
+        let loaded = load(&self.model_dir, self.weights);
         if generation > 0 {
             let (outcome, seen) = match &loaded {
                 Ok(_) => ("ok", "模型已重新加载 / model reloaded".to_string()),
@@ -618,19 +636,27 @@ mod fault_injection {
     }
 }
 
-/// Loads the checkpoint on the best device: bf16 on a GPU, f32 on the CPU.
-fn load(dir: &Path) -> anyhow::Result<(Engine, ModelInfo)> {
+/// Loads the checkpoint on the best device: bf16 on a GPU, f32 on the CPU, unless `--weights` says otherwise.
+fn load(dir: &Path, weights: WeightsChoice) -> anyhow::Result<(Engine, ModelInfo)> {
     let found = ComputeDevice::detect();
     let device = found.preferred();
-    let kind = if device == Device::Cpu { Kind::Float } else { Kind::BFloat16 };
-    let engine = Engine::load(dir, device, kind)?;
+    let auto = if device == Device::Cpu { Kind::Float } else { Kind::BFloat16 };
+    let (kind, quantization) = match weights {
+        WeightsChoice::Auto => (auto, Quantization::None),
+        WeightsChoice::F32 => (Kind::Float, Quantization::None),
+        WeightsChoice::Bf16 => (Kind::BFloat16, Quantization::None),
+        WeightsChoice::Int8 => (auto, Quantization::Int8),
+    };
+    let engine = Engine::load_with(dir, device, kind, quantization)?;
+    let dtype = format!("{kind:?}").to_lowercase();
     let info = ModelInfo {
         name: dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned()),
         device: found.label(),
-        dtype: format!("{kind:?}").to_lowercase(),
+        dtype: if quantization == Quantization::Int8 { format!("int8 weights, {dtype} compute") } else { dtype },
         test_model: dir.join("MEDGEMMA_X_TEST_MODEL").is_file(),
         context_tokens: engine.config.text.max_position_embeddings,
-        image_size: engine.preprocessor.height.max(engine.preprocessor.width) as u32,
+        reads_images: engine.reads_images(),
+        image_size: engine.preprocessor.as_ref().map_or(0, |p| p.height.max(p.width) as u32),
         tokens_per_side: engine.config.tokens_per_side(),
     };
     Ok((engine, info))
@@ -664,8 +690,12 @@ fn start(
         }
         history = history.saturating_sub(2);
     };
-    let pixels: Vec<tch::Tensor> =
-        request.images.iter().map(|rgb| engine.image_tensor(&image::DynamicImage::ImageRgb8(rgb.clone()))).collect();
+    let pixels = request
+        .images
+        .iter()
+        .map(|rgb| engine.image_tensor(&image::DynamicImage::ImageRgb8(rgb.clone())))
+        .collect::<Result<Vec<tch::Tensor>, _>>()
+        .map_err(|e| Failure::new("bad_input", "模型无法处理该输入", format!("the model refused the input: {e}")))?;
     let mut stream = engine
         .start(&ids, &pixels, &request.options)
         .map_err(|e| Failure::new("bad_input", "模型无法处理该输入", format!("the model refused the input: {e}")))?;

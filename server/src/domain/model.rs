@@ -18,8 +18,8 @@ pub struct ModelSetup {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ModelState {
     NotConfigured,
-    /// The folder's config.json is a Gemma 3 (MedGemma) configuration the engine can run; the inference
-    /// worker loads it (its state says how far it got).
+    /// The folder's config.json (or the GGUF file's metadata) is a Gemma 3 (MedGemma) configuration the
+    /// engine can run; the inference worker loads it (its state says how far it got).
     Checked(PathBuf),
     /// The folder is missing or its config.json is not one the engine runs; the server runs without a model.
     Unreadable {
@@ -32,7 +32,7 @@ impl ModelSetup {
     pub fn inspect(model_dir: Option<&Path>) -> Self {
         let state = match model_dir {
             None => ModelState::NotConfigured,
-            Some(dir) => match models::config::ModelConfig::load(&dir.join("config.json")) {
+            Some(dir) => match models::check::config(dir) {
                 Ok(_) => ModelState::Checked(dir.to_path_buf()),
                 Err(err) => ModelState::Unreadable { dir: dir.to_path_buf(), reason: err.to_string() },
             },

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::domain::chat::ChatSettings;
+use crate::domain::inference::WeightsChoice;
 use crate::startup::listener::ConnectionLimits;
 use crate::store::db::DatabaseLocation;
 use crate::support::data_dir::DataDir;
@@ -22,10 +23,16 @@ pub struct ServeArgs {
     #[arg(long, env = "MEDGEMMA_X_BIND", default_value = "0.0.0.0:7860")]
     pub bind: SocketAddr,
 
-    /// A Hugging Face MedGemma checkpoint folder (config.json, tokenizer.json, *.safetensors).
+    /// A Hugging Face MedGemma / Gemma 3 checkpoint folder (config.json, tokenizer.json, *.safetensors), a
+    /// Gemma 3 `.gguf` file, or a folder holding one (text only: the mmproj vision file is not read yet).
     /// Without it the server runs for viewing, measuring and reporting; chat is unavailable.
     #[arg(long, env = "MEDGEMMA_X_MODEL_DIR")]
     pub model_dir: Option<PathBuf>,
+
+    /// How the model is held: auto (bf16 on a GPU, f32 on the CPU), f32, bf16, or int8 (the decoder layers'
+    /// projections as int8 per output channel, for CPUs and small cards).
+    #[arg(long, env = "MEDGEMMA_X_WEIGHTS", value_enum, default_value_t = WeightsChoice::Auto)]
+    pub weights: WeightsChoice,
 
     /// Database URL. Default: an SQLite file at <data-dir>/db/medgemma-x.sqlite3.
     #[arg(long, env = "MEDGEMMA_X_DATABASE_URL")]
@@ -172,6 +179,7 @@ pub struct ServeConfig {
     pub data_dir: DataDir,
     pub bind: SocketAddr,
     pub model_dir: Option<PathBuf>,
+    pub weights: WeightsChoice,
     pub database: DatabaseLocation,
     pub site_root: PathBuf,
     pub log_format: LogFormat,
@@ -225,6 +233,7 @@ impl ServeConfig {
             data_dir,
             bind: args.bind,
             model_dir: args.model_dir,
+            weights: args.weights,
             database,
             site_root,
             log_format: args.log_format,
@@ -285,6 +294,7 @@ impl ServeConfig {
             ("data_dir", self.data_dir.root().display().to_string()),
             ("bind", self.bind.to_string()),
             ("model_dir", self.model_dir.as_deref().map_or("(none)".into(), |p| p.display().to_string())),
+            ("weights", format!("{:?}", self.weights).to_lowercase()),
             ("database", self.database.display_masked()),
             ("site_root", self.site_root.display().to_string()),
             ("log_format", format!("{:?}", self.log_format).to_lowercase()),

@@ -84,7 +84,9 @@ async fn serve(config: ServeConfig, run_lock: RunLock, started: Instant) -> anyh
     detect_device_in_background(&model);
     // Loads in its own thread: the server answers (and serves everything but chat) meanwhile.
     let inference = match &model.state {
-        ModelState::Checked(dir) => Some(Inference::start(dir.clone(), config.data_dir.logs(), config.inference)),
+        ModelState::Checked(dir) => {
+            Some(Inference::start(dir.clone(), config.weights, config.data_dir.logs(), config.inference))
+        }
         ModelState::NotConfigured | ModelState::Unreadable { .. } => None,
     };
 

@@ -130,17 +130,24 @@ fn model_status(state: &AppState) -> ModelStatus {
         },
         EngineState::Ready(info) => ModelStatus {
             loaded: true,
-            state: if info.test_model {
-                format!(
-                    "已加载随机测试模型 {}（回答无医学意义） / random test model loaded: answers mean nothing",
+            state: match (info.test_model, info.reads_images) {
+                (true, _) => format!(
+                    "已加载随机测试模型 {}（回答无医学意义）{} / random test model loaded: answers mean nothing{}",
+                    info.name,
+                    if info.reads_images { "" } else { "，纯文本模型，不读图像" },
+                    if info.reads_images { "" } else { "; text-only, reads no images" },
+                ),
+                (false, true) => format!("已加载模型 {} / model loaded", info.name),
+                (false, false) => format!(
+                    "已加载纯文本模型 {}：只读问题、测量和报告，不读图像 / text-only model loaded: it reads the \
+                     question, measurements and report, not the images",
                     info.name
-                )
-            } else {
-                format!("已加载模型 {} / model loaded", info.name)
+                ),
             },
             device: info.device.clone(),
             name: Some(info.name),
             test_model: info.test_model,
+            text_only: !info.reads_images,
             queue_waiting: waiting,
             queue_active: active,
         },
