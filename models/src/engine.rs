@@ -2,11 +2,10 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 
-use std::str::FromStr;
 use tch::{Device, Kind, Tensor};
-
 use tokenizers::Tokenizer;
 
 use crate::config::{GenerationConfig, ModelConfig, PreprocessorConfig};
@@ -48,8 +47,9 @@ pub struct Engine {
 enum TokenizerJson {
     /// A checkpoint folder's tokenizer.json, read when first needed.
     File(PathBuf),
-    /// Rebuilt from a GGUF file's metadata when it was loaded.
-    Built(serde_json::Value),
+    /// Rebuilt from a GGUF file's metadata when it was loaded; kept as text (a fraction of its size as a
+    /// parsed value) and parsed when first needed.
+    Built(String),
 }
 
 /// What a checkpoint provides before the engine is assembled from it: configs and tokenizer read, tensors
@@ -239,13 +239,9 @@ impl Engine {
     pub(crate) fn constraint_factory(&self) -> Result<Arc<llguidance::ParserFactory>> {
         self.constraint_factory
             .get_or_init(|| {
-                let read;
                 let json = match &self.tokenizer_json {
-                    TokenizerJson::File(path) => {
-                        read = crate::config::read_json(path).map_err(|e| e.to_string())?;
-                        &read
-                    }
-                    TokenizerJson::Built(json) => json,
+                    TokenizerJson::File(path) => crate::config::read_json(path).map_err(|e| e.to_string())?,
+                    TokenizerJson::Built(text) => serde_json::from_str(text).map_err(|e| e.to_string())?,
                 };
                 // Answers end at <end_of_turn>; a checkpoint without it ends at its first eos id.
                 let end = self
@@ -253,7 +249,7 @@ impl Engine {
                     .token_to_id(prompt::END_OF_TURN)
                     .or_else(|| self.eos_token_ids.first().map(|&id| id as u32))
                     .unwrap_or(0);
-                crate::constrain::parser_factory(json, &self.tokenizer, self.config.text.vocab_size as usize, end)
+                crate::constrain::parser_factory(&json, &self.tokenizer, self.config.text.vocab_size as usize, end)
                     .map(Arc::new)
                     .map_err(|e| e.to_string())
             })
@@ -315,8 +311,8 @@ impl Parts {
     fn gguf(path: &Path, device: Device, kind: Kind) -> Result<Self> {
         let file = crate::gguf::GgufFile::open(path)?;
         let config = crate::gguf::gemma3::config(&file)?;
-        let json = crate::gguf::tokenizer::tokenizer_json(&file)?;
-        let tokenizer = Tokenizer::from_str(&json.to_string())
+        let json = crate::gguf::tokenizer::tokenizer_json(&file)?.to_string();
+        let tokenizer = Tokenizer::from_str(&json)
             .map_err(|e| EngineError::checkpoint(path, format!("cannot build the tokenizer from the metadata: {e}")))?;
         Ok(Self {
             config,

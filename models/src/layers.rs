@@ -3,7 +3,7 @@
 use tch::{Kind, Tensor};
 
 use crate::error::Result;
-use crate::weights::Weights;
+use crate::weights::{Quantization, Weights};
 
 /// Gemma RMSNorm: computed in f32, scaled by (1 + w), cast back to the input dtype.
 pub struct RmsNorm {
@@ -38,9 +38,8 @@ enum LinearWeight {
     Int8 { q: Tensor, scales: Tensor },
 }
 
-/// Rows quantized at a time: the f32 temporaries of a 262 144-row embedding table stay a few MB.
+/// Rows quantized at a time: the f32 temporaries of a large matrix stay a few MB.
 const QUANTIZE_ROWS: i64 = 4096;
-
 /// Per-row symmetric int8 of `w` ([rows, columns], f32): (q int8, scales f32 [rows]).
 pub(crate) fn quantize_int8(w: &Tensor) -> (Tensor, Tensor) {
     let rows = w.size()[0];
@@ -59,11 +58,12 @@ pub(crate) fn quantize_int8(w: &Tensor) -> (Tensor, Tensor) {
 impl Linear {
     pub fn load(w: &Weights, prefix: &str, input: i64, output: i64, bias: bool) -> Result<Self> {
         let name = format!("{prefix}.weight");
-        let weight = if w.quantizes(&name) {
-            let (q, scales) = quantize_int8(&w.get_as(&name, &[output, input], Kind::Float)?);
-            LinearWeight::Int8 { q: q.to_device(w.device), scales: scales.to_device(w.device).to_kind(w.kind) }
-        } else {
-            LinearWeight::Dense(w.get(&name, &[output, input])?)
+        let weight = match w.quantization_of(&name) {
+            Quantization::None => LinearWeight::Dense(w.get(&name, &[output, input])?),
+            Quantization::Int8 => {
+                let (q, scales) = quantize_int8(&w.get_as(&name, &[output, input], Kind::Float)?);
+                LinearWeight::Int8 { q: q.to_device(w.device), scales: scales.to_device(w.device).to_kind(w.kind) }
+            }
         };
         let bias = if bias { Some(w.get(&format!("{prefix}.bias"), &[output])?) } else { None };
         Ok(Self { weight, bias })
@@ -73,6 +73,7 @@ impl Linear {
         match &self.weight {
             LinearWeight::Dense(weight) => x.linear(weight, self.bias.as_ref()),
             LinearWeight::Int8 { q, scales } => {
+                // The kernel takes a matrix: [..., input] flattened to rows and back.
                 let mut shape = x.size();
                 let input = shape.pop().expect("x has a feature dimension");
                 let out = x.reshape([-1, input]).internal_weight_int8pack_mm(q, scales);
@@ -82,18 +83,6 @@ impl Linear {
                     Some(bias) => out + bias,
                     None => out,
                 }
-            }
-        }
-    }
-
-    /// Rows of the weight, as an embedding table is read ([..ids, input]), in the engine's dtype: Gemma
-    /// ties its token embeddings to the output projection, so one table serves both.
-    pub fn rows(&self, ids: &Tensor) -> Tensor {
-        match &self.weight {
-            LinearWeight::Dense(weight) => Tensor::embedding(weight, ids, -1, false, false),
-            LinearWeight::Int8 { q, scales } => {
-                let rows = Tensor::embedding(q, ids, -1, false, false).to_kind(scales.kind());
-                rows * scales.index_select(0, &ids.flatten(0, -1)).view_as(ids).unsqueeze(-1)
             }
         }
     }
@@ -131,21 +120,24 @@ pub fn gelu_tanh(x: &Tensor) -> Tensor {
 mod tests {
     use super::*;
 
-    /// The int8 layer computes with exactly the dequantized weight: forward through libtorch's kernel
-    /// and rows through the table agree with q · scale used densely.
-    #[test]
-    fn int8_forward_and_rows_use_the_dequantized_weight() {
+    fn random(rows: i64, columns: i64) -> Tensor {
         tch::manual_seed(7);
-        let w = Tensor::randn([48, 64], (Kind::Float, tch::Device::Cpu));
+        Tensor::randn([rows, columns], (Kind::Float, tch::Device::Cpu))
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).abs().max().double_value(&[])
+    }
+
+    /// libtorch's int8 kernel computes with exactly the dequantized weight q · scale.
+    #[test]
+    fn int8_forward_uses_the_dequantized_weight() {
+        let w = random(48, 64);
         let (q, scales) = quantize_int8(&w);
         let dequantized = q.to_kind(Kind::Float) * scales.unsqueeze(1);
-        assert!((&dequantized - &w).abs().max().double_value(&[]) <= scales.max().double_value(&[]) / 2.0 + 1e-6);
+        assert!(max_diff(&dequantized, &w) <= scales.max().double_value(&[]) / 2.0 + 1e-6, "rounding error");
         let layer = Linear { weight: LinearWeight::Int8 { q, scales }, bias: None };
         let x = Tensor::randn([2, 3, 64], (Kind::Float, tch::Device::Cpu));
-        let dense = x.linear(&dequantized, None::<&Tensor>);
-        assert!((layer.forward(&x) - dense).abs().max().double_value(&[]) < 1e-4);
-        let ids = Tensor::from_slice(&[5i64, 0, 47]).view([1, 3]);
-        let rows = Tensor::embedding(&dequantized, &ids, -1, false, false);
-        assert!((layer.rows(&ids) - rows).abs().max().double_value(&[]) < 1e-6);
+        assert!(max_diff(&layer.forward(&x), &x.linear(&dequantized, None::<&Tensor>)) < 1e-4);
     }
 }

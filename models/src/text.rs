@@ -148,14 +148,13 @@ struct DecoderLayer {
 }
 
 pub struct TextModel {
-    /// [vocab, hidden]: read by rows for the input, and the output projection when tied.
-    embed_tokens: Linear,
+    embed_tokens: Tensor,
     /// sqrt(hidden_size) rounded to the weight dtype (55.4256 becomes 55.5 in bf16), as a 0-d tensor.
     embed_scale: Tensor,
     layers: Vec<DecoderLayer>,
     norm: RmsNorm,
     /// None when tied to embed_tokens (Gemma 3 ties them).
-    lm_head: Option<Linear>,
+    lm_head: Option<Tensor>,
     inv_freq_full: Tensor,
     inv_freq_sliding: Tensor,
     pub config: TextConfig,
@@ -326,9 +325,9 @@ impl TextModel {
         let layers = (0..c.num_hidden_layers)
             .map(|l| DecoderLayer::load(w, &format!("text.layers.{l}"), c, c.layer_types[l]))
             .collect::<Result<Vec<_>>>()?;
-        let embed_tokens = Linear::load(w, "text.embed_tokens", h, c.vocab_size, false)?;
+        let embed_tokens = w.get("text.embed_tokens.weight", &[c.vocab_size, h])?;
         let lm_head =
-            if w.contains("lm_head.weight") { Some(Linear::load(w, "lm_head", h, c.vocab_size, false)?) } else { None };
+            if w.contains("lm_head.weight") { Some(w.get("lm_head.weight", &[c.vocab_size, h])?) } else { None };
         let embed_scale = Tensor::from((h as f64).sqrt() as f32).to_kind(w.kind).to_device(w.device);
         Ok(Self {
             embed_tokens,
@@ -346,7 +345,7 @@ impl TextModel {
     /// some checkpoints) embed as id 0; their rows are replaced by image features anyway.
     pub fn embed(&self, ids: &Tensor) -> Tensor {
         let ids = ids.where_scalarother(&ids.lt(self.config.vocab_size), 0);
-        self.embed_tokens.rows(&ids) * &self.embed_scale
+        Tensor::embedding(&self.embed_tokens, &ids, -1, false, false) * &self.embed_scale
     }
 
     /// Runs `embeds` ([batch, seq, hidden], row b for `seqs[b]`: a prompt of one sequence, or one decode
@@ -412,7 +411,7 @@ impl TextModel {
             Logits::Last => x.narrow(1, seq - 1, 1),
         };
         let x = self.norm.forward(&x);
-        let logits = self.lm_head.as_ref().unwrap_or(&self.embed_tokens).forward(&x);
+        let logits = x.linear(self.lm_head.as_ref().unwrap_or(&self.embed_tokens), None::<&Tensor>);
         match self.config.final_logit_softcapping {
             Some(cap) => (logits / cap).tanh() * cap,
             None => logits,

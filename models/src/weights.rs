@@ -42,7 +42,7 @@ pub struct Weights {
 }
 
 /// `--weights`: the decoder's matrices dense in the engine's dtype, or int8 per output channel (which ones:
-/// [`Weights::quantizes`]). Norms, embeddings, biases and the vision tower stay dense.
+/// [`Weights::quantization_of`]). Norms, embeddings, biases and the vision tower stay dense.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Quantization {
     #[default]
@@ -189,13 +189,15 @@ impl Weights {
         Ok(tensor.f_to_kind(kind)?)
     }
 
-    /// Whether the matrix `name` is held quantized: the decoder layers' projections except the MLP's
-    /// down projection. Measured on the real gemma-3-270m, teacher-forced over 1 150 positions of our
-    /// radiology text (tests/real_gemma3.rs), top-1 agreement with f32 / mean KL: every projection int8
-    /// 95.9 % / 3.6e-3; down_proj kept dense 97.5 % / 2.3e-3 (llama.cpp's Q4_K_M likewise gives
-    /// ffn_down more bits); the tied embedding table int8 as well 93.3 % / 1.1e-2, so it stays dense too.
-    pub fn quantizes(&self, name: &str) -> bool {
-        self.quantization == Quantization::Int8 && name.starts_with("text.layers.") && !name.contains(".mlp.down_proj.")
+    /// How the matrix `name` is held. Quantized: the decoder layers' projections
+    /// except the MLP's down projection. Measured on the real gemma-3-270m, teacher-forced over 1 150
+    /// positions of our radiology text (tests/real_gemma3.rs), int8 top-1 agreement with f32 / mean KL:
+    /// every projection 95.9 % / 3.6e-3; down_proj kept dense 97.5 % / 2.3e-3 (llama.cpp's Q4_K_M likewise
+    /// gives ffn_down more bits); the tied embedding table quantized as well 93.3 % / 1.1e-2, so it stays
+    /// dense too.
+    pub fn quantization_of(&self, name: &str) -> Quantization {
+        let eligible = name.starts_with("text.layers.") && !name.contains(".mlp.down_proj.");
+        if eligible { self.quantization } else { Quantization::None }
     }
 }
 

@@ -129,12 +129,12 @@ fn the_text_only_folder_answers_as_transformers_does() {
 }
 
 /// Teacher-forced over our own radiology texts (tests/fixtures/radiology_{zh,en}.txt): at every position,
-/// does int8's most likely next token equal f32's, and how far apart are the two distributions (KL)?
-#[test]
-fn int8_weights_agree_with_f32_on_radiology_text() {
+/// does the quantized model's most likely next token equal f32's, and how far apart are the two
+/// distributions (KL)? Returns (positions, top-1 agreement).
+fn agreement_with_f32(quantization: Quantization) -> (usize, f64) {
     let path = real_models().join(GGUF);
     let dense = Engine::load(&path, Device::Cpu, Kind::Float).unwrap();
-    let int8 = Engine::load_with(&path, Device::Cpu, Kind::Float, Quantization::Int8).unwrap();
+    let quantized_engine = Engine::load_with(&path, Device::Cpu, Kind::Float, quantization).unwrap();
     let (mut positions, mut agree, mut kl_sum) = (0usize, 0usize, 0.0f64);
     for name in ["radiology_zh.txt", "radiology_en.txt"] {
         let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name))
@@ -142,7 +142,7 @@ fn int8_weights_agree_with_f32_on_radiology_text() {
         let mut ids = vec![2i64]; // <bos>
         ids.extend(dense.tokenizer.encode(text, false).unwrap().get_ids().iter().map(|&id| i64::from(id)));
         let (reference, _) = dense.prefill(&ids, &[], false, Logits::All).unwrap();
-        let (quantized, _) = int8.prefill(&ids, &[], false, Logits::All).unwrap();
+        let (quantized, _) = quantized_engine.prefill(&ids, &[], false, Logits::All).unwrap();
         let same = reference.argmax(-1, false).eq_tensor(&quantized.argmax(-1, false));
         let p = reference.log_softmax(-1, Kind::Float);
         let q = quantized.log_softmax(-1, Kind::Float);
@@ -150,7 +150,7 @@ fn int8_weights_agree_with_f32_on_radiology_text() {
         let n = ids.len();
         let text_agree = same.sum(Kind::Int64).int64_value(&[]) as usize;
         println!(
-            "int8 vs f32, {name}: {n} positions, top-1 agreement {:.2} %, mean KL {:.2e}",
+            "{quantization:?} vs f32, {name}: {n} positions, top-1 agreement {:.2} %, mean KL {:.2e}",
             100.0 * text_agree as f64 / n as f64,
             kl.mean(Kind::Float).double_value(&[])
         );
@@ -160,10 +160,16 @@ fn int8_weights_agree_with_f32_on_radiology_text() {
     }
     let top1 = agree as f64 / positions as f64;
     println!(
-        "int8 vs f32, both: {positions} positions, top-1 agreement {:.2} %, mean KL {:.2e}",
+        "{quantization:?} vs f32, both: {positions} positions, top-1 agreement {:.2} %, mean KL {:.2e}",
         100.0 * top1,
         kl_sum / positions as f64
     );
+    (positions, top1)
+}
+
+#[test]
+fn int8_weights_agree_with_f32_on_radiology_text() {
+    let (positions, top1) = agreement_with_f32(Quantization::Int8);
     assert!(positions >= 1000, "only {positions} positions");
     assert!(top1 >= 0.97, "int8 top-1 agreement {top1}");
 }

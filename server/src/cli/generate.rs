@@ -50,9 +50,9 @@ pub struct GenerateArgs {
     /// Default: bf16 on a GPU, f32 on the CPU.
     #[arg(long, value_enum)]
     dtype: Option<DtypeChoice>,
-    /// Hold the decoder's weights as int8 per output channel (computing in the dtype above).
-    #[arg(long)]
-    int8: bool,
+    /// Hold the decoder's projections quantized (computing in the dtype above): int8 per output channel.
+    #[arg(long, value_enum, default_value_t = QuantizeChoice::None)]
+    quantize: QuantizeChoice,
     /// After the streamed text, print one JSON line with ids, log-probabilities and timings.
     #[arg(long)]
     json: bool,
@@ -63,6 +63,12 @@ enum DeviceChoice {
     Auto,
     Cpu,
     Cuda,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum QuantizeChoice {
+    None,
+    Int8,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -85,7 +91,10 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     };
 
     let load_started = Instant::now();
-    let quantization = if args.int8 { Quantization::Int8 } else { Quantization::None };
+    let quantization = match args.quantize {
+        QuantizeChoice::None => Quantization::None,
+        QuantizeChoice::Int8 => Quantization::Int8,
+    };
     let engine = Engine::load_with(&args.model_dir, device, kind, quantization)?;
     let load_ms = load_started.elapsed().as_secs_f64() * 1000.0;
     let pixels = args.images.iter().map(|p| image_pixels(&engine, p)).collect::<anyhow::Result<Vec<_>>>()?;

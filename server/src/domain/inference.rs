@@ -45,7 +45,7 @@ pub struct InferenceLimits {
 }
 
 /// `--weights`: how the worker holds the model. Auto: bf16 on a GPU, f32 on the CPU. Int8: the decoder
-/// layers' projections as int8 per output channel (`models::weights::Weights::quantizes` says which),
+/// layers' projections as int8 per output channel (`models::weights::Weights::quantization_of` says which),
 /// computing in the auto dtype.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum WeightsChoice {
@@ -652,7 +652,10 @@ fn load(dir: &Path, weights: WeightsChoice) -> anyhow::Result<(Engine, ModelInfo
     let info = ModelInfo {
         name: dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned()),
         device: found.label(),
-        dtype: if quantization == Quantization::Int8 { format!("int8 weights, {dtype} compute") } else { dtype },
+        dtype: match quantization {
+            Quantization::None => dtype,
+            Quantization::Int8 => format!("int8 weights, {dtype} compute"),
+        },
         test_model: dir.join("MEDGEMMA_X_TEST_MODEL").is_file(),
         context_tokens: engine.config.text.max_position_embeddings,
         reads_images: engine.reads_images(),
