@@ -42,7 +42,7 @@ def ours(mode):
     """Best of three runs of `generate --json`, each in a fresh process; the largest peak RSS of the three."""
     args = [BINARY, "generate", "--model-dir", str(GGUF), "--prompt", PROMPT, "--device", "cpu",
             "--max-new-tokens", str(NEW_TOKENS + 1), "--min-new-tokens", str(NEW_TOKENS + 1), "--json"]
-    args += {"f32": ["--dtype", "f32"], "bf16": ["--dtype", "bf16"], "int8": ["--dtype", "f32", "--int8"]}[mode]
+    args += {"f32": ["--dtype", "f32"], "bf16": ["--dtype", "bf16"], "int8": ["--dtype", "f32", "--quantize", "int8"]}[mode]
     best, peak_mib = None, 0.0
     for _ in range(3):
         stdout, peak = run_child(args)

@@ -12,6 +12,7 @@ use crate::config::ModelConfig;
 use crate::engine::Parts;
 use crate::error::Result;
 use crate::gguf::{GgufFile, gemma3};
+use crate::weights::Quantization;
 
 /// The model's configuration alone (config.json, or a GGUF file's metadata): the quick look `serve` takes
 /// at start, before its worker loads the weights in the background.
@@ -38,7 +39,7 @@ pub struct ModelCheck {
     /// Tensors and bytes per storage type ("BF16", "Q4_K", …), most bytes first.
     pub storage: Vec<Storage>,
     pub stored_bytes: u64,
-    /// Bytes the weights take once loaded, per dtype the engine offers (`--dtype`).
+    /// Bytes the weights take once loaded, per way the engine can hold them (`--weights`).
     pub loaded_bytes: Vec<LoadedSize>,
 }
 
@@ -58,14 +59,21 @@ pub struct LoadedSize {
 /// Reads `path` as [`crate::Engine::load`] would, up to the point of copying tensors. Any problem a load
 /// would meet in the configs, the tokenizer or the tensor table is this function's error too.
 pub fn check(path: &Path) -> Result<ModelCheck> {
-    let parts = Parts::open(path, Device::Cpu, Kind::Float)?;
+    let mut parts = Parts::open(path, Device::Cpu, Kind::Float)?;
+    parts.weights.quantization = Quantization::Int8;
     let mut by_kind: BTreeMap<String, (usize, u64)> = BTreeMap::new();
-    let mut parameters = 0;
-    for (kind, values, bytes) in parts.weights.stored() {
-        parameters += values;
-        let entry = by_kind.entry(kind).or_default();
+    let (mut parameters, mut int8_bytes) = (0, 0);
+    for tensor in parts.weights.stored() {
+        parameters += tensor.values;
+        // int8: one byte a value for the matrices it quantizes (plus a scale a row, left out here), f32 for
+        // the rest, as `--weights int8` holds them on the CPU.
+        int8_bytes += match parts.weights.quantization_of(&tensor.name) {
+            Quantization::Int8 => tensor.values,
+            Quantization::None => tensor.values * 4,
+        };
+        let entry = by_kind.entry(tensor.kind).or_default();
         entry.0 += 1;
-        entry.1 += bytes;
+        entry.1 += tensor.bytes;
     }
     let mut storage: Vec<Storage> =
         by_kind.into_iter().map(|(kind, (tensors, bytes))| Storage { kind, tensors, bytes }).collect();
@@ -85,6 +93,7 @@ pub fn check(path: &Path) -> Result<ModelCheck> {
         loaded_bytes: vec![
             LoadedSize { dtype: "f32", bytes: parameters * 4 },
             LoadedSize { dtype: "bf16", bytes: parameters * 2 },
+            LoadedSize { dtype: "int8 (f32 compute)", bytes: int8_bytes },
         ],
     })
 }

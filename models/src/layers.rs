@@ -38,6 +38,9 @@ enum LinearWeight {
     Int8 { q: Tensor, scales: Tensor },
 }
 
+/// Beyond this many rows (tokens) at once, an int8 product widens the weight and runs as a dense GEMM.
+const INT8_KERNEL_MAX_ROWS: i64 = 16;
+
 /// Rows quantized at a time: the f32 temporaries of a large matrix stay a few MB.
 const QUANTIZE_ROWS: i64 = 4096;
 /// Per-row symmetric int8 of `w` ([rows, columns], f32): (q int8, scales f32 [rows]).
@@ -76,7 +79,14 @@ impl Linear {
                 // The kernel takes a matrix: [..., input] flattened to rows and back.
                 let mut shape = x.size();
                 let input = shape.pop().expect("x has a feature dimension");
-                let out = x.reshape([-1, input]).internal_weight_int8pack_mm(q, scales);
+                let rows = x.reshape([-1, input]);
+                let out = if rows.size()[0] > INT8_KERNEL_MAX_ROWS {
+                    // A prompt: libtorch's int8 kernel is a matrix–vector loop, 25× slower than the dense
+                    // GEMM here for 600 rows, so the weight is widened for this one product.
+                    rows.matmul(&(q.to_kind(scales.kind()) * scales.unsqueeze(1)).tr())
+                } else {
+                    rows.internal_weight_int8pack_mm(q, scales)
+                };
                 shape.push(out.size()[1]);
                 let out = out.reshape(shape.as_slice());
                 match &self.bias {
@@ -137,7 +147,10 @@ mod tests {
         let dequantized = q.to_kind(Kind::Float) * scales.unsqueeze(1);
         assert!(max_diff(&dequantized, &w) <= scales.max().double_value(&[]) / 2.0 + 1e-6, "rounding error");
         let layer = Linear { weight: LinearWeight::Int8 { q, scales }, bias: None };
-        let x = Tensor::randn([2, 3, 64], (Kind::Float, tch::Device::Cpu));
-        assert!(max_diff(&layer.forward(&x), &x.linear(&dequantized, None::<&Tensor>)) < 1e-4);
+        // Both paths: the kernel for a few rows (decoding), the widened weight for many (a prompt).
+        for rows in [3, 40] {
+            let x = Tensor::randn([2, rows, 64], (Kind::Float, tch::Device::Cpu));
+            assert!(max_diff(&layer.forward(&x), &x.linear(&dequantized, None::<&Tensor>)) < 1e-4, "{rows} rows");
+        }
     }
 }

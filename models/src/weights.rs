@@ -50,6 +50,16 @@ pub enum Quantization {
     Int8,
 }
 
+/// One tensor as its file stores it.
+pub struct StoredTensor {
+    /// Canonical where the engine reads it, else as stored.
+    pub name: String,
+    /// "BF16", "Q4_K", …
+    pub kind: String,
+    pub values: u64,
+    pub bytes: u64,
+}
+
 /// Canonical names: "text.layers.0.mlp.up_proj.weight", "vision.…", "projector.…", "lm_head.weight".
 enum Source {
     Safetensors {
@@ -145,24 +155,28 @@ impl Weights {
         Self { source: Source::Gguf { file, names }, kind, device, quantization: Quantization::None }
     }
 
-    /// Every stored tensor as (storage type, values, bytes), read from the headers: what `model check`
-    /// counts.
-    pub fn stored(&self) -> Vec<(String, u64, u64)> {
+    /// Every stored tensor, read from the headers: what `model check` counts.
+    pub fn stored(&self) -> Vec<StoredTensor> {
         match &self.source {
             Source::Safetensors { files, .. } => files
                 .iter()
-                .flat_map(|f| f.metadata.tensors().into_values())
-                .map(|info| {
-                    let values: u64 = info.shape.iter().map(|&d| d as u64).product();
-                    (format!("{:?}", info.dtype), values, (info.data_offsets.1 - info.data_offsets.0) as u64)
+                .flat_map(|f| f.metadata.tensors())
+                .map(|(stored, info)| StoredTensor {
+                    name: canonical(&stored),
+                    kind: format!("{:?}", info.dtype),
+                    values: info.shape.iter().map(|&d| d as u64).product(),
+                    bytes: (info.data_offsets.1 - info.data_offsets.0) as u64,
                 })
                 .collect(),
             Source::Gguf { file, .. } => file
                 .tensor_names
                 .iter()
-                .filter_map(|name| file.tensor(name))
-                .map(|info| {
-                    (info.ty.name().to_string(), info.elements(), info.ty.bytes_for(info.elements()).unwrap_or(0))
+                .filter_map(|stored| file.tensor(stored).map(|info| (stored, info)))
+                .map(|(stored, info)| StoredTensor {
+                    name: gemma3::canonical_name(stored).unwrap_or_else(|| stored.clone()),
+                    kind: info.ty.name().to_string(),
+                    values: info.elements(),
+                    bytes: info.ty.bytes_for(info.elements()).unwrap_or(0),
                 })
                 .collect(),
         }

@@ -130,6 +130,12 @@ fn model_check_describes_the_real_gguf_file_and_refuses_a_broken_one() {
     for kind in ["Q8_0", "Q5_0", "Q4_K", "Q6_K", "F32"] {
         assert!(kinds.contains(&kind), "{kinds:?}");
     }
+    // int8 holds the decoder projections but down_proj in a byte a value, the rest (embeddings, norms,
+    // down_proj) in f32: less than f32, more than a quarter of it.
+    let loaded = &report["model"]["loaded_bytes"];
+    let (f32_bytes, int8_bytes) = (loaded[0]["bytes"].as_u64().unwrap(), loaded[2]["bytes"].as_u64().unwrap());
+    assert_eq!(loaded[2]["dtype"], "int8 (f32 compute)");
+    assert!(int8_bytes < f32_bytes && int8_bytes > f32_bytes / 4, "{loaded}");
     let (_, text, _) = model_check(&gguf, false);
     assert!(text.contains("纯文本模型，不读图像"), "{text}");
 

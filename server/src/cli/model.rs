@@ -129,6 +129,12 @@ fn print_text(path: &std::path::Path, c: &ModelCheck, machine: &Machine, v: &Ver
             v.dtype
         );
     } else {
+        let int8 = c.loaded_bytes.iter().find(|l| l.dtype.starts_with("int8")).map_or(0, |l| l.bytes);
+        println!(
+            "提示 / hint: --weights int8 约需 {}（含余量） / needs about {} with headroom",
+            gb((int8 as f64 * HEADROOM) as u64),
+            gb((int8 as f64 * HEADROOM) as u64)
+        );
         println!(
             "结论 / verdict: 内存不足：{} 上 {} 需约 {}（含余量），可用 {} / does not fit on {} in {}: needs {}, {} free",
             v.device,
