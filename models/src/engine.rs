@@ -75,6 +75,10 @@ impl Engine {
     /// As [`Engine::load`], with the decoder's matrices held as `quantization` says (computing in `kind`).
     pub fn load_with(path: &Path, device: Device, kind: Kind, quantization: Quantization) -> Result<Self> {
         let _guard = tch::no_grad_guard();
+        if quantization == Quantization::Int8 && device != Device::Cpu {
+            // libtorch's int8 kernel has been checked on the CPU only; a GPU holds bf16 until it is measured there.
+            return Err(EngineError::Input("int8 weights run on the CPU in this version; on a GPU use bf16".into()));
+        }
         let mut parts = Parts::open(path, device, kind)?;
         parts.weights.quantization = quantization;
         Self::assemble(path, parts)

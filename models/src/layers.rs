@@ -43,8 +43,9 @@ const INT8_KERNEL_MAX_ROWS: i64 = 16;
 
 /// Rows quantized at a time: the f32 temporaries of a large matrix stay a few MB.
 const QUANTIZE_ROWS: i64 = 4096;
+
 /// Per-row symmetric int8 of `w` ([rows, columns], f32): (q int8, scales f32 [rows]).
-pub(crate) fn quantize_int8(w: &Tensor) -> (Tensor, Tensor) {
+fn quantize_int8(w: &Tensor) -> (Tensor, Tensor) {
     let rows = w.size()[0];
     let (mut qs, mut scales) = (Vec::new(), Vec::new());
     for start in (0..rows).step_by(QUANTIZE_ROWS as usize) {

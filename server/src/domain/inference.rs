@@ -46,7 +46,7 @@ pub struct InferenceLimits {
 
 /// `--weights`: how the worker holds the model. Auto: bf16 on a GPU, f32 on the CPU. Int8: the decoder
 /// layers' projections as int8 per output channel (`models::weights::Weights::quantization_of` says which),
-/// computing in the auto dtype.
+/// computing in f32; CPU only (the engine refuses it on a GPU, and the load failure says so in /readyz).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum WeightsChoice {
     #[default]
