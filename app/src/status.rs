@@ -44,4 +44,22 @@ pub struct ModelStatus {
     pub queue_waiting: Option<usize>,
     #[serde(default)]
     pub queue_active: Option<usize>,
+    /// The inference worker processes, each with its device and load.
+    #[serde(default)]
+    pub workers: Vec<InferenceWorker>,
+}
+
+/// One inference worker process, as /readyz and `status` show it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct InferenceWorker {
+    /// "local cpu", "local cuda:1", or the address of a worker on another machine.
+    pub place: String,
+    /// "loading", "ready" or "failed".
+    pub state: String,
+    pub device: Option<String>,
+    /// Answers in progress on it.
+    pub active: usize,
+    /// Times it was replaced (hung, or exited).
+    pub restarts: u64,
+    pub pid: Option<u32>,
 }

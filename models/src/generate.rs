@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use crate::constrain::Constraint;
@@ -12,7 +12,7 @@ use crate::engine::{Engine, image_block_ids};
 use crate::error::{EngineError, Result};
 use crate::text::{Logits, PromptAttention, Sequence};
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GenerateOptions {
     pub max_new_tokens: usize,
     /// No eos before this many tokens (transformers' min_new_tokens): fixed-length answers for load
@@ -49,7 +49,7 @@ impl Default for GenerateOptions {
 
 /// Where the answer looked in one image: attention from the queries that chose the answer's tokens,
 /// averaged over heads and full-attention layers, on each of the image's soft tokens.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ImageAttention {
     /// Soft tokens per side: the grid is `side` × `side`, row by row from the top left, over the image
     /// as the model saw it (resized to the preprocessor's size).
@@ -60,7 +60,7 @@ pub struct ImageAttention {
     pub share: f32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
     Eos,
@@ -68,7 +68,7 @@ pub enum StopReason {
     Cancelled,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Timings {
     pub prefill_ms: f64,
     pub decode_ms: f64,
@@ -76,7 +76,7 @@ pub struct Timings {
     pub decode_tokens_per_s: f64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Generation {
     pub prompt_token_ids: Vec<i64>,
     /// Generated ids, excluding the prompt; includes the eos id that stopped generation, if any.

@@ -2,7 +2,7 @@
 //! checkpoint's jinja template, then expands each image as Gemma3Processor does).
 
 /// Who speaks a turn.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Role {
     User,
     Model,
@@ -10,7 +10,7 @@ pub enum Role {
 
 /// One turn: its text, then `images` images (user turns only carry images), each followed by its
 /// caption where `image_captions` has one (Google's CT recipe labels each slice "SLICE n").
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Turn {
     pub role: Role,
     pub text: String,

@@ -28,6 +28,8 @@ enum Command {
         #[command(subcommand)]
         which: cli::model::ModelCommand,
     },
+    /// An inference worker: one device, one loaded model; `serve` starts its own (推理进程).
+    Inference(Box<cli::inference::InferenceArgs>),
     /// Generate one answer from a checkpoint folder or GGUF file (单次推理，用于集成检查与基准测试).
     Generate(cli::generate::GenerateArgs),
     /// Lung nodule guidelines: Lung-RADS v2022 or Fleischner 2017 for a case (肺结节指南分类).
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cli::serve::run(*args).map(|()| ExitCode::SUCCESS),
         Command::Dicom { which } => cli::dicom::run(which).map(|()| ExitCode::SUCCESS),
         Command::Model { which } => cli::model::run(which),
+        Command::Inference(args) => cli::inference::run(*args).map(|()| std::process::ExitCode::SUCCESS),
         Command::Generate(args) => cli::generate::run(args).map(|()| ExitCode::SUCCESS),
         Command::Guideline { which } => cli::guideline::run(which).map(|()| ExitCode::SUCCESS),
         Command::Report { which } => cli::report::run(which).map(|()| ExitCode::SUCCESS),

@@ -3,6 +3,7 @@ pub mod backup;
 pub mod dicom;
 pub mod generate;
 pub mod guideline;
+pub mod inference;
 pub mod model;
 pub mod ops;
 pub mod report;

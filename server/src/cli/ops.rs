@@ -59,6 +59,21 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         {
             println!("  对话队列：进行中 {active}，排队 {waiting}");
         }
+        for w in r["model"]["workers"].as_array().into_iter().flatten() {
+            println!(
+                "  推理进程 {}：{}，设备 {}，进行中 {}，重启 {} 次{}",
+                w["place"].as_str().unwrap_or("?"),
+                match w["state"].as_str() {
+                    Some("ready") => "就绪",
+                    Some("loading") => "加载中",
+                    _ => "失败",
+                },
+                w["device"].as_str().unwrap_or("-"),
+                w["active"].as_u64().unwrap_or(0),
+                w["restarts"].as_u64().unwrap_or(0),
+                w["pid"].as_u64().map_or(String::new(), |pid| format!("，PID {pid}")),
+            );
+        }
     }
     for line in s.gpus.lines_zh() {
         println!("  {line}");

@@ -540,7 +540,7 @@ impl Answering {
                     None => {
                         a.finished = true;
                         let failure = Failure {
-                            code: "engine_error",
+                            code: "engine_error".into(),
                             message_zh: "推理服务已停止".into(),
                             message_en: "the inference worker stopped".into(),
                         };
@@ -652,7 +652,7 @@ impl AnswerRecord {
 
     /// Stores that the question got no answer (and why); returns the `error` event.
     async fn failed(&self, failure: Failure) -> AnswerEvent {
-        self.ctx.metrics.record_chat(failure.code, None, 0, 0.0);
+        self.ctx.metrics.record_chat(&failure.code, None, 0, 0.0);
         let stored = messages::store(
             &self.ctx.db,
             NewMessage {

@@ -135,10 +135,32 @@ impl Metrics {
             let _ = writeln!(out, "medgemma_x_inference_queue{{state=\"waiting\"}} {}", q.waiting);
             let _ = writeln!(out, "medgemma_x_inference_queue{{state=\"active\"}} {}", q.active);
             out.push_str(
-                "# HELP medgemma_x_inference_worker_restarts_total Hung inference workers the watchdog replaced.\n",
+                "# HELP medgemma_x_inference_worker_restarts_total Inference workers replaced (hung, or exited), all together.\n",
             );
             out.push_str("# TYPE medgemma_x_inference_worker_restarts_total counter\n");
             let _ = writeln!(out, "medgemma_x_inference_worker_restarts_total {}", q.worker_restarts);
+            out.push_str("# HELP medgemma_x_inference_worker_up Whether each inference worker has its model loaded and takes questions.\n");
+            out.push_str("# TYPE medgemma_x_inference_worker_up gauge\n");
+            for w in &q.workers {
+                let labels = format!(
+                    "worker=\"{}\",place=\"{}\",device=\"{}\",model=\"{}\"",
+                    w.index,
+                    w.place,
+                    w.device.as_deref().unwrap_or(""),
+                    w.model.as_deref().unwrap_or("").replace(['"', '\\', '\n'], "_")
+                );
+                let _ = writeln!(out, "medgemma_x_inference_worker_up{{{labels}}} {}", u8::from(w.state == "ready"));
+            }
+            out.push_str("# HELP medgemma_x_inference_worker_active Answers in progress on each inference worker.\n");
+            out.push_str("# TYPE medgemma_x_inference_worker_active gauge\n");
+            for w in &q.workers {
+                let _ = writeln!(out, "medgemma_x_inference_worker_active{{worker=\"{}\"}} {}", w.index, w.active);
+            }
+            out.push_str("# HELP medgemma_x_inference_worker_restarts Times each inference worker was replaced.\n");
+            out.push_str("# TYPE medgemma_x_inference_worker_restarts counter\n");
+            for w in &q.workers {
+                let _ = writeln!(out, "medgemma_x_inference_worker_restarts{{worker=\"{}\"}} {}", w.index, w.restarts);
+            }
         }
         out
     }

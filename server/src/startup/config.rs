@@ -1,12 +1,13 @@
 //! Configuration of `medgemma-x serve`: flags > environment (`MEDGEMMA_X_*`) > defaults.
 //! clap applies that precedence; this module resolves what the flags leave relative or unset.
 
+use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::domain::chat::ChatSettings;
-use crate::domain::inference::WeightsChoice;
+use crate::domain::inference::{Endpoint, WeightsChoice, WorkerDevice};
 use crate::startup::listener::ConnectionLimits;
 use crate::store::db::DatabaseLocation;
 use crate::support::data_dir::DataDir;
@@ -33,6 +34,21 @@ pub struct ServeArgs {
     /// projections as int8 per output channel, for CPUs and small cards).
     #[arg(long, env = "MEDGEMMA_X_WEIGHTS", value_enum, default_value_t = WeightsChoice::Auto)]
     pub weights: WeightsChoice,
+
+    /// Inference worker processes this server starts, one per entry: `auto` (the first GPU, else the
+    /// CPU), `cpu`, or GPU numbers (`0,1`: one worker on each of two GPUs; `0,cpu`: a GPU and the CPU).
+    /// `none`: no local worker. Default: auto, or none when --inference-worker names workers elsewhere.
+    #[arg(long, env = "MEDGEMMA_X_INFERENCE_DEVICES")]
+    pub inference_devices: Option<String>,
+
+    /// An inference worker on another machine (`medgemma-x inference --listen host:port` there),
+    /// comma-separated or repeated; needs --inference-secret-file.
+    #[arg(long = "inference-worker", env = "MEDGEMMA_X_INFERENCE_WORKERS", value_delimiter = ',')]
+    pub inference_workers: Vec<Endpoint>,
+
+    /// The secret shared with the workers on other machines (the same file as their --secret-file).
+    #[arg(long, env = "MEDGEMMA_X_INFERENCE_SECRET_FILE")]
+    pub inference_secret_file: Option<PathBuf>,
 
     /// Database URL. Default: an SQLite file at <data-dir>/db/medgemma-x.sqlite3.
     #[arg(long, env = "MEDGEMMA_X_DATABASE_URL")]
@@ -180,6 +196,10 @@ pub struct ServeConfig {
     pub bind: SocketAddr,
     pub model_dir: Option<PathBuf>,
     pub weights: WeightsChoice,
+    /// Local worker devices, and workers elsewhere with their secret.
+    pub local_workers: Vec<WorkerDevice>,
+    pub remote_workers: Vec<Endpoint>,
+    pub remote_secret: Option<Vec<u8>>,
     pub database: DatabaseLocation,
     pub site_root: PathBuf,
     pub log_format: LogFormat,
@@ -229,11 +249,34 @@ impl ServeConfig {
             Some(dir) => dir,
             None => default_site_root()?,
         };
+        let local_workers = match args.inference_devices.as_deref().map(str::trim) {
+            Some("none") => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(|d| d.parse::<WorkerDevice>().map_err(|e| anyhow::anyhow!("--inference-devices: {e}")))
+                .collect::<anyhow::Result<_>>()?,
+            None if args.inference_workers.is_empty() => vec![WorkerDevice::Auto],
+            None => Vec::new(),
+        };
+        let remote_secret = match &args.inference_secret_file {
+            Some(file) => {
+                let secret = std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read --inference-secret-file {}", file.display()))?;
+                Some(secret.trim().as_bytes().to_vec())
+            }
+            None if !args.inference_workers.is_empty() => {
+                anyhow::bail!("--inference-worker needs --inference-secret-file (the workers' shared secret)")
+            }
+            None => None,
+        };
         Ok(Self {
             data_dir,
             bind: args.bind,
             model_dir: args.model_dir,
             weights: args.weights,
+            local_workers,
+            remote_workers: args.inference_workers,
+            remote_secret,
             database,
             site_root,
             log_format: args.log_format,
@@ -295,6 +338,8 @@ impl ServeConfig {
             ("bind", self.bind.to_string()),
             ("model_dir", self.model_dir.as_deref().map_or("(none)".into(), |p| p.display().to_string())),
             ("weights", format!("{:?}", self.weights).to_lowercase()),
+            ("inference_devices", self.local_workers.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")),
+            ("inference_workers", self.remote_workers.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(",")),
             ("database", self.database.display_masked()),
             ("site_root", self.site_root.display().to_string()),
             ("log_format", format!("{:?}", self.log_format).to_lowercase()),

@@ -8,7 +8,7 @@ use leptos::prelude::LeptosOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::inference::Inference;
+use crate::domain::inference::{Inference, WorkerPlan};
 use crate::domain::model::{ModelSetup, ModelState};
 use crate::startup::config::{ServeArgs, ServeConfig};
 use crate::startup::listener::{self, Drain};
@@ -82,13 +82,21 @@ async fn serve(config: ServeConfig, run_lock: RunLock, started: Instant) -> anyh
     let model = ModelSetup::inspect(config.model_dir.as_deref());
     tracing::info!(model = %model.describe(), "model");
     detect_device_in_background(&model);
-    // Loads in its own thread: the server answers (and serves everything but chat) meanwhile.
-    let inference = match &model.state {
-        ModelState::Checked(dir) => {
-            Some(Inference::start(dir.clone(), config.weights, config.data_dir.logs(), config.inference))
-        }
+    // Worker processes load the model: the server answers (and serves everything but chat) meanwhile.
+    let local_model = match &model.state {
+        ModelState::Checked(dir) => Some(dir.clone()),
         ModelState::NotConfigured | ModelState::Unreadable { .. } => None,
     };
+    let plan = WorkerPlan {
+        local: if local_model.is_some() { config.local_workers.clone() } else { Vec::new() },
+        model_dir: local_model,
+        weights: config.weights,
+        socket_dir: config.data_dir.tmp(),
+        remote: config.remote_workers.clone(),
+        remote_secret: config.remote_secret.clone(),
+    };
+    let inference = (!plan.local.is_empty() || !plan.remote.is_empty())
+        .then(|| Inference::start(plan, config.data_dir.logs(), config.inference));
 
     check_site_assets(&config.site_root);
     let leptos_options = LeptosOptions::builder()

@@ -115,7 +115,19 @@ fn model_status(state: &AppState) -> ModelStatus {
     };
     let queue = inference.queue();
     let (waiting, active) = (Some(queue.waiting), Some(queue.active));
-    match inference.state() {
+    let workers: Vec<app::status::InferenceWorker> = queue
+        .workers
+        .into_iter()
+        .map(|w| app::status::InferenceWorker {
+            place: w.place,
+            state: w.state.into(),
+            device: w.device,
+            active: w.active,
+            restarts: w.restarts,
+            pid: w.pid,
+        })
+        .collect();
+    let status = match inference.state() {
         EngineState::Loading => ModelStatus {
             loaded: false,
             state: "模型加载中 / model loading".into(),
@@ -150,6 +162,8 @@ fn model_status(state: &AppState) -> ModelStatus {
             text_only: !info.reads_images,
             queue_waiting: waiting,
             queue_active: active,
+            ..ModelStatus::default()
         },
-    }
+    };
+    ModelStatus { workers, ..status }
 }

@@ -1,6 +1,8 @@
 //! Shared by the server's integration tests.
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod chat;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
