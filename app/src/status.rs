@@ -57,6 +57,8 @@ pub struct InferenceWorker {
     /// "loading", "ready" or "failed".
     pub state: String,
     pub device: Option<String>,
+    /// The model it has loaded.
+    pub model: Option<String>,
     /// Answers in progress on it.
     pub active: usize,
     /// Times it was replaced (hung, or exited).

@@ -255,7 +255,7 @@ fn two_workers_share_the_questions() {
 
     let status = Command::new(BIN).args(["status", "--data-dir", data.path().to_str().unwrap()]).output().unwrap();
     let text = String::from_utf8_lossy(&status.stdout);
-    assert_eq!(text.matches("推理进程 local cpu：就绪，设备 cpu").count(), 2, "{text}");
+    assert_eq!(text.matches("推理进程 local cpu：就绪，设备 cpu，模型 tiny-a，进行中 0").count(), 2, "{text}");
     let metrics = server.metrics();
     assert!(metrics.contains("medgemma_x_inference_worker_active{worker=\"1\"} 0"), "{metrics}");
 }

@@ -61,7 +61,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         }
         for w in r["model"]["workers"].as_array().into_iter().flatten() {
             println!(
-                "  推理进程 {}：{}，设备 {}，进行中 {}，重启 {} 次{}",
+                "  推理进程 {}：{}，设备 {}，模型 {}，进行中 {}，重启 {} 次{}",
                 w["place"].as_str().unwrap_or("?"),
                 match w["state"].as_str() {
                     Some("ready") => "就绪",
@@ -69,6 +69,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
                     _ => "失败",
                 },
                 w["device"].as_str().unwrap_or("-"),
+                w["model"].as_str().unwrap_or("-"),
                 w["active"].as_u64().unwrap_or(0),
                 w["restarts"].as_u64().unwrap_or(0),
                 w["pid"].as_u64().map_or(String::new(), |pid| format!("，PID {pid}")),

@@ -122,6 +122,7 @@ fn model_status(state: &AppState) -> ModelStatus {
             place: w.place,
             state: w.state.into(),
             device: w.device,
+            model: w.model,
             active: w.active,
             restarts: w.restarts,
             pid: w.pid,

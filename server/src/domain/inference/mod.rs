@@ -595,30 +595,64 @@ mod tests {
         assert_eq!(control.cause(), Some(StopCause::Shutdown));
     }
 
+    fn job(client: &str) -> Job {
+        let (events, _) = mpsc::unbounded_channel();
+        Job {
+            request: ChatRequest {
+                client: client.into(),
+                system: String::new(),
+                history: vec![],
+                turn: Turn { role: models::prompt::Role::User, text: String::new(), images: 0, image_captions: vec![] },
+                images: vec![],
+                options: GenerateOptions::default(),
+                schema: None,
+            },
+            control: Arc::default(),
+            events,
+            submitted: Instant::now(),
+        }
+    }
+
+    /// One GPU worker and one CPU worker: the GPU takes questions first, the CPU once the GPU's slots
+    /// are full, and a worker that is not ready takes none.
+    #[test]
+    fn dispatch_prefers_the_gpu_then_the_least_loaded() {
+        let limits = InferenceLimits {
+            max_active: 2,
+            max_waiting: 8,
+            max_per_client: 8,
+            timeout: Duration::from_secs(60),
+            stall: Duration::from_secs(60),
+        };
+        let shared = Shared {
+            limits,
+            logs_dir: PathBuf::new(),
+            queue: Mutex::default(),
+            wake: Condvar::new(),
+            workers: vec![workers::Worker::ready_for_tests(0, "cpu"), workers::Worker::ready_for_tests(1, "cuda:0")],
+            next_id: AtomicU64::new(1),
+        };
+        assert_eq!(shared.capacity(), 4);
+        let mut queue = Queue::default();
+        assert_eq!(shared.least_loaded(&queue), None, "nothing waits");
+        let mut order = Vec::new();
+        for id in 0..5 {
+            queue.waiting.push_back(job("a"));
+            let Some(worker) = shared.least_loaded(&queue) else { break };
+            queue.take_fairest(id, worker);
+            order.push(worker);
+        }
+        assert_eq!(order, [1, 1, 0, 0], "GPU first, then the CPU; none when all slots are taken");
+        queue.take_running(0);
+        assert_eq!(shared.least_loaded(&queue), Some(1), "a freed GPU slot goes first");
+        std::thread::sleep(Duration::from_millis(2));
+        shared.workers[1].watch(Duration::from_millis(1));
+        queue.take_running(2);
+        assert_eq!(shared.least_loaded(&queue), Some(0), "a worker taken for hung takes nothing");
+    }
+
     #[test]
     fn admission_prefers_the_client_with_fewest_answers_in_progress() {
-        let job = |client: &str| {
-            let (events, _) = mpsc::unbounded_channel();
-            Job {
-                request: ChatRequest {
-                    client: client.into(),
-                    system: String::new(),
-                    history: vec![],
-                    turn: Turn {
-                        role: models::prompt::Role::User,
-                        text: String::new(),
-                        images: 0,
-                        image_captions: vec![],
-                    },
-                    images: vec![],
-                    options: GenerateOptions::default(),
-                    schema: None,
-                },
-                control: Arc::default(),
-                events,
-                submitted: Instant::now(),
-            }
-        };
         let mut queue = Queue::default();
         for (id, client) in ["a", "a", "b"].into_iter().enumerate() {
             queue.waiting.push_back(job(client));

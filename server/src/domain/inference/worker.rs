@@ -105,8 +105,10 @@ pub fn run(settings: WorkerSettings) -> anyhow::Result<()> {
         }
     }
     read_questions(connection, &inbox);
-    // The server went away (or sent what cannot be read): nothing is left to answer for.
-    std::process::exit(0)
+    // The server went away (or sent what cannot be read): nothing is left to answer for. `_exit`, not
+    // `exit`: libtorch's and CUDA's teardown could wait forever on an engine call that hangs.
+    tracing::info!("the server's connection ended; exiting");
+    unsafe { libc::_exit(0) }
 }
 
 struct Loaded {
@@ -181,7 +183,7 @@ fn authenticate(connection: &mut Connection, secret: &[u8]) -> Result<(), protoc
 fn say(out: &Mutex<Connection>, message: &FromWorker) {
     let mut out = lock(out);
     if protocol::send(&mut *out, message).and_then(|()| Ok(std::io::Write::flush(&mut *out)?)).is_err() {
-        std::process::exit(0);
+        unsafe { libc::_exit(0) }
     }
 }
 

@@ -467,3 +467,35 @@ fn socket_path(dir: &std::path::Path, index: usize) -> PathBuf {
         std::env::temp_dir().join(format!("medgemma-x-{}-inference-{index}.sock", std::process::id()))
     }
 }
+
+#[cfg(test)]
+impl Worker {
+    /// A worker that is connected (to nothing) with a model ready on `device`, for the dispatch tests.
+    pub fn ready_for_tests(index: usize, device: &str) -> Arc<Worker> {
+        let (ours, _theirs) = std::os::unix::net::UnixStream::pair().expect("a socket pair");
+        let info = ModelInfo {
+            name: "tiny".into(),
+            device: device.into(),
+            dtype: "float".into(),
+            test_model: true,
+            context_tokens: 1024,
+            reads_images: true,
+            image_size: 64,
+            tokens_per_side: 4,
+        };
+        Arc::new(Worker {
+            index,
+            place: Place::Remote(Endpoint::Tcp(format!("test:{index}"))),
+            secret: Vec::new(),
+            status: Mutex::new(Status {
+                state: EngineState::Ready(info),
+                writer: Some(Connection::Unix(ours)),
+                pid: None,
+                last_progress: Instant::now(),
+                doing: "prompt",
+                stuck: None,
+                restarts: 0,
+            }),
+        })
+    }
+}
