@@ -36,6 +36,10 @@ pub struct StudySummary {
     /// The series' modalities, sorted, each once.
     #[serde(default)]
     pub modalities: Vec<String>,
+    /// Where the AI's pre-read draft is: queued, running, ready, failed or cancelled; absent when the
+    /// server has not pre-read the study (pre-reads off, or it arrived before the server started).
+    #[serde(default)]
+    pub pre_read: Option<String>,
 }
 
 /// `GET /api/v1/studies/{id}`: the summary and every series with its instances, in display order.

@@ -46,7 +46,9 @@ pub fn WorklistPage() -> impl IntoView {
                                             <td>{display_date(&s.study_date)}</td>
                                             <td>{s.modalities.join(", ")}</td>
                                             <td>{s.instance_count}</td>
-                                            <td>{status_label(&s.status)}</td>
+                                            <td>{status_label(&s.status)}{pre_read_label(s.pre_read.as_deref()).map(|(class, text)| view! {
+                                                " " <span class=format!("pre-read pre-read-{class}")>{text}</span>
+                                            })}</td>
                                         </tr>
                                     }).collect_view()}
                                 </tbody>
@@ -57,6 +59,17 @@ pub fn WorklistPage() -> impl IntoView {
             </Transition>
         </main>
     }
+}
+
+/// The pre-read's state beside the workflow state: whether the AI draft waits for the radiologist.
+fn pre_read_label(state: Option<&str>) -> Option<(&'static str, &'static str)> {
+    Some(match state? {
+        "queued" => ("queued", tr("AI预读排队中 / AI pre-read queued")),
+        "running" => ("running", tr("AI预读中 / AI pre-reading")),
+        "ready" => ("ready", tr("AI草稿已就绪 / AI draft ready")),
+        "failed" => ("failed", tr("AI预读未完成 / AI pre-read failed")),
+        _ => return None,
+    })
 }
 
 fn status_label(status: &str) -> &'static str {

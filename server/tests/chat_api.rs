@@ -472,7 +472,14 @@ fn a_text_only_model_answers_from_the_text_and_says_it_reads_no_images() {
     let data = tempfile::tempdir().unwrap();
     let model = text_only_copy_of_tiny_a(data.path());
     let server = Server::start(
-        &["--data-dir", data.path().join("data").to_str().unwrap(), "--model-dir", model.to_str().unwrap()],
+        &[
+            "--data-dir",
+            data.path().join("data").to_str().unwrap(),
+            "--model-dir",
+            model.to_str().unwrap(),
+            "--pre-read",
+            "false",
+        ],
         &[],
     );
     wait_for_model(&server);

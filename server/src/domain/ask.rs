@@ -21,7 +21,7 @@ use crate::domain::DomainError;
 use crate::domain::chat::{self, ChatSettings, Mode, PromptImage};
 use crate::domain::images::Images;
 use crate::domain::inference::{
-    Answer, ChatRequest, EngineState, Failure, Inference, JobControl, JobEvent, Refusal, StopCause,
+    Answer, ChatRequest, EngineState, Failure, Inference, JobControl, JobEvent, Priority, Refusal, StopCause,
 };
 use crate::domain::instances;
 use crate::domain::metrics::Metrics;
@@ -65,6 +65,25 @@ pub struct Question {
 
 fn yes() -> bool {
     true
+}
+
+impl Question {
+    /// What a pre-read asks when a study arrives: the structured draft, told the saved measurements
+    /// (none yet, usually), without the conversation, greedy (the same study gets the same draft).
+    pub fn pre_read_draft() -> Question {
+        Question {
+            message: "AI预读：生成结构化报告".into(),
+            mode: Mode::ReportDraft,
+            images: Vec::new(),
+            prior: None,
+            measurements: Vec::new(),
+            context: false,
+            max_new_tokens: None,
+            min_new_tokens: None,
+            temperature: None,
+            seed: None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Deserialize, Serialize)]
@@ -153,7 +172,14 @@ pub struct AnswerEvent {
 
 /// Checks the question, prepares its images and prompt and queues it for the model. `client` is the
 /// caller's key for fair admission: one radiologist's many questions cannot crowd out another's.
-pub async fn ask(ctx: Asking, client: String, study_id: i64, mut body: Question) -> Result<Answering, DomainError> {
+/// `priority`: a radiologist's question, or a pre-read.
+pub async fn ask(
+    ctx: Asking,
+    client: String,
+    priority: Priority,
+    study_id: i64,
+    mut body: Question,
+) -> Result<Answering, DomainError> {
     let question = body.message.trim();
     if question.is_empty() || question.chars().count() > MAX_QUESTION_CHARS {
         return Err(DomainError::invalid(
@@ -256,6 +282,7 @@ pub async fn ask(ctx: Asking, client: String, study_id: i64, mut body: Question)
 
     let request = ChatRequest {
         client,
+        priority,
         system: chat::SYSTEM_ZH.to_string(),
         history,
         turn,
@@ -499,6 +526,11 @@ impl Drop for Answering {
 }
 
 impl Answering {
+    /// Stops the answer before its next token (or before it starts).
+    pub fn control(&self) -> Arc<JobControl> {
+        Arc::clone(&self.control)
+    }
+
     /// The answer's events as they come; ends after `done` or `error`.
     pub fn into_stream(self) -> impl Stream<Item = AnswerEvent> {
         stream::unfold(self, |mut a| async move {

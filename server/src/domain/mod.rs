@@ -20,6 +20,7 @@ pub mod measurements;
 pub mod metrics;
 pub mod model;
 pub mod pdf;
+pub mod pre_read;
 pub mod reports;
 pub mod security_report;
 

@@ -162,6 +162,11 @@ pub struct ServeArgs {
     #[arg(long, env = "MEDGEMMA_X_SECURE_COOKIES")]
     pub secure_cookies: bool,
 
+    /// Draft the structured report of every study that arrives, in the background (interactive questions
+    /// always go first), so that it is there when the radiologist opens the study. `false` turns it off.
+    #[arg(long, env = "MEDGEMMA_X_PRE_READ", default_value_t = true, action = clap::ArgAction::Set)]
+    pub pre_read: bool,
+
     /// Password checks (argon2id, 19 MiB and ~50 ms of a core each) that may run at once; more sign-ins
     /// wait their turn.
     #[arg(long, env = "MEDGEMMA_X_MAX_CONCURRENT_PASSWORD_HASHES", default_value_t = 4)]
@@ -218,6 +223,7 @@ pub struct ServeConfig {
     pub sessions: crate::web::guard::SessionSettings,
     pub deliveries: crate::domain::deliveries::DeliverySettings,
     pub max_concurrent_password_hashes: usize,
+    pub pre_read: bool,
 }
 
 impl ServeConfig {
@@ -235,6 +241,7 @@ impl ServeConfig {
             sessions: self.sessions,
             deliveries: self.deliveries.clone(),
             max_concurrent_password_hashes: self.max_concurrent_password_hashes,
+            pre_read: self.pre_read,
         }
     }
 
@@ -323,6 +330,7 @@ impl ServeConfig {
                 settings
             },
             max_concurrent_password_hashes: args.max_concurrent_password_hashes.clamp(1, 256),
+            pre_read: args.pre_read,
             sessions: crate::web::guard::SessionSettings {
                 idle: Duration::from_secs(args.session_idle_minutes.clamp(1, 24 * 60) * 60),
                 absolute: Duration::from_secs(args.session_max_hours.clamp(1, 7 * 24) * 3600),
@@ -367,6 +375,7 @@ impl ServeConfig {
             ("session_max_hours", (self.sessions.absolute.as_secs() / 3600).to_string()),
             ("secure_cookies", self.sessions.secure_cookies.to_string()),
             ("max_concurrent_password_hashes", self.max_concurrent_password_hashes.to_string()),
+            ("pre_read", self.pre_read.to_string()),
             ("his_url", self.deliveries.url.clone().unwrap_or_else(|| "(none)".into())),
             ("his_folder", self.deliveries.folder.as_deref().map_or("(none)".into(), |p| p.display().to_string())),
         ]

@@ -94,6 +94,7 @@ async fn serve(config: ServeConfig, run_lock: RunLock, started: Instant) -> anyh
         socket_dir: config.data_dir.tmp(),
         remote: config.remote_workers.clone(),
         remote_secret: config.remote_secret.clone(),
+        log_filter: config.log.clone(),
     };
     let inference = (!plan.local.is_empty() || !plan.remote.is_empty())
         .then(|| Inference::start(plan, config.data_dir.logs(), config.inference));

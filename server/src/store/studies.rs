@@ -75,6 +75,7 @@ impl From<SummaryRow> for StudySummary {
             series_count: r.series_count,
             instance_count: r.instance_count,
             modalities: Vec::new(),
+            pre_read: None,
         }
     }
 }

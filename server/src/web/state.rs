@@ -9,6 +9,7 @@ use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 use tokio_util::sync::CancellationToken;
 
+use crate::domain::ask::Asking;
 use crate::domain::audit::AuditLog;
 use crate::domain::auth::password::HashPermits;
 use crate::domain::auth::throttle::Throttle;
@@ -18,6 +19,7 @@ use crate::domain::images::{ImageSettings, Images};
 use crate::domain::inference::Inference;
 use crate::domain::metrics::Metrics;
 use crate::domain::model::ModelSetup;
+use crate::domain::pre_read::PreReads;
 use crate::store::db::{self, DatabaseLocation, Pool};
 use crate::store::objects::ObjectStore;
 use crate::support::data_dir::{DataDir, DiskGuard};
@@ -54,6 +56,8 @@ pub struct AppState {
     /// Where signed reports go, and the bell that wakes the delivery worker after a signature.
     pub deliveries: DeliverySettings,
     pub delivery_wake: Arc<tokio::sync::Notify>,
+    /// The drafts written in the background when studies arrive.
+    pub pre_reads: Arc<PreReads>,
 }
 
 /// What the web layer takes from the configuration (startup::config resolves it).
@@ -75,6 +79,8 @@ pub struct WebSettings {
     pub deliveries: DeliverySettings,
     /// Password checks (argon2id, 19 MiB each) that may run at once.
     pub max_concurrent_password_hashes: usize,
+    /// Draft every arriving study's report in the background.
+    pub pre_read: bool,
 }
 
 /// What `serve` has opened before the web layer starts.
@@ -104,8 +110,9 @@ impl AppState {
                 cache_budget_bytes: usize::try_from(settings.image_cache_bytes).unwrap_or(usize::MAX),
             },
         );
-        AppState {
+        let mut state = AppState {
             leptos_options,
+            pre_reads: Arc::new(PreReads::off()),
             audit: Arc::new(AuditLog::new(db.clone())),
             db,
             db_backend,
@@ -124,7 +131,11 @@ impl AppState {
             sessions: settings.sessions,
             deliveries: settings.deliveries,
             delivery_wake: Arc::default(),
+        };
+        if settings.pre_read {
+            state.pre_reads = Arc::new(PreReads::new(state.asking()));
         }
+        state
     }
 
     /// A state on a fresh SQLite database and data dir under `dir`, with no model and no deliveries: for
@@ -158,8 +169,24 @@ impl AppState {
             },
             deliveries: DeliverySettings::default(),
             max_concurrent_password_hashes: 4,
+            pre_read: false,
         };
         Ok(AppState::new(opened, settings))
+    }
+}
+
+impl AppState {
+    /// What answering a question needs, lent from the state.
+    pub fn asking(&self) -> Asking {
+        Asking {
+            db: self.db.clone(),
+            images: Arc::clone(&self.images),
+            inference: self.inference.clone(),
+            model: self.model.clone(),
+            chat: self.chat,
+            metrics: Arc::clone(&self.metrics),
+            shutdown: self.shutdown.clone(),
+        }
     }
 }
 

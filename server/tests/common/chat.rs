@@ -17,12 +17,16 @@ pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Pre-reads off (the chat tests count the questions and answers they cause; tests/pre_read.rs turns
+/// them on), then `extra`.
 pub fn model_args(data: &tempfile::TempDir, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "--data-dir".into(),
         data.path().to_str().unwrap().into(),
         "--model-dir".into(),
         fixture("tiny-a").to_str().unwrap().into(),
+        "--pre-read".into(),
+        "false".into(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     args

@@ -124,10 +124,27 @@ impl JobControl {
     }
 }
 
+/// Who waits for an answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    /// Somebody is watching it stream: always admitted before any background work.
+    #[default]
+    Interactive,
+    /// A pre-read (the draft computed when a study arrives): admitted only while no interactive
+    /// question waits, into at most half of a worker's slots (so a question that comes finds room in
+    /// the next step), and waiting outside the interactive queue's limits.
+    Background,
+}
+
+/// Background questions that may wait; more are refused (the pre-read is skipped).
+const MAX_BACKGROUND_WAITING: usize = 512;
+
 /// A question for the model.
 pub struct ChatRequest {
     /// Whose question, for fair admission.
     pub client: String,
+    /// A radiologist waiting, or work done ahead of time.
+    pub priority: Priority,
     pub system: String,
     /// Earlier turns, oldest first, alternating user/model. The oldest pairs are left out when the
     /// prompt would not fit the context window.
@@ -236,6 +253,8 @@ pub struct WorkerPlan {
     pub remote: Vec<Endpoint>,
     /// The secret the remote workers were given (`--secret-file`); local workers get a fresh one.
     pub remote_secret: Option<Vec<u8>>,
+    /// The server's log filter, passed on to its local workers.
+    pub log_filter: String,
 }
 
 /// Cheap to clone: every clone talks to the same queue and workers.
@@ -274,6 +293,7 @@ struct Queue {
 struct Running {
     id: u64,
     worker: usize,
+    priority: Priority,
     client: String,
     control: Arc<JobControl>,
     events: mpsc::UnboundedSender<JobEvent>,
@@ -290,14 +310,23 @@ impl Queue {
         self.running.iter().filter(|r| r.worker == worker).count()
     }
 
-    /// The waiting job of the client with the fewest answers in progress (the oldest among equals),
-    /// recorded as running on `worker` under `id`.
-    fn take_fairest(&mut self, id: u64, worker: usize) -> Option<Job> {
-        let index = (0..self.waiting.len()).min_by_key(|&i| (self.active_of(&self.waiting[i].request.client), i))?;
+    fn background_on(&self, worker: usize) -> usize {
+        self.running.iter().filter(|r| r.worker == worker && r.priority == Priority::Background).count()
+    }
+
+    /// The next job for `worker`, recorded as running there under `id`: interactive before background,
+    /// then the client with the fewest answers in progress, then the oldest. A background job only
+    /// while the worker runs fewer than `background_slots` of them.
+    fn take_fairest(&mut self, id: u64, worker: usize, background_slots: usize) -> Option<Job> {
+        let background_full = self.background_on(worker) >= background_slots;
+        let index = (0..self.waiting.len())
+            .filter(|&i| !(background_full && self.waiting[i].request.priority == Priority::Background))
+            .min_by_key(|&i| (self.waiting[i].request.priority, self.active_of(&self.waiting[i].request.client), i))?;
         let job = self.waiting.remove(index)?;
         self.running.push(Running {
             id,
             worker,
+            priority: job.request.priority,
             client: job.request.client.clone(),
             control: Arc::clone(&job.control),
             events: job.events.clone(),
@@ -387,15 +416,24 @@ impl Inference {
         let capacity = self.shared.capacity();
         let mut queue = lock(&self.shared.queue);
         // Jobs whose askers left wait for the dispatcher to close them; they hold no place.
-        let live = || queue.waiting.iter().filter(|job| job.control.cause().is_none());
-        let of_client =
-            live().filter(|job| job.request.client == request.client).count() + queue.active_of(&request.client);
-        if of_client >= limits.max_per_client {
-            return Err(Refusal::ClientFull { limit: limits.max_per_client });
-        }
-        if live().count() >= limits.max_waiting && queue.running.len() >= capacity {
-            // Roughly how long until a slot frees: the time-out bounds every answer ahead.
-            return Err(Refusal::QueueFull { retry_after_s: 10 });
+        let live = |priority: Priority| {
+            queue.waiting.iter().filter(move |job| job.control.cause().is_none() && job.request.priority == priority)
+        };
+        if request.priority == Priority::Background {
+            if live(Priority::Background).count() >= MAX_BACKGROUND_WAITING {
+                return Err(Refusal::QueueFull { retry_after_s: 60 });
+            }
+        } else {
+            let of_client = live(Priority::Interactive).filter(|job| job.request.client == request.client).count()
+                + queue.active_of(&request.client);
+            if of_client >= limits.max_per_client {
+                return Err(Refusal::ClientFull { limit: limits.max_per_client });
+            }
+            let interactive_running = queue.running.iter().filter(|r| r.priority == Priority::Interactive).count();
+            if live(Priority::Interactive).count() >= limits.max_waiting && interactive_running >= capacity {
+                // Roughly how long until a slot frees: the time-out bounds every answer ahead.
+                return Err(Refusal::QueueFull { retry_after_s: 10 });
+            }
         }
         let (events, receiver) = mpsc::unbounded_channel();
         let control = Arc::new(JobControl::default());
@@ -447,10 +485,16 @@ impl Shared {
                     sends.push((r.worker, Outgoing::Cancel { id: r.id }));
                 }
             }
-            while let Some(worker) = self.least_loaded(&queue) {
+            let background_slots = (self.limits.max_active / 2).max(1);
+            let mut full: Vec<usize> = Vec::new();
+            while let Some(worker) = self.least_loaded(&queue, &full) {
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                 let was_idle = queue.active_on(worker) == 0;
-                let Some(job) = queue.take_fairest(id, worker) else { break };
+                let Some(job) = queue.take_fairest(id, worker, background_slots) else {
+                    // Only background work waits, and this worker has its share of it.
+                    full.push(worker);
+                    continue;
+                };
                 self.workers[worker].dispatched(was_idle);
                 let queued_ms = job.submitted.elapsed().as_secs_f64() * 1000.0;
                 let request = job.request;
@@ -505,14 +549,14 @@ impl Shared {
     }
 
     /// The ready worker with a free slot to send the next question to: a GPU before a CPU, then the
-    /// one with the fewest answers in progress.
-    fn least_loaded(&self, queue: &Queue) -> Option<usize> {
+    /// one with the fewest answers in progress (`skip`: those with no room for what waits).
+    fn least_loaded(&self, queue: &Queue, skip: &[usize]) -> Option<usize> {
         if queue.waiting.is_empty() {
             return None;
         }
         self.workers
             .iter()
-            .filter(|w| w.is_ready())
+            .filter(|w| w.is_ready() && !skip.contains(&w.index))
             .map(|w| (w.index, queue.active_on(w.index), w.on_cpu()))
             .filter(|&(_, active, _)| active < self.limits.max_active)
             .min_by_key(|&(index, active, on_cpu)| (on_cpu, active, index))
@@ -596,10 +640,15 @@ mod tests {
     }
 
     fn job(client: &str) -> Job {
+        job_with(client, Priority::Interactive)
+    }
+
+    fn job_with(client: &str, priority: Priority) -> Job {
         let (events, _) = mpsc::unbounded_channel();
         Job {
             request: ChatRequest {
                 client: client.into(),
+                priority,
                 system: String::new(),
                 history: vec![],
                 turn: Turn { role: models::prompt::Role::User, text: String::new(), images: 0, image_captions: vec![] },
@@ -634,21 +683,40 @@ mod tests {
         };
         assert_eq!(shared.capacity(), 4);
         let mut queue = Queue::default();
-        assert_eq!(shared.least_loaded(&queue), None, "nothing waits");
+        assert_eq!(shared.least_loaded(&queue, &[]), None, "nothing waits");
         let mut order = Vec::new();
         for id in 0..5 {
             queue.waiting.push_back(job("a"));
-            let Some(worker) = shared.least_loaded(&queue) else { break };
-            queue.take_fairest(id, worker);
+            let Some(worker) = shared.least_loaded(&queue, &[]) else { break };
+            queue.take_fairest(id, worker, 2);
             order.push(worker);
         }
         assert_eq!(order, [1, 1, 0, 0], "GPU first, then the CPU; none when all slots are taken");
         queue.take_running(0);
-        assert_eq!(shared.least_loaded(&queue), Some(1), "a freed GPU slot goes first");
+        assert_eq!(shared.least_loaded(&queue, &[]), Some(1), "a freed GPU slot goes first");
         std::thread::sleep(Duration::from_millis(2));
         shared.workers[1].watch(Duration::from_millis(1));
         queue.take_running(2);
-        assert_eq!(shared.least_loaded(&queue), Some(0), "a worker taken for hung takes nothing");
+        assert_eq!(shared.least_loaded(&queue, &[]), Some(0), "a worker taken for hung takes nothing");
+    }
+
+    /// Pre-reads wait behind every interactive question, older or not, and take at most their share of
+    /// a worker's slots.
+    #[test]
+    fn interactive_questions_go_ahead_of_background_work() {
+        let mut queue = Queue::default();
+        for _ in 0..3 {
+            queue.waiting.push_back(job_with("pre-read", Priority::Background));
+        }
+        queue.waiting.push_back(job("doctor"));
+        let taken = queue.take_fairest(1, 0, 2).unwrap();
+        assert_eq!(taken.request.client, "doctor");
+        assert_eq!(queue.take_fairest(2, 0, 2).unwrap().request.priority, Priority::Background);
+        assert_eq!(queue.take_fairest(3, 0, 2).unwrap().request.priority, Priority::Background);
+        assert!(queue.take_fairest(4, 0, 2).is_none(), "two background slots are taken");
+        assert!(queue.take_fairest(4, 1, 2).is_some(), "another worker has its own share");
+        queue.waiting.push_back(job("doctor"));
+        assert_eq!(queue.take_fairest(5, 0, 2).unwrap().request.client, "doctor", "room for a question");
     }
 
     #[test]
@@ -656,13 +724,13 @@ mod tests {
         let mut queue = Queue::default();
         for (id, client) in ["a", "a", "b"].into_iter().enumerate() {
             queue.waiting.push_back(job(client));
-            queue.take_fairest(id as u64, 0);
+            queue.take_fairest(id as u64, 0, 8);
         }
         assert_eq!((queue.active_of("a"), queue.active_of("b")), (2, 1));
         for client in ["a", "a", "b", "c"] {
             queue.waiting.push_back(job(client));
         }
-        let order: Vec<String> = (10..).map_while(|id| Some(queue.take_fairest(id, 1)?.request.client)).collect();
+        let order: Vec<String> = (10..).map_while(|id| Some(queue.take_fairest(id, 1, 8)?.request.client)).collect();
         // c has none running, then b (1) before a (2); after b's second, a and b are level: a is older.
         assert_eq!(order, ["c", "b", "a", "a"]);
         assert_eq!((queue.active_on(0), queue.active_on(1)), (3, 4));

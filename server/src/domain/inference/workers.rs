@@ -27,7 +27,14 @@ pub(super) struct Worker {
 }
 
 enum Place {
-    Local { device: WorkerDevice, model_dir: PathBuf, weights: WeightsChoice, socket: PathBuf, threads: Option<usize> },
+    Local {
+        device: WorkerDevice,
+        model_dir: PathBuf,
+        weights: WeightsChoice,
+        socket: PathBuf,
+        threads: Option<usize>,
+        log_filter: String,
+    },
     Remote(Endpoint),
 }
 
@@ -70,6 +77,7 @@ impl Worker {
                     socket: socket_path(&plan.socket_dir, index),
                     // CPU workers side by side share the cores rather than each taking them all.
                     threads: (*device == WorkerDevice::Cpu && cpu_workers > 1).then(|| (cores / cpu_workers).max(1)),
+                    log_filter: plan.log_filter.clone(),
                 });
             }
         }
@@ -229,7 +237,7 @@ impl Worker {
     /// Starts a local worker process (or reaches a remote one) and proves the secret.
     fn open(&self, generation: u64, logs_dir: &std::path::Path) -> Result<(Connection, Option<Child>), String> {
         let (connection, child) = match &self.place {
-            Place::Local { device, model_dir, weights, socket, threads } => {
+            Place::Local { device, model_dir, weights, socket, threads, log_filter } => {
                 let _ = std::fs::remove_file(socket);
                 let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
                 let mut command = Command::new(exe);
@@ -245,6 +253,8 @@ impl Worker {
                     .arg(format!("unix:{}", socket.display()))
                     .arg("--logs-dir")
                     .arg(logs_dir)
+                    .arg("--log")
+                    .arg(log_filter)
                     .env("MEDGEMMA_X_INFERENCE_SECRET", String::from_utf8_lossy(&self.secret).as_ref())
                     .stdin(Stdio::null());
                 if let Some(threads) = threads {

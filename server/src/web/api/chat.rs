@@ -11,9 +11,10 @@ use axum::{Extension, Json};
 use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::domain::ask::{self, AnswerEvent, Asking, Question};
+use crate::domain::ask::{self, AnswerEvent, Question};
 use crate::domain::auth::Principal;
 use crate::domain::chat;
+use crate::domain::inference::Priority;
 use crate::store;
 use crate::web::AppState;
 use crate::web::error::AppError;
@@ -25,25 +26,13 @@ pub async fn chat(
     ApiPath(study_id): ApiPath<i64>,
     JsonBody(question): JsonBody<Question>,
 ) -> Result<Response, AppError> {
-    let answering = ask::ask(asking(&state), caller.key(), study_id, question).await?;
+    let answering = ask::ask(state.asking(), caller.key(), Priority::Interactive, study_id, question).await?;
     let events = answering.into_stream().map(|e| Ok::<_, Infallible>(sse_event(e)));
     let mut response = Sse::new(events).keep_alive(KeepAlive::default()).into_response();
     // No proxy between us and the browser may hold tokens back.
     response.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(response)
-}
-
-fn asking(state: &AppState) -> Asking {
-    Asking {
-        db: state.db.clone(),
-        images: state.images.clone(),
-        inference: state.inference.clone(),
-        model: state.model.clone(),
-        chat: state.chat,
-        metrics: state.metrics.clone(),
-        shutdown: state.shutdown.clone(),
-    }
 }
 
 fn sse_event(e: AnswerEvent) -> Event {

@@ -106,6 +106,7 @@ pub async fn sign(
     reports::sign(&state.db, id, &actor(&caller)?, &state.deliveries).await?;
     state.delivery_wake.notify_one();
     let view = reports::view(&state.db, id).await?;
+    state.pre_reads.cancel(view.study_id);
     let detail = format!("report.sign id={id} sha256={}", view.content_sha256.as_deref().unwrap_or(""));
     Ok(noted(Json(view), detail))
 }

@@ -27,7 +27,7 @@ pub async fn list(
         limit: query.limit.unwrap_or(50).clamp(1, 500),
         offset: query.offset.unwrap_or(0).max(0),
     };
-    Ok(Json(studies::worklist(&state.db, &query).await?))
+    Ok(Json(state.pre_reads.worklist(&state.db, &query).await?))
 }
 
 pub async fn detail(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Json<StudyDetail>, AppError> {

@@ -74,6 +74,8 @@ pub async fn upload(
     if outcomes.is_empty() {
         return Err(AppError::bad_request("没有上传任何文件", "No file in the upload"));
     }
+    // Once the whole upload has landed: a CT series is pre-read with all its slices.
+    state.pre_reads.arrived(outcomes.iter().filter(|o| o.status == Status::Stored).filter_map(|o| o.study_id));
     Ok(summarize_audited(outcomes))
 }
 

@@ -1,0 +1,165 @@
+//! Pre-reads: when a study arrives, the model drafts its structured report in the background, so that
+//! the draft is there ("从AI草稿开始") when the radiologist opens the study instead of being waited for.
+//! A pre-read is an ordinary `report_draft` question asked by nobody in particular: its question and
+//! answer join the study's conversation like any other AI output, labelled as such. It runs at
+//! [`Priority::Background`]: every interactive question goes ahead of it and it never takes more than
+//! half of a worker's slots. A pre-read still in progress when its study's report is signed is
+//! cancelled. The worklist shows each study's state. `--pre-read false` turns it off.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt;
+
+use crate::domain::DomainError;
+use crate::domain::ask::{self, Asking, Question};
+use crate::domain::inference::{JobControl, Priority, StopCause};
+use crate::store::db::Pool;
+use crate::store::studies::{self, WorklistQuery};
+
+/// The fair-admission key of every pre-read: they compete with one another, not with a radiologist.
+const CLIENT: &str = "pre-read";
+
+/// Where one study's pre-read is, as the worklist shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PreReadState {
+    /// Waiting for a free slot behind the interactive questions.
+    Queued,
+    /// The model is writing it.
+    Running,
+    /// The draft is in the study's conversation.
+    Ready,
+    /// The model refused or failed; the radiologist can still ask for a draft from the page.
+    Failed,
+    /// The study was signed first.
+    Cancelled,
+}
+
+impl PreReadState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PreReadState::Queued => "queued",
+            PreReadState::Running => "running",
+            PreReadState::Ready => "ready",
+            PreReadState::Failed => "failed",
+            PreReadState::Cancelled => "cancelled",
+        }
+    }
+}
+
+pub struct PreReads {
+    /// None: pre-reads are off.
+    asking: Option<Asking>,
+    /// Studies this server has pre-read (or is pre-reading) since it started.
+    studies: Mutex<HashMap<i64, Entry>>,
+}
+
+struct Entry {
+    state: PreReadState,
+    /// Stops it, once the question is queued.
+    control: Option<Arc<JobControl>>,
+}
+
+impl PreReads {
+    pub fn new(asking: Asking) -> PreReads {
+        PreReads { asking: Some(asking), studies: Mutex::default() }
+    }
+
+    pub fn off() -> PreReads {
+        PreReads { asking: None, studies: Mutex::default() }
+    }
+
+    /// Studies arrived (an upload stored images in them): each gets its pre-read, once. Returns at once;
+    /// the drafts are written in the background. Nothing happens with pre-reads off or without a model.
+    pub fn arrived(self: &Arc<Self>, study_ids: impl IntoIterator<Item = i64>) {
+        let Some(asking) = &self.asking else { return };
+        if asking.inference.is_none() {
+            return;
+        }
+        for study_id in study_ids {
+            {
+                let mut studies = self.lock();
+                if studies.contains_key(&study_id) {
+                    continue;
+                }
+                studies.insert(study_id, Entry { state: PreReadState::Queued, control: None });
+            }
+            let (this, asking) = (Arc::clone(self), asking.clone());
+            tokio::spawn(async move { this.run(asking, study_id).await });
+        }
+    }
+
+    async fn run(&self, asking: Asking, study_id: i64) {
+        let answering =
+            ask::ask(asking, CLIENT.into(), Priority::Background, study_id, Question::pre_read_draft()).await;
+        let answering = match answering {
+            Ok(answering) => answering,
+            Err(e) => {
+                // The model loading, the study gone, the background queue full: forgotten, so that the
+                // study's next arrival tries again; the page can draft meanwhile.
+                tracing::warn!(study_id, error = %e, "pre-read not started");
+                self.lock().remove(&study_id);
+                return;
+            }
+        };
+        {
+            let mut studies = self.lock();
+            let Some(entry) = studies.get_mut(&study_id) else { return };
+            if entry.state == PreReadState::Cancelled {
+                // Signed while the question was being prepared.
+                answering.control().stop(StopCause::ClientGone);
+            }
+            entry.control = Some(answering.control());
+        }
+        let mut events = std::pin::pin!(answering.into_stream());
+        while let Some(event) = events.next().await {
+            let state = match event.name {
+                "token" => PreReadState::Running,
+                "done" if event.data["stop"] == "client_gone" => PreReadState::Cancelled,
+                "done" if event.data["report"].is_object() => PreReadState::Ready,
+                "done" | "error" => PreReadState::Failed,
+                _ => continue,
+            };
+            self.set(study_id, state);
+        }
+    }
+
+    /// The study's report was signed: its pre-read, if still in progress, is of no use any more.
+    pub fn cancel(&self, study_id: i64) {
+        let mut studies = self.lock();
+        if let Some(entry) = studies.get_mut(&study_id)
+            && matches!(entry.state, PreReadState::Queued | PreReadState::Running)
+        {
+            entry.state = PreReadState::Cancelled;
+            if let Some(control) = &entry.control {
+                control.stop(StopCause::ClientGone);
+            }
+        }
+    }
+
+    pub fn state(&self, study_id: i64) -> Option<PreReadState> {
+        self.lock().get(&study_id).map(|e| e.state)
+    }
+
+    /// The worklist, each study marked with its pre-read's state where this server has one.
+    pub async fn worklist(&self, db: &Pool, query: &WorklistQuery) -> Result<app::studies::StudyList, DomainError> {
+        let mut list = studies::worklist(db, query).await?;
+        let states = self.lock();
+        for study in &mut list.studies {
+            study.pre_read = states.get(&study.id).map(|e| e.state.as_str().to_string());
+        }
+        Ok(list)
+    }
+
+    fn set(&self, study_id: i64, state: PreReadState) {
+        if let Some(entry) = self.lock().get_mut(&study_id)
+            && entry.state != PreReadState::Cancelled
+        {
+            entry.state = state;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Entry>> {
+        self.studies.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
