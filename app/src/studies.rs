@@ -40,6 +40,23 @@ pub struct StudySummary {
     /// server has not pre-read the study (pre-reads off, or it arrived before the server started).
     #[serde(default)]
     pub pre_read: Option<String>,
+    /// The AI's triage of the study, where it has one.
+    #[serde(default)]
+    pub triage: Option<TriageMark>,
+}
+
+/// The AI's triage flags on a worklist row (an AI output: shown as such, with the model's basis).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TriageMark {
+    /// pneumothorax, large_pleural_effusion, mass_or_nodule_8mm, consolidation, cardiomegaly; none: normal.
+    pub flags: Vec<String>,
+    /// A flag that puts the study first (pneumothorax, large pleural effusion).
+    pub urgent: bool,
+    pub basis: String,
+    /// confirmed or dismissed by a radiologist; None until then.
+    pub decision: Option<String>,
+    /// The model that answered.
+    pub model: String,
 }
 
 /// `GET /api/v1/studies/{id}`: the summary and every series with its instances, in display order.

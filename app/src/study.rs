@@ -35,6 +35,7 @@ pub fn WorklistPage() -> impl IntoView {
                                 <thead><tr>
                                     <th>{tr("患者 / Patient")}</th><th>{tr("患者ID / Patient ID")}</th><th>{tr("检查日期 / Date")}</th>
                                     <th>{tr("模态 / Modality")}</th><th>{tr("图像 / Images")}</th><th>{tr("状态 / Status")}</th>
+                                    <th>{tr("AI分诊 / AI triage")}</th>
                                 </tr></thead>
                                 <tbody>
                                     {list.studies.into_iter().map(|s| view! {
@@ -49,6 +50,9 @@ pub fn WorklistPage() -> impl IntoView {
                                             <td>{status_label(&s.status)}{pre_read_label(s.pre_read.as_deref()).map(|(class, text)| view! {
                                                 " " <span class=format!("pre-read pre-read-{class}")>{text}</span>
                                             })}</td>
+                                            <td>{s.triage.clone().map(|mark| view! {
+                                                <TriageCell study_id=s.id mark on_change=Callback::new(move |()| studies.refetch())/>
+                                            })}</td>
                                         </tr>
                                     }).collect_view()}
                                 </tbody>
@@ -58,6 +62,64 @@ pub fn WorklistPage() -> impl IntoView {
                 })}
             </Transition>
         </main>
+    }
+}
+
+/// The AI's triage of a worklist row, labelled as the AI's (the model and its basis on hover), with the
+/// radiologist's confirm or dismiss; a dismissed urgent flag no longer puts the study first.
+#[component]
+fn TriageCell(study_id: i64, mark: crate::studies::TriageMark, on_change: Callback<()>) -> impl IntoView {
+    let error = RwSignal::new(String::new());
+    let decide = move |decision: &'static str| {
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            let body = serde_json::json!({ "decision": decision });
+            match api::post(&format!("/api/v1/studies/{study_id}/triage"), &body).await {
+                Ok(_) => on_change.run(()),
+                Err(e) => error.set(e.text()),
+            }
+        });
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (decision, study_id, on_change);
+    };
+    let findings = if mark.flags.is_empty() {
+        tr("未见异常 / nothing flagged").to_string()
+    } else {
+        mark.flags.iter().map(|f| flag_label(f)).collect::<Vec<_>>().join(tr("、 / , "))
+    };
+    let class = match (mark.decision.as_deref(), mark.urgent, mark.flags.is_empty()) {
+        (Some("dismissed"), _, _) => "triage triage-dismissed",
+        (_, true, _) => "triage triage-urgent",
+        (_, false, false) => "triage triage-flagged",
+        _ => "triage triage-normal",
+    };
+    let decided = match mark.decision.as_deref() {
+        Some("confirmed") => Some(tr("（已确认） / (confirmed)")),
+        Some("dismissed") => Some(tr("（已排除） / (dismissed)")),
+        _ => None,
+    };
+    let undecided = mark.decision.is_none() && !mark.flags.is_empty();
+    view! {
+        <span class=class title=format!("{}: {}", mark.model, mark.basis)>
+            {tr("AI：/ AI: ")}{findings}{decided}
+        </span>
+        <Show when=move || undecided>
+            " "
+            <button class="triage-confirm" on:click=move |_| decide("confirmed")>{tr("确认 / Confirm")}</button>
+            <button class="triage-dismiss" on:click=move |_| decide("dismissed")>{tr("排除 / Dismiss")}</button>
+        </Show>
+        {move || (!error.get().is_empty()).then(|| view! { <span class="status-error">{error.get()}</span> })}
+    }
+}
+
+fn flag_label(flag: &str) -> &'static str {
+    match flag {
+        "pneumothorax" => tr("疑似气胸 / suspected pneumothorax"),
+        "large_pleural_effusion" => tr("大量胸腔积液 / large pleural effusion"),
+        "mass_or_nodule_8mm" => tr("肿块或≥8毫米结节 / mass or nodule ≥ 8 mm"),
+        "consolidation" => tr("肺实变 / consolidation"),
+        "cardiomegaly" => tr("心影增大 / cardiomegaly"),
+        _ => tr("其他 / other"),
     }
 }
 

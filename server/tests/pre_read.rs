@@ -79,6 +79,11 @@ fn arriving_studies_are_drafted_in_the_background_behind_interactive_questions()
     assert_eq!(state_of(&server, last).as_deref(), Some("cancelled"));
 
     settle(&server);
+    // Whatever the random model chose, its triage parsed under the schema and marks the row.
+    let list: Value = server.get("/api/v1/studies?limit=50").json().unwrap();
+    for row in list["studies"].as_array().unwrap().iter().filter(|r| r["id"] != json!(last)) {
+        assert!(row["triage"]["flags"].is_array() && row["triage"]["basis"].is_string(), "{row:#}");
+    }
     for study in &studies[..3] {
         assert_eq!(state_of(&server, *study).as_deref(), Some("ready"), "{:?}", pre_read_states(&server));
         // The draft is in the study's conversation, where "从AI草稿开始" finds it.
@@ -113,4 +118,53 @@ fn pre_reads_can_be_turned_off() {
     assert_eq!(state_of(&server, study), None);
     let history: Value = server.get(&format!("/api/v1/studies/{study}/chat")).json().unwrap();
     assert_eq!(history["messages"].as_array().unwrap().len(), 0, "{history:#}");
+}
+
+/// The triage answer orders the worklist: with fault-injected answers (pneumothorax for one patient,
+/// normal for the others), that patient's study — not the newest — comes first, marked as the AI's; a
+/// radiologist's dismissal puts it back in its place, and the decision is in the audit trail.
+#[test]
+fn an_urgent_triage_flag_moves_a_study_to_the_top_until_dismissed() {
+    let _serial = one_at_a_time();
+    let data = tempfile::tempdir().unwrap();
+    let model = fixture("tiny-a");
+    let args = ["--data-dir", data.path().to_str().unwrap(), "--model-dir", model.to_str().unwrap()];
+    let server = Server::start(&args, &[("MEDGEMMA_X_FAULT_TRIAGE_URGENT", "P-TRI-URGENT")]);
+    wait_for_model(&server);
+    // Oldest first: the urgent one is neither the newest by date nor the last uploaded.
+    let uploads = [
+        ("synthetic/cxr.jpg", "P-TRI-1", "2025-10-13"),
+        ("synthetic/cxr16.png", "P-TRI-URGENT", "2025-10-14"),
+        ("synthetic/grey32.png", "P-TRI-3", "2025-10-15"),
+    ];
+    let ids: Vec<i64> =
+        uploads.iter().map(|(film, patient, date)| upload_image(&server, film, patient, date).0).collect();
+    settle(&server);
+    let list: Value = server.get("/api/v1/studies").json().unwrap();
+    let order: Vec<i64> = list["studies"].as_array().unwrap().iter().map(|s| s["id"].as_i64().unwrap()).collect();
+    assert_eq!(order, [ids[1], ids[2], ids[0]], "{list:#}");
+    let first = &list["studies"][0]["triage"];
+    assert_eq!(first["flags"], json!(["pneumothorax"]), "{first}");
+    assert_eq!(first["urgent"], true);
+    assert_eq!(first["model"], "tiny-a");
+    assert!(first["basis"].as_str().unwrap().contains("故障注入"), "{first}");
+    assert_eq!(list["studies"][1]["triage"]["flags"], json!([]));
+
+    let decide = |decision: &str| {
+        server
+            .client()
+            .post(server.url(&format!("/api/v1/studies/{}/triage", ids[1])))
+            .json(&json!({ "decision": decision }))
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(decide("maybe"), 422);
+    assert_eq!(decide("dismissed"), 204);
+    let list: Value = server.get("/api/v1/studies").json().unwrap();
+    let order: Vec<i64> = list["studies"].as_array().unwrap().iter().map(|s| s["id"].as_i64().unwrap()).collect();
+    assert_eq!(order, [ids[2], ids[1], ids[0]], "dismissed: back to its date's place");
+    assert_eq!(list["studies"][1]["triage"]["decision"], "dismissed");
+    let audit = server.admin().get(server.url("/api/v1/audit?format=csv")).send().unwrap().text().unwrap();
+    assert!(audit.contains(&format!("triage.dismissed study={}", ids[1])), "{audit}");
 }

@@ -68,6 +68,11 @@ fn yes() -> bool {
 }
 
 impl Question {
+    /// The triage question a pre-read asks first (short: it orders the worklist).
+    pub fn pre_read_triage() -> Question {
+        Question { message: "AI预读：分诊".into(), mode: Mode::Triage, ..Question::pre_read_draft() }
+    }
+
     /// What a pre-read asks when a study arrives: the structured draft, told the saved measurements
     /// (none yet, usually), without the conversation, greedy (the same study gets the same draft).
     pub fn pre_read_draft() -> Question {
@@ -190,7 +195,11 @@ pub async fn ask(
     let temperature = body.temperature.unwrap_or(0.0);
     let max_new_tokens = body.max_new_tokens.unwrap_or(ctx.chat.max_new_tokens);
     // A draft gets the budget of the longest document its schema allows: it always completes.
-    let answer_tokens = if body.mode == Mode::ReportDraft { report::draft::max_tokens() } else { max_new_tokens };
+    let answer_tokens = match body.mode {
+        Mode::ReportDraft => report::draft::max_tokens(),
+        Mode::Triage => crate::domain::triage::MAX_TOKENS,
+        _ => max_new_tokens,
+    };
     if !(0.0..=2.0).contains(&temperature) || !(1..=MAX_NEW_TOKENS_LIMIT).contains(&max_new_tokens) {
         return Err(DomainError::invalid(
             format!("参数无效：temperature 0–2，max_new_tokens 1–{MAX_NEW_TOKENS_LIMIT}"),
@@ -297,7 +306,11 @@ pub async fn ask(
             seed: body.seed.unwrap_or(0),
             image_attention: true,
         },
-        schema: (body.mode == Mode::ReportDraft).then(report::draft::draft_schema),
+        schema: match body.mode {
+            Mode::ReportDraft => Some(report::draft::draft_schema()),
+            Mode::Triage => Some(crate::domain::triage::schema()),
+            _ => None,
+        },
     };
     let ticket = inference.submit(request).map_err(|refusal| match refusal {
         Refusal::Loading => loading(),

@@ -10,12 +10,13 @@ use serde::{Deserialize, Serialize};
 use crate::store::chat::Message;
 
 /// Changes whenever a prompt file under server/prompts changes: every answer records it.
-pub const PROMPT_VERSION: &str = "zh-1";
+pub const PROMPT_VERSION: &str = "zh-2";
 pub const SYSTEM_ZH: &str = include_str!("../../prompts/system.zh.md");
 const LOCALIZE_ZH: &str = include_str!("../../prompts/localize.zh.md");
 const COMPARE_ZH: &str = include_str!("../../prompts/compare.zh.md");
 const CT_ZH: &str = include_str!("../../prompts/ct.zh.md");
 const REPORT_DRAFT_ZH: &str = include_str!("../../prompts/report_draft.zh.md");
+const TRIAGE_ZH: &str = include_str!("../../prompts/triage.zh.md");
 pub const QUICK_PROMPTS_ZH: &str = include_str!("../../prompts/quick.zh.json");
 
 /// Printed with every answer, in the UI, the report and the exports.
@@ -33,6 +34,8 @@ pub enum Mode {
     Compare,
     /// A structured report draft, generated under the draft JSON Schema (report/draft.schema.json).
     ReportDraft,
+    /// The triage flags of a study (prompts/triage.schema.json), asked with its pre-read.
+    Triage,
 }
 
 impl Mode {
@@ -42,6 +45,7 @@ impl Mode {
             Mode::Localize => "localize",
             Mode::Compare => "compare",
             Mode::ReportDraft => "report_draft",
+            Mode::Triage => "triage",
         }
     }
 }
@@ -68,6 +72,10 @@ pub fn question_text(mode: Mode, ct_slices: bool, question: &str, prior_date: &s
         }
         Mode::ReportDraft => {
             text.push_str(REPORT_DRAFT_ZH.trim());
+            text.push('\n');
+        }
+        Mode::Triage => {
+            text.push_str(TRIAGE_ZH.trim());
             text.push('\n');
         }
     }

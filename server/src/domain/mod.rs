@@ -23,5 +23,6 @@ pub mod pdf;
 pub mod pre_read;
 pub mod reports;
 pub mod security_report;
+pub mod triage;
 
 pub use error::DomainError;

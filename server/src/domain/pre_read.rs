@@ -1,5 +1,5 @@
-//! Pre-reads: when a study arrives, the model drafts its structured report in the background, so that
-//! the draft is there ("从AI草稿开始") when the radiologist opens the study instead of being waited for.
+//! Pre-reads: when a study arrives, the model triages it (domain::triage: the worklist puts urgent
+//! findings first) and drafts its structured report in the background, so that the draft is there ("从AI草稿开始") when the radiologist opens the study instead of being waited for.
 //! A pre-read is an ordinary `report_draft` question asked by nobody in particular: its question and
 //! answer join the study's conversation like any other AI output, labelled as such. It runs at
 //! [`Priority::Background`]: every interactive question goes ahead of it and it never takes more than
@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 use crate::domain::DomainError;
 use crate::domain::ask::{self, Asking, Question};
 use crate::domain::inference::{JobControl, Priority, StopCause};
+use crate::domain::triage;
 use crate::store::db::Pool;
 use crate::store::studies::{self, WorklistQuery};
 
@@ -54,6 +55,20 @@ pub struct PreReads {
     studies: Mutex<HashMap<i64, Entry>>,
 }
 
+/// How one background question ended.
+enum Asked {
+    /// Not taken (the model loading, the queue full).
+    Refused,
+    /// Cancelled, or failed: nothing more to do.
+    Stopped,
+    /// Answered: the `done` event's data.
+    Done(serde_json::Value),
+}
+
+fn text_of(done: &serde_json::Value) -> String {
+    done["text"].as_str().unwrap_or_default().to_string()
+}
+
 struct Entry {
     state: PreReadState,
     /// Stops it, once the question is queued.
@@ -89,22 +104,44 @@ impl PreReads {
         }
     }
 
+    /// Triage first (short: it orders the worklist), then the draft.
     async fn run(&self, asking: Asking, study_id: i64) {
-        let answering =
-            ask::ask(asking, CLIENT.into(), Priority::Background, study_id, Question::pre_read_draft()).await;
-        let answering = match answering {
-            Ok(answering) => answering,
-            Err(e) => {
+        let db = asking.db.clone();
+        let triage = match self.ask_one(asking.clone(), study_id, Question::pre_read_triage()).await {
+            Asked::Refused => {
                 // The model loading, the study gone, the background queue full: forgotten, so that the
                 // study's next arrival tries again; the page can draft meanwhile.
-                tracing::warn!(study_id, error = %e, "pre-read not started");
                 self.lock().remove(&study_id);
                 return;
+            }
+            Asked::Stopped => return,
+            Asked::Done(done) => done,
+        };
+        let text = fault_injection::triage_answer(&db, study_id).await.unwrap_or_else(|| text_of(&triage));
+        let model = triage["model"]["name"].as_str().unwrap_or_default();
+        if let Err(e) = triage::record(&db, study_id, &text, model).await {
+            tracing::warn!(study_id, error = %e, "triage not recorded");
+        }
+        let state = match self.ask_one(asking, study_id, Question::pre_read_draft()).await {
+            Asked::Done(done) if done["report"].is_object() => PreReadState::Ready,
+            Asked::Done(_) | Asked::Refused => PreReadState::Failed,
+            Asked::Stopped => return,
+        };
+        self.set(study_id, state);
+    }
+
+    /// Asks one question in the background and follows its answer; the `done` event's data.
+    async fn ask_one(&self, asking: Asking, study_id: i64, question: Question) -> Asked {
+        let answering = match ask::ask(asking, CLIENT.into(), Priority::Background, study_id, question).await {
+            Ok(answering) => answering,
+            Err(e) => {
+                tracing::warn!(study_id, error = %e, "pre-read question not started");
+                return Asked::Refused;
             }
         };
         {
             let mut studies = self.lock();
-            let Some(entry) = studies.get_mut(&study_id) else { return };
+            let Some(entry) = studies.get_mut(&study_id) else { return Asked::Stopped };
             if entry.state == PreReadState::Cancelled {
                 // Signed while the question was being prepared.
                 answering.control().stop(StopCause::ClientGone);
@@ -112,16 +149,20 @@ impl PreReads {
             entry.control = Some(answering.control());
         }
         let mut events = std::pin::pin!(answering.into_stream());
+        let mut outcome = Asked::Stopped;
         while let Some(event) = events.next().await {
-            let state = match event.name {
-                "token" => PreReadState::Running,
-                "done" if event.data["stop"] == "client_gone" => PreReadState::Cancelled,
-                "done" if event.data["report"].is_object() => PreReadState::Ready,
-                "done" | "error" => PreReadState::Failed,
-                _ => continue,
-            };
-            self.set(study_id, state);
+            match event.name {
+                "token" => self.set(study_id, PreReadState::Running),
+                "done" if event.data["stop"] == "client_gone" => self.set(study_id, PreReadState::Cancelled),
+                "done" => outcome = Asked::Done(event.data),
+                "error" => {
+                    self.set(study_id, PreReadState::Failed);
+                    return Asked::Stopped;
+                }
+                _ => {}
+            }
         }
+        if self.state(study_id) == Some(PreReadState::Cancelled) { Asked::Stopped } else { outcome }
     }
 
     /// The study's report was signed: its pre-read, if still in progress, is of no use any more.
@@ -161,5 +202,28 @@ impl PreReads {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Entry>> {
         self.studies.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A triage answer on demand, for the worklist-order test: with `MEDGEMMA_X_FAULT_TRIAGE_URGENT=ID`, the
+/// model's triage answer is replaced — pneumothorax for the studies of the patient with DICOM patient ID
+/// `ID`, normal for every other — so that the order the answers cause can be checked with a random model.
+/// Unset, as in every real deployment, the model's own answer stands.
+mod fault_injection {
+    use crate::store::db::Pool;
+
+    pub async fn triage_answer(db: &Pool, study_id: i64) -> Option<String> {
+        let urgent_patient = std::env::var("MEDGEMMA_X_FAULT_TRIAGE_URGENT").ok()?;
+        let identity = crate::domain::reports::study_identity(db, study_id).await.ok()??;
+        let urgent = identity.patient.id == urgent_patient;
+        tracing::warn!(study_id, urgent, "fault injection: the triage answer is replaced");
+        Some(
+            serde_json::json!({
+                "pneumothorax": urgent, "large_pleural_effusion": false, "mass_or_nodule_8mm": false,
+                "consolidation": false, "cardiomegaly": false, "normal": !urgent,
+                "basis": if urgent { "（故障注入）右侧胸膜线外无肺纹理" } else { "（故障注入）未见异常" },
+            })
+            .to_string(),
+        )
     }
 }

@@ -8,3 +8,4 @@ pub mod db;
 pub mod measurements;
 pub mod objects;
 pub mod studies;
+pub mod triage;

@@ -1,7 +1,8 @@
 //! Studies, their series and instances: the worklist page, a study's detail, and the look-ups that the
 //! chat, measurements and viewer routes make before they touch an image.
 //!
-//! The worklist is two queries whatever the page size (the page with its total, then the page's
+//! The worklist puts studies with an urgent AI triage flag first (until a radiologist dismisses it), then
+//! the newest. It is two queries whatever the page size (the page with its total, then the page's
 //! modalities), the detail two (the summary, then series and instances in one join): a page of 500 used
 //! to cost 502 round trips.
 
@@ -16,7 +17,8 @@ macro_rules! summary_columns {
         "SELECT studies.id, studies.study_uid, patients.patient_key, patients.patient_id, \
          patients.name AS patient_name, patients.birth_date AS patient_birth_date, patients.sex AS patient_sex, \
          studies.accession_number, studies.study_date, studies.description, studies.status, studies.source, \
-         studies.created_at, \
+         studies.created_at, triage.flags AS triage_flags, triage.urgent AS triage_urgent, \
+         triage.basis AS triage_basis, triage.decision AS triage_decision, triage.model AS triage_model, \
          (SELECT COUNT(*) FROM series WHERE series.study_id = studies.id) AS series_count, \
          (SELECT COUNT(*) FROM instances JOIN series ON series.id = instances.series_id \
           WHERE series.study_id = studies.id) AS instance_count"
@@ -25,7 +27,8 @@ macro_rules! summary_columns {
 
 macro_rules! summary_from {
     () => {
-        " FROM studies JOIN patients ON patients.id = studies.patient_id"
+        " FROM studies JOIN patients ON patients.id = studies.patient_id \
+         LEFT JOIN triage ON triage.study_id = studies.id"
     };
 }
 
@@ -54,6 +57,11 @@ struct SummaryRow {
     created_at: String,
     series_count: i64,
     instance_count: i64,
+    triage_flags: Option<String>,
+    triage_urgent: Option<i64>,
+    triage_basis: Option<String>,
+    triage_decision: Option<String>,
+    triage_model: Option<String>,
 }
 
 impl From<SummaryRow> for StudySummary {
@@ -76,6 +84,13 @@ impl From<SummaryRow> for StudySummary {
             instance_count: r.instance_count,
             modalities: Vec::new(),
             pre_read: None,
+            triage: r.triage_flags.map(|flags| app::studies::TriageMark {
+                flags: flags.split(',').filter(|f| !f.is_empty()).map(str::to_string).collect(),
+                urgent: r.triage_urgent == Some(1),
+                basis: r.triage_basis.unwrap_or_default(),
+                decision: r.triage_decision,
+                model: r.triage_model.unwrap_or_default(),
+            }),
         }
     }
 }
@@ -116,7 +131,9 @@ pub async fn worklist(pool: &Pool, query: &WorklistQuery) -> Result<StudyList, D
         summary_from!(),
         " WHERE ",
         search_filter!(),
-        " ORDER BY studies.study_date DESC, studies.id DESC LIMIT $2 OFFSET $3"
+        // Urgent AI triage flags first, until a radiologist dismisses them; then newest first.
+        " ORDER BY (COALESCE(triage.urgent, 0) = 1 AND COALESCE(triage.decision, '') <> 'dismissed') DESC, \
+         studies.study_date DESC, studies.id DESC LIMIT $2 OFFSET $3"
     ))
     .bind(&term)
     .bind(query.limit)

@@ -265,6 +265,12 @@ pub const ROUTES: &[Route] = {
             "The worklist (search with q=, page with limit= and offset=)",
         ),
         route("GET", "/api/v1/studies/{id}", Needs(StudyRead), "A study with its series and instances"),
+        route(
+            "POST",
+            "/api/v1/studies/{id}/triage",
+            Needs(ReportSign),
+            "Confirm or dismiss the AI's triage flag ({\"decision\": \"confirmed\" | \"dismissed\"})",
+        ),
         route("GET", "/api/v1/studies/{id}/chat", Needs(StudyRead), "The study's conversation with the model"),
         route(
             "POST",

@@ -43,6 +43,7 @@ pub fn router(max_upload_bytes: u64) -> Router<AppState> {
         )
         .route("/studies", get(studies::list))
         .route("/studies/{id}", get(studies::detail))
+        .route("/studies/{id}/triage", post(studies::decide_triage))
         .route("/studies/{id}/chat", get(chat::history).post(chat::chat))
         .route("/chat/prompts", get(chat::prompts))
         .route("/studies/{id}/measurements", get(measurements::list).post(measurements::create))

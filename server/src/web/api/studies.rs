@@ -1,14 +1,20 @@
-//! The worklist (`GET /studies`) and a study's series and instances (`GET /studies/{id}`).
+//! The worklist (`GET /studies`), a study's series and instances (`GET /studies/{id}`), and the
+//! radiologist's decision on a study's AI triage flag (`POST /studies/{id}/triage`).
 
 use app::studies::{StudyDetail, StudyList};
-use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 
+use crate::domain::auth::Principal;
+use crate::domain::triage::{self, Decision};
 use crate::store::studies::{self, WorklistQuery};
 use crate::web::AppState;
 use crate::web::error::AppError;
-use crate::web::extract::{ApiPath, ApiQuery};
+use crate::web::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::web::guard::AuditNote;
 
 #[derive(Deserialize)]
 pub struct ListQuery {
@@ -41,4 +47,24 @@ pub(super) async fn require(state: &AppState, study_id: i64) -> Result<(), AppEr
 
 pub(super) fn no_such_study() -> AppError {
     AppError::not_found("没有这个检查", "No such study")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriageDecision {
+    decision: Decision,
+}
+
+/// Confirms or dismisses the AI's triage flag (a dismissed urgent flag no longer puts the study first).
+pub async fn decide_triage(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    ApiPath(study_id): ApiPath<i64>,
+    ApiJson(body): ApiJson<TriageDecision>,
+) -> Result<Response, AppError> {
+    triage::decide(&state.db, study_id, body.decision, &caller.author()).await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let detail = format!("triage.{} study={study_id}", body.decision.as_str());
+    response.extensions_mut().insert(AuditNote { detail: Some(detail), ..Default::default() });
+    Ok(response)
 }
