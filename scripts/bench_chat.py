@@ -92,7 +92,7 @@ def serve_and_measure(args, levels, devices):
         server = subprocess.Popen(
             [args.binary, "serve", "--bind", f"127.0.0.1:{port}", "--data-dir", data, "--model-dir", args.model_dir,
              "--log-format", "json", "--chat-max-active", str(max(levels)), "--chat-max-waiting", "64",
-             "--chat-max-per-client", str(max(levels)), "--inference-devices", devices],
+             "--chat-max-per-client", str(max(levels)), "--inference-devices", devices, "--pre-read", "false"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.time() + 600
