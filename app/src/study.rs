@@ -101,7 +101,7 @@ fn TriageCell(study_id: i64, mark: crate::studies::TriageMark, on_change: Callba
     let undecided = mark.decision.is_none() && !mark.flags.is_empty();
     view! {
         <span class=class title=format!("{}: {}", mark.model, mark.basis)>
-            {tr("AI：/ AI: ")}{findings}{decided}
+            {tr("AI提示： / AI: ")}{findings}{decided}
         </span>
         <Show when=move || undecided>
             " "

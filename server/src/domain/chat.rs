@@ -224,7 +224,14 @@ pub fn context_turns(messages: &[Message]) -> Vec<Turn> {
     for pair in messages.windows(2) {
         let (question, answer) = (&pair[0], &pair[1]);
         let complete = matches!(answer.stop.as_deref(), Some("eos") | Some("max_tokens"));
-        if question.role == "user" && answer.role == "assistant" && complete && !answer.content.trim().is_empty() {
+        // A triage answer is a row of booleans for the worklist, not part of the conversation.
+        let conversational = answer.mode != Mode::Triage.as_str();
+        if question.role == "user"
+            && answer.role == "assistant"
+            && complete
+            && conversational
+            && !answer.content.trim().is_empty()
+        {
             turns.push(Turn { role: Role::User, text: question.content.clone(), images: 0, image_captions: vec![] });
             turns.push(Turn { role: Role::Model, text: answer.content.clone(), images: 0, image_captions: vec![] });
         }
@@ -290,12 +297,13 @@ mod tests {
     }
 
     #[test]
-    fn only_complete_answers_and_their_questions_become_context() {
+    fn only_complete_conversational_answers_and_their_questions_become_context() {
         let message = |id, role: &str, content: &str, stop: Option<&str>| Message {
             id,
             role: role.into(),
             content: content.into(),
-            mode: "chat".into(),
+            mode: if content.starts_with('{') || content.starts_with("AI预读：分诊") { "triage" } else { "chat" }
+                .into(),
             images: serde_json::json!([]),
             stop: stop.map(str::to_string),
             model: None,
@@ -312,6 +320,8 @@ mod tests {
             message(4, "assistant", "右肺", Some("cancelled")),
             message(5, "user", "请再看一次", None),
             message(6, "assistant", "右肺上叶见结节。", Some("max_tokens")),
+            message(7, "user", "AI预读：分诊", None),
+            message(8, "assistant", "{\"pneumothorax\": false}", Some("eos")),
         ];
         let turns = context_turns(&messages);
         let texts: Vec<&str> = turns.iter().map(|t| t.text.as_str()).collect();
