@@ -263,6 +263,13 @@ impl Connection {
         };
     }
 
+    pub fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        match self {
+            Connection::Unix(s) => s.set_read_timeout(timeout),
+            Connection::Tcp(s) => s.set_read_timeout(timeout),
+        }
+    }
+
     pub fn set_write_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
         match self {
             Connection::Unix(s) => s.set_write_timeout(timeout),

@@ -152,11 +152,7 @@ fn accept(endpoint: &Endpoint, secret: &[u8]) -> anyhow::Result<Connection> {
 
 fn authenticate(connection: &mut Connection, secret: &[u8]) -> Result<(), protocol::ProtocolError> {
     // Nobody unauthenticated gets to hold the worker: 5 s to answer.
-    if let Connection::Unix(s) = connection {
-        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-    } else if let Connection::Tcp(s) = connection {
-        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-    }
+    connection.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
     let nonce = protocol::random_hex();
     protocol::send(connection, &FromWorker::Challenge { version: protocol::VERSION, nonce: nonce.clone() })?;
     let answer = protocol::receive::<ToWorker>(connection)?;
@@ -172,10 +168,7 @@ fn authenticate(connection: &mut Connection, secret: &[u8]) -> Result<(), protoc
     if !protocol::proves(secret, &nonce, &proof) {
         return Err(protocol::ProtocolError::Refused("wrong proof".into()));
     }
-    match connection {
-        Connection::Unix(s) => s.set_read_timeout(None)?,
-        Connection::Tcp(s) => s.set_read_timeout(None)?,
-    }
+    connection.set_read_timeout(None)?;
     Ok(())
 }
 

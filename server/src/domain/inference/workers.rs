@@ -128,6 +128,14 @@ impl Worker {
         self.info().is_none_or(|info| info.device == "cpu")
     }
 
+    /// "local cpu", "local cuda:1", or the address of a worker elsewhere.
+    fn place_label(&self) -> String {
+        match &self.place {
+            Place::Local { device, .. } => format!("local {device}"),
+            Place::Remote(endpoint) => endpoint.to_string(),
+        }
+    }
+
     pub fn status(&self, active: usize) -> WorkerStatus {
         let status = lock(&self.status);
         let (state, info) = match &status.state {
@@ -137,10 +145,7 @@ impl Worker {
         };
         WorkerStatus {
             index: self.index,
-            place: match &self.place {
-                Place::Local { device, .. } => format!("local {device}"),
-                Place::Remote(endpoint) => endpoint.to_string(),
-            },
+            place: self.place_label(),
             state,
             device: info.map(|i| i.device.clone()),
             model: info.map(|i| i.name.clone()),
@@ -403,11 +408,7 @@ impl Worker {
     }
 
     fn record(&self, shared: &Shared, event: &str, seen: &str, action: &str, outcome: &str) {
-        let place = match &self.place {
-            Place::Local { device, .. } => format!("local {device}"),
-            Place::Remote(endpoint) => endpoint.to_string(),
-        };
-        let seen = format!("推理进程 {} ({place}): {seen}", self.index);
+        let seen = format!("推理进程 {} ({}): {seen}", self.index, self.place_label());
         crate::support::maintenance::record(&shared.logs_dir, event, &seen, action, outcome);
     }
 }

@@ -2,17 +2,17 @@
 //! (the guard writes the row; these handlers say what changed).
 
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::noted;
 use crate::domain::auth::users::{self, ChangeError};
 use crate::domain::auth::{Permission, Principal, Role, tokens, web_admin};
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::{ApiJson, ApiPath};
-use crate::web::guard::AuditNote;
 
 impl From<ChangeError> for AppError {
     fn from(e: ChangeError) -> AppError {
@@ -21,12 +21,6 @@ impl From<ChangeError> for AppError {
             ChangeError::Other(e) => AppError::Internal(e),
         }
     }
-}
-
-fn noted(body: impl IntoResponse, detail: String) -> Response {
-    let mut response = body.into_response();
-    response.extensions_mut().insert(AuditNote { detail: Some(detail), ..Default::default() });
-    response
 }
 
 pub async fn list_users(State(state): State<AppState>) -> Result<Json<Vec<users::User>>, AppError> {

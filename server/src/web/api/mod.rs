@@ -64,3 +64,10 @@ pub fn router(max_upload_bytes: u64) -> Router<AppState> {
         // Unknown paths answer JSON, not an HTML page.
         .fallback(|| async { AppError::not_found("没有这个接口", "No such API endpoint") })
 }
+
+/// The response with what the audit row of its request should say besides the route and outcome.
+fn noted(response: impl axum::response::IntoResponse, detail: String) -> axum::response::Response {
+    let mut response = response.into_response();
+    response.extensions_mut().insert(crate::web::guard::AuditNote { detail: Some(detail), ..Default::default() });
+    response
+}

@@ -7,13 +7,13 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 
+use super::noted;
 use crate::domain::auth::{Actor as Caller, Principal};
 use crate::domain::exports::{self, Format, Hl7Site};
 use crate::domain::reports::{self, Actor, WorkflowError};
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::web::guard::AuditNote;
 
 impl From<WorkflowError> for AppError {
     fn from(e: WorkflowError) -> AppError {
@@ -45,12 +45,6 @@ fn actor(caller: &Principal) -> Result<Actor, AppError> {
             en: "reports are written and signed by people, not tokens".into(),
         }),
     }
-}
-
-fn noted(response: impl IntoResponse, detail: String) -> Response {
-    let mut response = response.into_response();
-    response.extensions_mut().insert(AuditNote { detail: Some(detail), ..Default::default() });
-    response
 }
 
 pub async fn for_study(State(state): State<AppState>, ApiPath(study_id): ApiPath<i64>) -> Result<Response, AppError> {

@@ -4,17 +4,17 @@
 use app::studies::{StudyDetail, StudyList};
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::{Extension, Json};
 use serde::Deserialize;
 
+use super::noted;
 use crate::domain::auth::Principal;
 use crate::domain::triage::{self, Decision};
 use crate::store::studies::{self, WorklistQuery};
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::web::guard::AuditNote;
 
 #[derive(Deserialize)]
 pub struct ListQuery {
@@ -63,8 +63,5 @@ pub async fn decide_triage(
     ApiJson(body): ApiJson<TriageDecision>,
 ) -> Result<Response, AppError> {
     triage::decide(&state.db, study_id, body.decision, &caller.author()).await?;
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    let detail = format!("triage.{} study={study_id}", body.decision.as_str());
-    response.extensions_mut().insert(AuditNote { detail: Some(detail), ..Default::default() });
-    Ok(response)
+    Ok(noted(StatusCode::NO_CONTENT, format!("triage.{} study={study_id}", body.decision.as_str())))
 }
