@@ -7,6 +7,9 @@ server's memory growth (RSS at the end of the first minute → end).
 Usage: .venv/bin/python scripts/soak.py [SECONDS=600] [CLIENTS=4] [IMAGE_CACHE_MB=512] [BINARY=target/release/medgemma-x]
 The decoded-image cache fills up to IMAGE_CACHE_MB during the run; RSS growth beyond that is a leak.
 Chat runs on MEDGEMMA_X_MODEL_DIR (default: the tiny random test model, target/fixtures/tiny-a).
+Pre-reads are on (the server's default): every upload queues one. Before the clients start, the soak times an
+interactive question's first token with no pre-read waiting, then again while PRE_READS (default 50) studies
+that just arrived wait for theirs, and prints both (goal: unchanged).
 Needs the fixtures (target/fixtures, made by scripts/test.sh).
 """
 import json
@@ -48,17 +51,21 @@ class Stats:
                 self.errors.append(f"{kind}: {error}")
 
 
-def chat(session, study, body):
-    """One streamed answer, read to its `done` event; an `error` event is an error."""
+def chat(session, study, body, first_token=None):
+    """One streamed answer, read to its `done` event; an `error` event is an error. `first_token`, a list,
+    gets the seconds from the request to the first `token` event."""
     req = urllib.request.Request(f"{session.base}/api/v1/studies/{study}/chat", data=json.dumps(body).encode(),
                                  method="POST", headers=session.headers(post=True))
     req.add_header("Content-Type", "application/json")
     event = None
+    sent = time.perf_counter()
     with urllib.request.urlopen(req, timeout=300) as r:
         for raw in r:
             line = raw.decode().rstrip("\r\n")
             if line.startswith("event:"):
                 event = line[6:].strip()
+                if event == "token" and first_token is not None and len(first_token) == 0:
+                    first_token.append(time.perf_counter() - sent)
             elif line.startswith("data:") and event == "error":
                 raise RuntimeError(f"chat error event: {line[5:200]}")
             elif line.startswith("data:") and event == "done":
@@ -130,6 +137,53 @@ def client(base, stats, deadline, seed):
         stats.add(kind, time.perf_counter() - start, error)
 
 
+def ttft_ms(session, study, count=20):
+    """p50 and p99 of an interactive question's time to first token, asked `count` times in a row."""
+    times, server = [], []
+    for n in range(count):
+        first = []
+        done = chat(session, study, {"message": "请描述这张胸片", "max_new_tokens": 4, "seed": n}, first)
+        times.append(first[0] * 1000)
+        t = done["timings"]
+        server.append((t["queued_ms"], t["prefill_ms"], t["time_to_first_token_ms"]))
+    times.sort()
+    print("  server side, median queued / prefill / first token ms:",
+          " / ".join(f"{statistics.median(v):.0f}" for v in zip(*server)))
+    return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))]
+
+
+def pre_read_states(session):
+    studies = json.loads(session.request("/api/v1/studies?limit=500"))["studies"]
+    states = {}
+    for s in studies:
+        states[s.get("pre_read")] = states.get(s.get("pre_read"), 0) + 1
+    return states
+
+
+def interactive_while_pre_reads_wait(base, count):
+    """Time to first token with no pre-read waiting, then with `count` arrived studies waiting for theirs."""
+    session = Session(base)
+    film = (FIXTURES / "synthetic/cxr.jpg").read_bytes()
+
+    def arrive(n, tag):
+        body, ctype = multipart([(f"{tag}{n}.jpg", film + tag.encode() + n.to_bytes(4, "big"))],
+                                {"patient_id": f"{tag}{n}", "exam_date": "2025-10-15"})
+        return json.loads(session.request("/api/v1/uploads", body, ctype))["files"][0]["study_id"]
+
+    study = arrive(0, "TTFT")
+    while pre_read_states(session).get("queued", 0) + pre_read_states(session).get("running", 0):
+        time.sleep(0.5)  # the probe study's own pre-read done: nothing waits
+    idle = ttft_ms(session, study)
+    for n in range(count):
+        arrive(n, "PRE")
+    waiting = pre_read_states(session)
+    busy = ttft_ms(session, study)
+    after = pre_read_states(session)
+    print(f"time to first token, p50/p99 ms: {idle[0]:.0f}/{idle[1]:.0f} with no pre-read waiting, "
+          f"{busy[0]:.0f}/{busy[1]:.0f} with {count} arrived studies' pre-reads waiting "
+          f"(pre-reads before: {waiting}, after: {after}); p50 ratio {busy[0] / idle[0]:.2f}")
+
+
 def rss_kb(pid):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -154,6 +208,9 @@ def main():
             except Exception:  # noqa: BLE001
                 pass
             time.sleep(0.1)
+        pre_reads = int(os.environ.get("PRE_READS", "50"))
+        if pre_reads:
+            interactive_while_pre_reads_wait(base, pre_reads)
         stats = Stats()
         deadline = time.time() + SECONDS
         threads = [threading.Thread(target=client, args=(base, stats, deadline, i)) for i in range(CLIENTS)]

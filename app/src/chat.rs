@@ -100,10 +100,18 @@ pub fn ChatPanel(study_id: i64, overlay: RwSignal<Overlay>, shown: ReadSignal<Op
     let text_only = RwSignal::new(false);
     let abort = StoredValue::new_local(None::<Abort>);
 
-    // The conversation so far, once.
+    // The conversation so far, once, and the latest answer's heatmap over the image (a pre-read's, when the
+    // study opens after it).
     let history = LocalResource::new(move || api::get::<History>(format!("/api/v1/studies/{study_id}/chat")));
     Effect::new(move |_| {
         if let Some(Ok(h)) = history.get() {
+            let latest = h.messages.iter().rev().find_map(|m| {
+                let kept = m.details.as_ref()?.get("heatmaps")?.clone();
+                serde_json::from_value::<Vec<Heatmap>>(kept).ok().filter(|maps| !maps.is_empty())
+            });
+            if let Some(heatmaps) = latest {
+                overlay.update(|o| o.heatmaps = heatmaps);
+            }
             entries.set(
                 h.messages
                     .into_iter()

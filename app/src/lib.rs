@@ -1,5 +1,5 @@
 //! The MedGemma-X web app, rendered on the server (feature `ssr`) and hydrated in the browser
-//! (feature `hydrate`). Types both sides exchange live in [`status`] and [`studies`].
+//! (feature `hydrate`). Types both sides exchange live in [`status`], [`studies`] and [`templates`].
 
 // Leptos views are nested types; the study page (image, chat and report panels) is deeper than the
 // default limit lets rustc compute layouts for.
@@ -10,6 +10,7 @@ pub mod i18n;
 pub mod sse;
 pub mod status;
 pub mod studies;
+pub mod templates;
 
 mod admin;
 mod chat;

@@ -5,9 +5,16 @@ import { greyPng } from './png';
 const CJK = /[\u3000-\u9fff\uff00-\uffef]/g;
 
 /** The lines with Chinese characters in an element's visible text: an English page has none of its own
- * (the signed-in radiologist's name and the switch back to 中文 are not the page's). */
+ * (the signed-in radiologist's name and the switch back to 中文 are not the page's, and neither are the
+ * report templates' names: the department writes them, like a patient's name they are data). */
 async function chineseIn(page: Page, selector: string): Promise<string[]> {
-  const text = await page.locator(selector).first().innerText();
+  const text = await page.locator(selector).first().evaluate((element: HTMLElement) => {
+    const data = [...element.querySelectorAll<HTMLElement>('.template-list')];
+    data.forEach((d) => (d.style.display = 'none'));
+    const shown = element.innerText;
+    data.forEach((d) => (d.style.display = ''));
+    return shown;
+  });
   return text.split('\n').filter((line) => line.match(CJK) && !['测试医师', '中文'].includes(line.trim()));
 }
 

@@ -95,6 +95,9 @@ fn arriving_studies_are_drafted_in_the_background_behind_interactive_questions()
             .filter(|m| m["role"] == "assistant" && m["mode"] == "report_draft" && m["details"]["report"].is_object())
             .collect();
         assert_eq!(drafts.len(), 1, "{history:#}");
+        // Its heatmap is kept with it, for the viewer to show when the study opens.
+        let heatmap = &drafts[0]["details"]["heatmaps"][0];
+        assert!(heatmap["side"].as_i64().unwrap_or(0) > 0 && heatmap["grid"].is_array(), "{:#}", drafts[0]["details"]);
     }
     let history: Value = server.get(&format!("/api/v1/studies/{last}/chat")).json().unwrap();
     assert!(

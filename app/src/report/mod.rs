@@ -1,12 +1,15 @@
 //! The study's structured report beside the image: findings in the five-part frame (部位 形态 密度 边界
 //! 邻近结构) with their axes in 毫米, the summary and the recommendation; started from the model's latest
 //! draft or blank; saved, signed, countersigned or returned, and amended, as the signed-in role allows; the
-//! changes since the AI draft for the reviewer; exports. The server enforces every rule again.
+//! changes since the AI draft for the reviewer; templates and phrases inserted by click or short code;
+//! exports. The server enforces every rule again. Every step has a key: G drafts, M goes to the template
+//! code, Ctrl+Enter signs, J opens the next unread study.
 //!
 //! The form edits the typed `report::Report` of the latest version: a signal per field ([`finding`]), the
 //! report rebuilt from them for each save and for the live Lung-RADS category.
 
 mod finding;
+mod templates;
 mod version;
 
 use leptos::prelude::*;
@@ -16,8 +19,10 @@ use serde_json::{Value, json};
 
 use crate::api::{self, History, Me, StudySummary};
 use crate::i18n::tr;
+use crate::templates::{Template, TemplateList};
 use crate::viewer::measurements::SavedList;
 use finding::{FindingFields, FindingForm};
+use templates::{NewTemplate, TemplateBar};
 use version::{ExportLinks, Version, VersionHeader, VersionTrail};
 
 /// The model's latest report draft in the study's conversation, if any. It stays the JSON the model
@@ -145,7 +150,7 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
     // the progress shows here, and the report starts from it.
     let drafting = RwSignal::new(false);
     let draft_abort = StoredValue::new_local(None::<crate::chat::Abort>);
-    let generate = move |_| {
+    let generate = move || {
         if drafting.get_untracked() {
             return;
         }
@@ -205,7 +210,9 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
             step(format!("/api/v1/reports/{id}"), "PUT", json!({"report": report}), tr("已保存 / saved"));
         }
     };
-    let sign = move |_| {
+    // Set when this page signed the report: the next study's link then takes the keyboard's focus.
+    let signed_here = RwSignal::new(false);
+    let sign = move || {
         let (Some(id), Some(report)) = (report_id(), build()) else { return };
         // What is on screen is what gets signed: save first, then sign.
         status.set("…".into());
@@ -219,6 +226,7 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
             match signed {
                 Ok(_) => {
                     status.set(tr("已签发 / signed").into());
+                    signed_here.set(true);
                     refresh.update(|n| *n += 1);
                 }
                 Err(e) => status.set(e.text()),
@@ -255,6 +263,116 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
         }
     });
 
+    // Templates: a new report from one, or its parts appended to the report on screen (a phrase adds to
+    // what is written, it never replaces it).
+    let templates = LocalResource::new(|| api::get::<TemplateList>("/api/v1/templates".into()));
+    let template_code = NodeRef::<leptos::html::Input>::new();
+    let apply_template = Callback::new(move |template: Template| {
+        let content = template.content;
+        if current.with_untracked(Option::is_none) {
+            let report = json!({"exam_id": "-", "report_summary": content.report_summary,
+                                "findings": content.findings, "recommendation": content.recommendation});
+            let body = json!({"report": report, "ai_draft": null});
+            step(
+                format!("/api/v1/studies/{study_id}/reports"),
+                "POST",
+                body,
+                tr("已按模板创建 / created from the template"),
+            );
+            return;
+        }
+        if !editable() {
+            return;
+        }
+        let append = |field: RwSignal<String>, text: &str| {
+            if !text.trim().is_empty() {
+                field.update(|f| *f = if f.trim().is_empty() { text.to_string() } else { format!("{f}\n{text}") });
+            }
+        };
+        append(summary, &content.report_summary);
+        append(recommendation, &content.recommendation);
+        rows.update(|r| r.extend(content.findings.into_iter().map(FindingForm::new)));
+        status.set(format!("{}{}", tr("已插入模板： / Inserted: "), content.name));
+    });
+    // What is on screen as a new template: nothing of this study's (measurements, cited images, prior
+    // sizes) goes with it.
+    let save_template = Callback::new(move |(code, name, site): NewTemplate| {
+        let Some(report) = build() else { return };
+        let findings: Vec<Finding> = report
+            .findings
+            .into_iter()
+            .map(|f| Finding {
+                measurements: None,
+                prior: None,
+                change: None,
+                measurement_ids: Vec::new(),
+                image_ids: Vec::new(),
+                ai_drafted: false,
+                ..f
+            })
+            .collect();
+        let body = json!({"scope": if site { "site" } else { "personal" }, "code": code, "name": name,
+                          "report_summary": report.report_summary, "findings": findings,
+                          "recommendation": report.recommendation});
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            match api::post("/api/v1/templates", &body).await {
+                Ok(_) => {
+                    status.set(tr("模板已保存 / template saved").into());
+                    templates.refetch();
+                }
+                Err(e) => status.set(e.text()),
+            }
+        });
+        #[cfg(not(feature = "hydrate"))]
+        let _ = body;
+    });
+    let save_as = Signal::derive(move || current.with(Option::is_some).then_some(save_template));
+    let site_editor = Signal::derive(move || can("report_review"));
+    let templates_usable = move || can("report_sign") && (current.with(Option::is_none) || editable());
+
+    // The keys of the report's steps. Ctrl+Enter signs also from a report field (it signs what is on
+    // screen), but not from the chat box, whose Enter is its own.
+    let next_link = NodeRef::<leptos::html::A>::new();
+    let keys = window_event_listener(leptos::ev::keydown, move |ev| {
+        if ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key()) {
+            if crate::viewer::browser::typing_outside(&ev, ".report-panel") {
+                return;
+            }
+            if matches!(state().as_str(), "draft" | "returned") && can("report_sign") {
+                ev.prevent_default();
+                sign();
+            }
+            return;
+        }
+        if crate::viewer::browser::typing(&ev) || ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
+            return;
+        }
+        match ev.key().to_lowercase().as_str() {
+            "g" if current.with_untracked(Option::is_none) && can("report_sign") => generate(),
+            "m" => {
+                if let Some(input) = template_code.get_untracked() {
+                    ev.prevent_default();
+                    let _ = input.focus();
+                }
+            }
+            "j" => {
+                if let Some(link) = next_link.get_untracked() {
+                    link.click();
+                }
+            }
+            _ => {}
+        }
+    });
+    on_cleanup(move || keys.remove());
+    Effect::new(move |_| {
+        if let Some(link) = next_link.get()
+            && signed_here.get()
+        {
+            let _ = link.focus();
+        }
+    });
+
     let indexed_rows = move || rows.get().into_iter().enumerate().collect::<Vec<(usize, FindingForm)>>();
 
     view! {
@@ -262,7 +380,8 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
             <h2>{tr("结构化报告 / Report")}</h2>
             <Show when=move || current.get().is_none() && can("report_sign")>
                 <p class="report-start">
-                    <button class="report-generate" disabled=move || drafting.get() on:click=generate>
+                    <button class="report-generate" disabled=move || drafting.get() on:click=move |_| generate()
+                        title=tr("快捷键 G / key G")>
                         {tr("生成结构化报告 / Generate the structured report")}</button>
                     " "
                     <button class="report-from-ai" disabled=move || history.get().and_then(|h| h.ok()).as_ref().and_then(latest_ai_draft).is_none()
@@ -270,6 +389,9 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
                     " "
                     <button class="report-blank" on:click=move |_| start(false)>{tr("空白报告 / Blank report")}</button>
                 </p>
+            </Show>
+            <Show when=templates_usable>
+                <TemplateBar templates code_input=template_code apply=apply_template save_as site_editor/>
             </Show>
             <Show when=move || current.get().is_some()>
                 <VersionHeader current/>
@@ -311,7 +433,7 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
                 <p class="report-actions">
                     <Show when=move || matches!(state().as_str(), "draft" | "returned") && can("report_sign")>
                         <button class="report-save" on:click=save>{tr("保存 / Save")}</button>
-                        <button class="report-sign" on:click=sign>{tr("签发 / Sign")}</button>
+                        <button class="report-sign" on:click=move |_| sign() title=tr("快捷键 Ctrl+Enter / key Ctrl+Enter")>{tr("签发 / Sign")}</button>
                     </Show>
                     <Show when=move || state() == "signed" && can("report_review")>
                         <input class="review-comment" placeholder=tr("审核意见（退回时必填） / comment") on:input=move |ev| comment.set(event_target_value(&ev))/>
@@ -324,12 +446,14 @@ pub fn ReportPanel(study_id: i64, ct: bool, prior_study: Signal<Option<StudySumm
                     </Show>
                 </p>
                 {move || next_study.get().flatten().map(|id| view! {
-                    <p class="next-study"><a href=format!("/studies/{id}") rel="external">{tr("下一个未读检查 → / Next unread study →")}</a></p>
+                    <p class="next-study"><a node_ref=next_link href=format!("/studies/{id}") rel="external"
+                        title=tr("快捷键 J / key J")>{tr("下一个未读检查 → / Next unread study →")}</a></p>
                 })}
                 <ExportLinks current/>
                 <VersionTrail current/>
             </Show>
             <p class="form-status" role="status">{move || status.get()}</p>
+            <p class="report-keys">{tr("快捷键：G 生成报告 · M 模板代码 · Ctrl+Enter 签发 · J 下一个未读检查 / Keys: G draft · M template code · Ctrl+Enter sign · J next unread study")}</p>
         </section>
     }
     // Erased: the study page's view type is deep enough without this panel's.

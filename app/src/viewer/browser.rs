@@ -1,5 +1,6 @@
-//! The browser calls the viewer makes, each with the stand-in the server compiles: the server renders the
-//! page around the image, and only the browser has a canvas, a pointer and a keyboard.
+//! The browser calls the viewer (and the report panel's keys) make, each with the stand-in the server
+//! compiles: the server renders the page around the image, and only the browser has a canvas, a pointer
+//! and a keyboard.
 
 use leptos::prelude::*;
 
@@ -100,5 +101,22 @@ pub fn typing(ev: &leptos::ev::KeyboardEvent) -> bool {
 
 #[cfg(not(feature = "hydrate"))]
 pub fn typing(_ev: &leptos::ev::KeyboardEvent) -> bool {
+    false
+}
+
+/// Whether a key press goes to a text field outside the element `selector` names (the report panel's
+/// Ctrl+Enter signs from its own fields, not from the chat box).
+#[cfg(feature = "hydrate")]
+pub fn typing_outside(ev: &leptos::ev::KeyboardEvent, selector: &str) -> bool {
+    use wasm_bindgen::JsCast;
+    typing(ev)
+        && ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .is_some_and(|e| e.closest(selector).ok().flatten().is_none())
+}
+
+#[cfg(not(feature = "hydrate"))]
+pub fn typing_outside(_ev: &leptos::ev::KeyboardEvent, _selector: &str) -> bool {
     false
 }

@@ -286,7 +286,7 @@ struct AutoBasis {
 }
 
 fn shape_error_text(e: ShapeError) -> String {
-    format!("{} / {}", e.message_zh(), e.message_en())
+    crate::i18n::choose(e.message_zh(), e.message_en()).to_string()
 }
 
 async fn post_measurement(study_id: i64, body: &NewMeasurement) -> Result<Saved, ApiError> {
@@ -304,6 +304,12 @@ mod tests {
             window: None,
             units: "raw".into(),
         }
+    }
+
+    /// One language per message: the page's (Chinese here), not both sides joined.
+    #[test]
+    fn a_shape_error_reads_in_the_page_language() {
+        assert_eq!(shape_error_text(ShapeError::OutsideImage), "测量超出图像范围");
     }
 
     #[test]

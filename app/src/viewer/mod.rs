@@ -12,7 +12,7 @@
 //! drag draws; [`measurements`] saves, deletes and lists them; [`overlay`] draws the heatmap, boxes and
 //! shapes over the image; and [`readouts`] writes the window, zoom, probe value and scale bar on it.
 
-mod browser;
+pub(crate) mod browser;
 mod canvas;
 pub mod measurements;
 mod overlay;

@@ -643,8 +643,9 @@ impl AnswerRecord {
             }
             _ => None,
         };
-        let details =
-            json!({ "boxes": boxes, "timings": timings, "history_turns": answer.history_turns, "report": report });
+        // The heatmaps are kept with the answer: a study opened after its pre-read shows the draft's.
+        let details = json!({ "boxes": boxes, "timings": timings, "history_turns": answer.history_turns,
+                              "report": report, "heatmaps": heatmaps });
         let stored = messages::store(
             &self.ctx.db,
             NewMessage {
@@ -750,8 +751,14 @@ fn draft_report(basis: &DraftBasis, text: &str, model: &crate::domain::inference
             ..report::model::Measurements::default()
         };
         let location = m.location.trim();
+        // A measurement without a place, or a finding without one, matches nothing: it is a finding of its own.
+        let placed = location != crate::domain::measurements::NO_PLACE;
         let same_place = |f: &&mut report::model::Finding| {
-            f.measurements.is_none() && (f.location.contains(location) || location.contains(f.location.as_str()))
+            let here = f.location.trim();
+            placed
+                && !here.is_empty()
+                && f.measurements.is_none()
+                && (here.contains(location) || location.contains(here))
         };
         match report.findings.iter_mut().find(same_place) {
             Some(finding) => finding.measurements = Some(measurements),

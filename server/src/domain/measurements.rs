@@ -19,6 +19,9 @@ use crate::support::clock::now_rfc3339;
 /// Longest label kept (a measurement's name, such as "右肺上叶结节").
 pub const MAX_LABEL_CHARS: usize = 200;
 
+/// The place a report draft gives a measurement that names none (the reader fills it in).
+pub const NO_PLACE: &str = "未标注部位";
+
 /// The window on screen when the shape was drawn: part of the measurement's basis.
 #[derive(Clone, Copy, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,10 +116,22 @@ impl Measurement {
             (None, Some(long), short) => (long, short),
             _ => return None,
         };
-        let location = self.label.as_deref().map(str::trim).filter(|l| !l.is_empty()).unwrap_or("未标注部位");
+        // An automatic measurement's label is its method ("（自动：…）", as the viewer saves it), not a place:
+        // it goes into the basis, and the place is left for the reader.
+        let label = self.label.as_deref().map(str::trim).filter(|l| !l.is_empty());
+        let (location, method) = match label {
+            Some(method) if method.starts_with("（自动") => {
+                (NO_PLACE, Some(method.trim_start_matches('（').trim_end_matches('）')))
+            }
+            Some(place) => (place, None),
+            None => (NO_PLACE, None),
+        };
         let spacing = self.basis.spacing.as_ref().map(SpacingBasis::describe_zh).unwrap_or_default();
         let window = self.basis.window.as_ref().map(|w| format!("窗位/窗宽 {:.0}/{:.0}；", w.center, w.width));
-        let basis = format!("阅片器测量（{}{spacing}）", window.unwrap_or_default());
+        let method = method.map(|m| format!("；{m}")).unwrap_or_default();
+        let basis = format!("阅片器测量（{}{spacing}{method}）", window.unwrap_or_default());
+        // To a tenth of a millimetre, as the viewer shows them and the guidelines read them.
+        let (long, short) = (guidelines::round1(long), short.map(guidelines::round1));
         Some((location.chars().take(60).collect(), long, short, basis))
     }
 }

@@ -23,6 +23,7 @@ pub mod pdf;
 pub mod pre_read;
 pub mod reports;
 pub mod security_report;
+pub mod templates;
 pub mod triage;
 
 pub use error::DomainError;

@@ -8,4 +8,5 @@ pub mod db;
 pub mod measurements;
 pub mod objects;
 pub mod studies;
+pub mod templates;
 pub mod triage;

@@ -320,6 +320,30 @@ pub const ROUTES: &[Route] = {
             Needs(ReportExport),
             "The report as JSON, HL7 v2.5, FHIR R4 or PDF",
         ),
+        route(
+            "GET",
+            "/api/v1/templates",
+            Needs(ReportSign),
+            "Report templates and phrases: the caller's own, then the department's",
+        ),
+        route(
+            "POST",
+            "/api/v1/templates",
+            Needs(ReportSign),
+            "Add a template (personal; scope site for a department head)",
+        ),
+        route(
+            "PUT",
+            "/api/v1/templates/{id}",
+            Needs(ReportSign),
+            "Edit one's own template (a site one: department head)",
+        ),
+        route(
+            "DELETE",
+            "/api/v1/templates/{id}",
+            Needs(ReportSign),
+            "Delete one's own template (a site one: department head)",
+        ),
         route("GET", "/api/v1/instances/{id}", Needs(StudyRead), "An image's metadata, spacing and windows"),
         route("GET", "/api/v1/instances/{id}/file", Needs(StudyRead), "The stored file"),
         route(

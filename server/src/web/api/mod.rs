@@ -9,11 +9,12 @@ mod measurements;
 mod openapi;
 mod reports;
 mod studies;
+mod templates;
 mod uploads;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 
 use crate::web::AppState;
 use crate::web::error::AppError;
@@ -54,6 +55,8 @@ pub fn router(max_upload_bytes: u64) -> Router<AppState> {
         .route("/reports/{id}/review", post(reports::review))
         .route("/reports/{id}/amend", post(reports::amend))
         .route("/reports/{id}/export", get(reports::export))
+        .route("/templates", get(templates::list).post(templates::create))
+        .route("/templates/{id}", put(templates::update).delete(templates::delete))
         .route("/deliveries", get(reports::deliveries))
         .route("/deliveries/{id}/retry", post(reports::retry_delivery))
         .route("/instances/{id}", get(images::instance))
