@@ -68,7 +68,9 @@ impl TemplateList {
 }
 
 /// `POST /api/v1/templates` and `PUT /api/v1/templates/{id}`: the content and, when adding, whose
-/// (personal unless said). Unknown fields are refused: a misspelt one would otherwise be lost quietly.
+/// (personal unless said). Unknown fields are refused: a misspelt one would otherwise be lost quietly. The
+/// content's fields are spelt out rather than flattened from [`TemplateContent`]: serde cannot refuse
+/// unknown fields through a flattened struct.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateEdit {
