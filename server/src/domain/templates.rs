@@ -8,6 +8,7 @@ use app::templates::{Template, TemplateContent, TemplateEdit, TemplateList, Temp
 use crate::domain::DomainError;
 use crate::domain::auth::{Permission, Principal};
 use crate::domain::reports::limits;
+use crate::store::db::Pool;
 use crate::store::templates::{self as rows, TemplateRow, TemplateText};
 
 /// Templates one owner (or the department) may hold: a list to choose from, not a store of reports.
@@ -17,18 +18,14 @@ pub const MAX_NAME_CHARS: usize = 40;
 /// Findings one template inserts.
 pub const MAX_FINDINGS: usize = 20;
 
-pub async fn list(pool: &crate::store::db::Pool, caller: &Principal) -> Result<TemplateList, DomainError> {
+pub async fn list(pool: &Pool, caller: &Principal) -> Result<TemplateList, DomainError> {
     let templates = rows::visible_to(pool, &caller.author()).await?.into_iter().map(template).collect();
     Ok(TemplateList { templates })
 }
 
-pub async fn create(
-    pool: &crate::store::db::Pool,
-    caller: &Principal,
-    edit: TemplateEdit,
-) -> Result<Template, DomainError> {
+pub async fn create(pool: &Pool, caller: &Principal, edit: TemplateEdit) -> Result<Template, DomainError> {
     let scope = edit.scope;
-    may_edit(caller, scope, "")?;
+    may_change(caller, scope)?;
     let owner = owner_of(caller, scope);
     let content = checked(edit.content())?;
     if rows::count(pool, scope.as_str(), &owner).await? >= MAX_PER_OWNER {
@@ -43,16 +40,8 @@ pub async fn create(
     one(pool, id).await
 }
 
-pub async fn update(
-    pool: &crate::store::db::Pool,
-    caller: &Principal,
-    id: i64,
-    edit: TemplateEdit,
-) -> Result<Template, DomainError> {
-    let stored = rows::one(pool, id).await?.ok_or_else(no_such_template)?;
-    let scope = TemplateScope::parse(&stored.scope).ok_or_else(no_such_template)?;
-    may_see(caller, &stored)?;
-    may_edit(caller, scope, &stored.owner)?;
+pub async fn update(pool: &Pool, caller: &Principal, id: i64, edit: TemplateEdit) -> Result<Template, DomainError> {
+    let (stored, scope) = changeable(pool, caller, id).await?;
     if edit.scope != scope {
         return Err(DomainError::invalid(
             "模板的归属不能修改，请另存为新模板",
@@ -68,34 +57,37 @@ pub async fn update(
     one(pool, id).await
 }
 
-pub async fn delete(pool: &crate::store::db::Pool, caller: &Principal, id: i64) -> Result<Template, DomainError> {
-    let stored = rows::one(pool, id).await?.ok_or_else(no_such_template)?;
-    let scope = TemplateScope::parse(&stored.scope).ok_or_else(no_such_template)?;
-    may_see(caller, &stored)?;
-    may_edit(caller, scope, &stored.owner)?;
+pub async fn delete(pool: &Pool, caller: &Principal, id: i64) -> Result<Template, DomainError> {
+    let (stored, _) = changeable(pool, caller, id).await?;
     let deleted = template(stored);
     if rows::delete(pool, id).await? { Ok(deleted) } else { Err(no_such_template()) }
 }
 
-async fn one(pool: &crate::store::db::Pool, id: i64) -> Result<Template, DomainError> {
+async fn one(pool: &Pool, id: i64) -> Result<Template, DomainError> {
     rows::one(pool, id).await?.map(template).ok_or_else(no_such_template)
 }
 
-/// Somebody else's personal template does not exist for the caller (its code and text are theirs).
-fn may_see(caller: &Principal, row: &TemplateRow) -> Result<(), DomainError> {
-    if row.scope == "personal" && row.owner != caller.author() { Err(no_such_template()) } else { Ok(()) }
+/// A stored template the caller may change, with its scope. Somebody else's personal template does not
+/// exist for the caller (its code and text are theirs): 404, not 403.
+async fn changeable(pool: &Pool, caller: &Principal, id: i64) -> Result<(TemplateRow, TemplateScope), DomainError> {
+    let stored = rows::one(pool, id).await?.ok_or_else(no_such_template)?;
+    let scope = TemplateScope::parse(&stored.scope).ok_or_else(no_such_template)?;
+    if scope == TemplateScope::Personal && stored.owner != caller.author() {
+        return Err(no_such_template());
+    }
+    may_change(caller, scope)?;
+    Ok((stored, scope))
 }
 
-/// A personal template is its owner's; the department's are a department head's to change.
-fn may_edit(caller: &Principal, scope: TemplateScope, owner: &str) -> Result<(), DomainError> {
-    match scope {
-        TemplateScope::Site if !caller.can(Permission::ReportReview) => Err(DomainError::NotYours {
+/// The department's templates are a department head's to add, change or delete; one's own are one's own.
+fn may_change(caller: &Principal, scope: TemplateScope) -> Result<(), DomainError> {
+    if scope == TemplateScope::Site && !caller.can(Permission::ReportReview) {
+        return Err(DomainError::NotYours {
             zh: "科室模板只有科室主任可以添加、修改或删除".into(),
             en: "only a department head adds, edits or deletes the department's templates".into(),
-        }),
-        TemplateScope::Personal if !owner.is_empty() && owner != caller.author() => Err(no_such_template()),
-        _ => Ok(()),
+        });
     }
+    Ok(())
 }
 
 fn owner_of(caller: &Principal, scope: TemplateScope) -> String {
