@@ -142,12 +142,14 @@ def ttft_ms(session, study, count=20):
     times, server = [], []
     for n in range(count):
         first = []
-        done = chat(session, study, {"message": "请描述这张胸片", "max_new_tokens": 4, "seed": n}, first)
+        # Without the study's conversation as context: every question is the same prompt, so the two runs
+        # compare like with like (with it, each answer would lengthen the next prompt).
+        done = chat(session, study, {"message": "请描述这张胸片", "max_new_tokens": 4, "seed": n, "context": False}, first)
         times.append(first[0] * 1000)
         t = done["timings"]
-        server.append((t["queued_ms"], t["prefill_ms"], t["time_to_first_token_ms"]))
+        server.append((t["queued_ms"], t["prefill_ms"], t["time_to_first_token_ms"], done["prompt_tokens"]))
     times.sort()
-    print("  server side, median queued / prefill / first token ms:",
+    print("  server side, median queued / prefill / first token ms / prompt tokens:",
           " / ".join(f"{statistics.median(v):.0f}" for v in zip(*server)))
     return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))]
 

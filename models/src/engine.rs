@@ -15,6 +15,11 @@ use crate::text::{AttentionMask, KvCache, Logits, PromptAttention, Sequence, Tex
 use crate::vision::{Projector, VisionTower};
 use crate::weights::{Quantization, Weights};
 
+/// The `make_way` of work that nothing interrupts.
+pub fn never() -> bool {
+    false
+}
+
 pub struct Engine {
     pub config: ModelConfig,
     /// The image processor's settings; None for a text-only model.
@@ -198,6 +203,19 @@ impl Engine {
         capture_attention: bool,
         logits: Logits,
     ) -> Result<(Tensor, Sequence)> {
+        self.prefill_unless(ids, pixel_values, capture_attention, logits, &never)
+    }
+
+    /// [`Engine::prefill`] that asks `make_way` between layers (vision and text) and stops with
+    /// [`EngineError::MadeWay`] when it answers true.
+    pub fn prefill_unless(
+        &self,
+        ids: &[i64],
+        pixel_values: &[Tensor],
+        capture_attention: bool,
+        logits: Logits,
+        make_way: &dyn Fn() -> bool,
+    ) -> Result<(Tensor, Sequence)> {
         let _guard = tch::no_grad_guard();
         let image_id = self.config.image_token_id;
         let image_positions = ids.iter().filter(|&&id| id == image_id).count() as i64;
@@ -216,7 +234,8 @@ impl Engine {
                 return Err(EngineError::Input("this model is text-only: it reads no images".into()));
             };
             let pixels = Tensor::stack(pixel_values, 0).to_device(self.device);
-            let features = projector.forward(&tower.forward(&pixels)).to_kind(embeds.kind());
+            let patches = tower.forward(&pixels, make_way).ok_or(EngineError::MadeWay)?;
+            let features = projector.forward(&patches).to_kind(embeds.kind());
             let mask = ids_tensor.eq(image_id).unsqueeze(-1);
             embeds = embeds.f_masked_scatter(&mask, &features.reshape([-1, self.config.text.hidden_size]))?;
         }
@@ -226,7 +245,7 @@ impl Engine {
             cache.prompt_attention = Some(PromptAttention::new(ids.len() as i64, self.device));
         }
         let mut seq = Sequence { cache, mask };
-        let logits = self.text.forward(&embeds, &mut [&mut seq], logits);
+        let logits = self.text.forward(&embeds, &mut [&mut seq], logits, make_way).ok_or(EngineError::MadeWay)?;
         Ok((logits.squeeze_dim(0).to_kind(Kind::Float), seq))
     }
 
@@ -236,7 +255,9 @@ impl Engine {
         let _guard = tch::no_grad_guard();
         let ids = Tensor::from_slice(tokens).to_device(self.device).unsqueeze(1);
         let embeds = self.text.embed(&ids);
-        self.text.forward(&embeds, seqs, Logits::Last).squeeze_dim(1).to_kind(Kind::Float)
+        // Never stopped halfway: the caches of sequences already under way would be half written.
+        let logits = self.text.forward(&embeds, seqs, Logits::Last, &never).expect("a step that never makes way ends");
+        logits.squeeze_dim(1).to_kind(Kind::Float)
     }
 
     /// The parser factory for constrained generation, built once.

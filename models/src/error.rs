@@ -10,6 +10,10 @@ pub enum EngineError {
     Input(String),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    /// A prompt run stopped between layers because its caller asked it to make way (a question
+    /// somebody watches came while a background one ran its prompt); nothing of it is kept.
+    #[error("the prompt run made way for a more urgent question")]
+    MadeWay,
 }
 
 impl EngineError {

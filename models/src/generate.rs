@@ -133,8 +133,21 @@ impl Engine {
     /// Runs the prompt (with `pixel_values`, one per image) and returns the stream, ready for its first
     /// token.
     pub fn start(&self, prompt_ids: &[i64], pixel_values: &[Tensor], options: &GenerateOptions) -> Result<Stream> {
+        self.start_unless(prompt_ids, pixel_values, options, &crate::engine::never)
+    }
+
+    /// [`Engine::start`] for work that can wait: the prompt run stops with
+    /// [`crate::EngineError::MadeWay`] as soon as `make_way` answers true between two layers.
+    pub fn start_unless(
+        &self,
+        prompt_ids: &[i64],
+        pixel_values: &[Tensor],
+        options: &GenerateOptions,
+        make_way: &dyn Fn() -> bool,
+    ) -> Result<Stream> {
         let started = Instant::now();
-        let (logits, seq) = self.prefill(prompt_ids, pixel_values, options.image_attention, Logits::Last)?;
+        let (logits, seq) =
+            self.prefill_unless(prompt_ids, pixel_values, options.image_attention, Logits::Last, make_way)?;
         let stop = (options.max_new_tokens == 0).then_some(StopReason::MaxTokens);
         Ok(Stream {
             seq,

@@ -350,8 +350,15 @@ impl TextModel {
 
     /// Runs `embeds` ([batch, seq, hidden], row b for `seqs[b]`: a prompt of one sequence, or one decode
     /// step of several) after what each sequence's cache holds; returns logits [batch, n, vocab] for the
-    /// positions `logits` asks for.
-    pub fn forward(&self, embeds: &Tensor, seqs: &mut [&mut Sequence], logits: Logits) -> Tensor {
+    /// positions `logits` asks for. `None` when `make_way` says so before a layer: the sequences' caches
+    /// are then half written, so only a prompt run, whose sequence is new, may be stopped.
+    pub fn forward(
+        &self,
+        embeds: &Tensor,
+        seqs: &mut [&mut Sequence],
+        logits: Logits,
+        make_way: &dyn Fn() -> bool,
+    ) -> Option<Tensor> {
         let seq = embeds.size()[1];
         assert_eq!(embeds.size()[0], seqs.len() as i64, "one embeds row per sequence");
         let kind = embeds.kind();
@@ -364,6 +371,9 @@ impl TextModel {
         let mut masks: Vec<Vec<(MaskKey, Tensor)>> = seqs.iter().map(|_| Vec::new()).collect();
         let mut x = embeds.shallow_clone();
         for (l, layer) in self.layers.iter().enumerate() {
+            if make_way() {
+                return None;
+            }
             let layer_type = layer.self_attn.layer_type;
             let (cos, sin) = match layer_type {
                 LayerType::Full => (&cos_full, &sin_full),
@@ -412,9 +422,9 @@ impl TextModel {
         };
         let x = self.norm.forward(&x);
         let logits = x.linear(self.lm_head.as_ref().unwrap_or(&self.embed_tokens), None::<&Tensor>);
-        match self.config.final_logit_softcapping {
+        Some(match self.config.final_logit_softcapping {
             Some(cap) => (logits / cap).tanh() * cap,
             None => logits,
-        }
+        })
     }
 }

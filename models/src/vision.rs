@@ -147,10 +147,17 @@ impl VisionTower {
         })
     }
 
-    /// pixel_values [images, 3, size, size] → patch features [images, patches, hidden].
-    pub fn forward(&self, pixel_values: &Tensor) -> Tensor {
-        let x = self.layers.iter().fold(self.embeddings.forward(pixel_values), |x, layer| layer.forward(&x));
-        self.post_layernorm.forward(&x)
+    /// pixel_values [images, 3, size, size] → patch features [images, patches, hidden]; `None` when
+    /// `make_way` says so before a layer (a 4B tower on a CPU runs for seconds).
+    pub fn forward(&self, pixel_values: &Tensor, make_way: &dyn Fn() -> bool) -> Option<Tensor> {
+        let mut x = self.embeddings.forward(pixel_values);
+        for layer in &self.layers {
+            if make_way() {
+                return None;
+            }
+            x = layer.forward(&x);
+        }
+        Some(self.post_layernorm.forward(&x))
     }
 }
 

@@ -298,3 +298,45 @@ fn constrained_answers_always_parse_and_follow_the_schema() {
     }
     assert!(distinct.len() > 10, "sampling should vary the answers: {distinct:?}");
 }
+
+/// A background prompt run stops between layers once asked to make way (a watched question came), in
+/// the vision tower as in the text layers; asked never, it is the plain prompt run.
+#[test]
+fn a_prompt_run_makes_way_between_layers_when_asked() {
+    use std::cell::Cell;
+    let engine = engine();
+    let ids = engine
+        .encode_chat(None, &[Turn { role: Role::User, text: "描述".into(), images: 1, image_captions: Vec::new() }])
+        .unwrap();
+    let size = engine.preprocessor.as_ref().unwrap().height;
+    let pixels = [Tensor::rand([3, size, size], (Kind::Float, Device::Cpu))];
+    let options = GenerateOptions { max_new_tokens: 4, ..GenerateOptions::default() };
+    let vision_layers = engine.config.vision.as_ref().unwrap().num_hidden_layers;
+    let text_layers = engine.config.text.num_hidden_layers;
+
+    for asked_at in [1, vision_layers, vision_layers + 1, vision_layers + text_layers] {
+        let asked = Cell::new(0);
+        let make_way = || {
+            asked.set(asked.get() + 1);
+            asked.get() == asked_at
+        };
+        let outcome = engine.start_unless(&ids, &pixels, &options, &make_way);
+        assert!(matches!(outcome, Err(models::EngineError::MadeWay)), "asked at {asked_at}: ran on");
+        assert_eq!(asked.get(), asked_at, "stopped at the first yes");
+    }
+    let asked = Cell::new(0);
+    let never_asked = || {
+        asked.set(asked.get() + 1);
+        false
+    };
+    let stream = engine.start_unless(&ids, &pixels, &options, &never_asked).unwrap();
+    assert_eq!(asked.get(), vision_layers + text_layers, "asked once before each layer");
+    let plain = engine.start(&ids, &pixels, &options).unwrap();
+    let answer = |mut stream: models::generate::Stream| {
+        while !stream.is_finished() {
+            engine.step(&mut [&mut stream]).unwrap();
+        }
+        engine.finish(stream).unwrap().token_ids
+    };
+    assert_eq!(answer(stream), answer(plain));
+}

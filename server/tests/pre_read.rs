@@ -123,6 +123,49 @@ fn pre_reads_can_be_turned_off() {
     assert_eq!(history["messages"].as_array().unwrap().len(), 0, "{history:#}");
 }
 
+/// The queue of pre-reads lives in memory: a restart must not lose those it left undone. Studies that
+/// arrived while pre-reads were off (as when the server stopped before their turn) are pre-read once the
+/// restarted server's model is ready — not the study already signed, nor the one whose draft the
+/// radiologist already has.
+#[test]
+fn a_restart_resumes_the_pre_reads_left_undone() {
+    let _serial = one_at_a_time();
+    let data = tempfile::tempdir().unwrap();
+    let (dir, model) = (data.path().to_str().unwrap(), fixture("tiny-a"));
+    let model = model.to_str().unwrap();
+    let server = Server::start(&["--data-dir", dir, "--model-dir", model, "--pre-read", "false"], &[]);
+    wait_for_model(&server);
+    let (undone, _) = upload_image(&server, "synthetic/cxr.jpg", "P-RES-1", "2025-10-15");
+    let (signed, _) = upload_image(&server, "synthetic/cxr16.png", "P-RES-2", "2025-10-15");
+    let (drafted, _) = upload_image(&server, "synthetic/grey32.png", "P-RES-3", "2025-10-15");
+    let report = json!({"exam_id": "x", "report_summary": "两肺纹理清晰。", "recommendation": "随访。"});
+    let id = create_report(&server, signed, &report)["id"].as_i64().unwrap();
+    let response = server.client().post(server.url(&format!("/api/v1/reports/{id}/sign"))).json(&json!({})).send();
+    assert_eq!(response.unwrap().status(), 200);
+    let asked =
+        post_chat(&server, drafted, json!({"message": "生成结构化报告", "mode": "report_draft", "context": false}));
+    let done = Events::new(asked).all().pop().unwrap();
+    assert!(done.name == "done" && done.data["report"].is_object(), "{}", done.data);
+    server.terminate();
+
+    let server = Server::start(&["--data-dir", dir, "--model-dir", model], &[]);
+    wait_for_model(&server);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while state_of(&server, undone).as_deref() != Some("ready") {
+        assert!(Instant::now() < deadline, "not resumed: {:?}", pre_read_states(&server));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    settle(&server);
+    assert_eq!(state_of(&server, signed), None, "a signed study is not pre-read");
+    assert_eq!(state_of(&server, drafted), None, "a study with its draft is not drafted again");
+    let drafts_of = |study: i64| {
+        let history: Value = server.get(&format!("/api/v1/studies/{study}/chat")).json().unwrap();
+        let messages = history["messages"].as_array().unwrap().clone();
+        messages.iter().filter(|m| m["mode"] == "report_draft" && m["details"]["report"].is_object()).count()
+    };
+    assert_eq!((drafts_of(undone), drafts_of(signed), drafts_of(drafted)), (1, 0, 1));
+}
+
 /// The triage answer orders the worklist: with fault-injected answers (pneumothorax for one patient,
 /// normal for the others), that patient's study — not the newest — comes first, marked as the AI's; a
 /// radiologist's dismissal puts it back in its place, and the decision is in the audit trail.

@@ -4,22 +4,32 @@
 //! answer join the study's conversation like any other AI output, labelled as such. It runs at
 //! [`Priority::Background`]: every interactive question goes ahead of it and it never takes more than
 //! half of a worker's slots. A pre-read still in progress when its study's report is signed is
-//! cancelled. The worklist shows each study's state. `--pre-read false` turns it off.
+//! cancelled. The worklist shows each study's state. `--pre-read false` turns it off. After a restart,
+//! the studies of the last [`RESUME_DAYS`] days still unread and without a draft are pre-read again
+//! once the model is ready (the queue lives in memory; the drafts and triage answers are in the database).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 
 use crate::domain::DomainError;
 use crate::domain::ask::{self, Asking, Question};
-use crate::domain::inference::{JobControl, Priority, StopCause};
+use crate::domain::inference::{EngineState, JobControl, Priority, StopCause};
 use crate::domain::triage;
 use crate::store::db::Pool;
 use crate::store::studies::{self, WorklistQuery};
 
 /// The fair-admission key of every pre-read: they compete with one another, not with a radiologist.
 const CLIENT: &str = "pre-read";
+
+/// How far back a restart looks for studies whose pre-read it left undone (older unread studies are
+/// being read by now, or are a backlog that should not hold the model for hours after an upgrade).
+pub const RESUME_DAYS: i64 = 2;
+
+/// At most this many resumed at once (the background queue holds 512).
+const RESUME_MAX: i64 = 400;
 
 /// Where one study's pre-read is, as the worklist shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +111,31 @@ impl PreReads {
             }
             let (this, asking) = (Arc::clone(self), asking.clone());
             tokio::spawn(async move { this.run(asking, study_id).await });
+        }
+    }
+
+    /// Queues again, once the model is ready, the pre-reads an earlier run of the server left undone
+    /// (see [`studies::awaiting_pre_read`]). Ends at once with pre-reads off, without a model, or
+    /// when it fails to load.
+    pub async fn resume(self: Arc<Self>) {
+        let Some(asking) = &self.asking else { return };
+        let Some(inference) = &asking.inference else { return };
+        loop {
+            match inference.state() {
+                EngineState::Ready(_) => break,
+                EngineState::Failed(_) => return,
+                EngineState::Loading => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
+        let since = time::OffsetDateTime::now_utc() - time::Duration::days(RESUME_DAYS);
+        let since = since.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        match studies::awaiting_pre_read(&asking.db, &since, RESUME_MAX).await {
+            Ok(ids) if ids.is_empty() => {}
+            Ok(ids) => {
+                tracing::info!(studies = ids.len(), "pre-reads left undone before the restart are queued again");
+                self.arrived(ids);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot look for pre-reads left undone"),
         }
     }
 

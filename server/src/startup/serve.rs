@@ -120,6 +120,7 @@ async fn serve(config: ServeConfig, run_lock: RunLock, started: Instant) -> anyh
         started,
     };
     let state = AppState::new(opened, config.web_settings());
+    tokio::spawn(Arc::clone(&state.pre_reads).resume());
     if config.deliveries.url.is_some() || config.deliveries.folder.is_some() {
         tokio::spawn(crate::domain::deliveries::run(
             pool.clone(),

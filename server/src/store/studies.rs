@@ -249,6 +249,21 @@ pub async fn detail(pool: &Pool, id: i64) -> Result<Option<StudyDetail>, DbError
     Ok(Some(StudyDetail { summary, series }))
 }
 
+/// Studies not yet read that arrived at or after `since` (RFC 3339) and have no complete AI draft in
+/// their conversation, oldest first, at most `limit`: the pre-reads a restart left undone.
+pub async fn awaiting_pre_read(pool: &Pool, since: &str, limit: i64) -> Result<Vec<i64>, DbError> {
+    sqlx::query_scalar(
+        "SELECT id FROM studies WHERE status = 'new' AND created_at >= $1 AND NOT EXISTS \
+         (SELECT 1 FROM chat_messages AS m WHERE m.study_id = studies.id AND m.role = 'assistant' \
+          AND m.mode = 'report_draft' AND m.stop IN ('eos', 'max_tokens')) \
+         ORDER BY id LIMIT $2",
+    )
+    .bind(since)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
 /// Whether a study exists: for routes that act on a study's reports or measurements.
 pub async fn exists(pool: &Pool, id: i64) -> Result<bool, DbError> {
     let found: Option<i64> =

@@ -125,14 +125,16 @@ impl JobControl {
 }
 
 /// Who waits for an answer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Priority {
     /// Somebody is watching it stream: always admitted before any background work.
     #[default]
     Interactive,
     /// A pre-read (the draft computed when a study arrives): admitted only while no interactive
     /// question waits, into at most half of a worker's slots (so a question that comes finds room in
-    /// the next step), and waiting outside the interactive queue's limits.
+    /// the next step), and waiting outside the interactive queue's limits. In the worker it neither
+    /// starts nor decodes while an interactive answer is in progress there.
     Background,
 }
 
@@ -506,6 +508,7 @@ impl Shared {
                     schema: request.schema,
                     images: request.images.iter().map(|i| [i.width(), i.height()]).collect(),
                     queued_ms,
+                    priority: request.priority,
                 });
                 sends.push((worker, Outgoing::Submit { id, job: wire, images: request.images }));
             }

@@ -24,10 +24,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::{Failure, ModelInfo};
+use super::{Failure, ModelInfo, Priority};
 
 /// Bumped when a message changes shape; a worker and a server of different versions refuse each other.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// The largest frame either side accepts: a 4096 × 4096 RGB image is 48 MiB.
 pub const MAX_FRAME_BYTES: usize = 64 << 20;
@@ -100,6 +100,8 @@ pub struct Job {
     pub images: Vec<[u32; 2]>,
     /// How long the question waited in the web server's queue.
     pub queued_ms: f64,
+    /// The worker, too, puts a watched answer first.
+    pub priority: Priority,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -319,12 +321,14 @@ mod tests {
             schema: Some(serde_json::json!({"type": "object"})),
             images: vec![[3, 2]],
             queued_ms: 1.5,
+            priority: Priority::Background,
         };
         send_job(&mut a, 9, Box::new(job), std::slice::from_ref(&image)).unwrap();
         send(&mut a, &ToWorker::Cancel { id: 9 }).unwrap();
         drop(a);
         let Some(ToWorker::Submit { id, job }) = receive(&mut b).unwrap() else { panic!("not a submit") };
         assert_eq!((id, job.turn.text.as_str(), job.options.max_new_tokens), (9, "描述", 5));
+        assert_eq!(job.priority, Priority::Background);
         assert_eq!(receive_images(&mut b, &job.images).unwrap(), vec![image]);
         assert!(matches!(receive(&mut b).unwrap(), Some(ToWorker::Cancel { id: 9 })));
         assert!(receive::<ToWorker>(&mut b).unwrap().is_none(), "a clean end reads as None");

@@ -16,14 +16,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
-use models::Engine;
 use models::device::ComputeDevice;
 use models::generate::Stream;
 use models::weights::Quantization;
+use models::{Engine, EngineError};
 use tch::{Device, Kind};
 
 use super::protocol::{self, Connection, Endpoint, FromWorker, Job, Piece, ToWorker};
-use super::{Failure, ModelInfo, WeightsChoice, lock};
+use super::{Failure, ModelInfo, Priority, WeightsChoice, lock};
 
 /// Which device a worker computes on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -258,7 +258,8 @@ impl EngineLoop {
     fn run(self) {
         let mut active: Vec<Active> = Vec::new();
         loop {
-            if let Some(question) = self.next_question(!active.is_empty()) {
+            let priorities: Vec<Priority> = active.iter().map(|a| a.question.job.priority).collect();
+            if let Some(question) = self.next_question(&priorities) {
                 self.admit(question, &mut active);
             }
             for a in &mut active {
@@ -266,27 +267,32 @@ impl EngineLoop {
                     a.stream.cancel();
                 }
             }
-            if !active.is_empty() {
-                self.step(&mut active);
+            let priorities: Vec<Priority> = active.iter().map(|a| a.question.job.priority).collect();
+            let stepping = to_step(&priorities);
+            if !stepping.is_empty() {
+                self.step(&mut active, &stepping);
             }
             self.retire(&mut active);
         }
     }
 
-    /// Blocks while there is nothing to do. Questions cancelled before their turn end here.
-    fn next_question(&self, busy: bool) -> Option<Question> {
+    /// The next question to start (see [`next_to_admit`]); blocks while there is nothing to do.
+    /// Questions cancelled before their turn end here.
+    fn next_question(&self, active: &[Priority]) -> Option<Question> {
+        let watched = active.contains(&Priority::Interactive);
         let mut state = lock(&self.inbox.state);
         loop {
-            while let Some(question) = state.waiting.pop_front() {
-                if question.cancelled.load(Ordering::SeqCst) {
-                    state.cancelled.remove(&question.id);
-                    let failure = Failure::new("cancelled", "已取消", "Cancelled");
-                    say(&self.out, &FromWorker::Failed { id: question.id, failure });
-                    continue;
-                }
-                return Some(question);
+            while let Some(i) = state.waiting.iter().position(|q| q.cancelled.load(Ordering::SeqCst)) {
+                let Some(question) = state.waiting.remove(i) else { break };
+                state.cancelled.remove(&question.id);
+                let failure = Failure::new("cancelled", "已取消", "Cancelled");
+                say(&self.out, &FromWorker::Failed { id: question.id, failure });
             }
-            if busy {
+            let waiting: Vec<Priority> = state.waiting.iter().map(|q| q.job.priority).collect();
+            if let Some(i) = next_to_admit(&waiting, watched) {
+                return state.waiting.remove(i);
+            }
+            if !active.is_empty() {
                 return None;
             }
             state = self.inbox.wake.wait(state).unwrap_or_else(|p| p.into_inner());
@@ -294,14 +300,26 @@ impl EngineLoop {
     }
 
     /// Runs the question's prompt. Out of memory with history in the prompt: once more without it.
+    /// A background question's prompt run stops as soon as a watched one waits; it goes back to the
+    /// head of the line and starts over after.
     fn admit(&self, question: Question, active: &mut Vec<Active>) {
         let queued_ms = question.job.queued_ms + question.received.elapsed().as_secs_f64() * 1000.0;
         let mut history = question.job.history.len();
+        let somebody_waits = || lock(&self.inbox.state).waiting.iter().any(|q| q.job.priority == Priority::Interactive);
+        let make_way: &dyn Fn() -> bool = match question.job.priority {
+            Priority::Interactive => &models::engine::never,
+            Priority::Background => &somebody_waits,
+        };
         loop {
-            match catch(|| start(&self.engine, &self.info, &question, history)) {
-                Ok(Ok((stream, history_turns))) => {
+            match catch(|| start(&self.engine, &self.info, &question, history, make_way)) {
+                Ok(Ok(Some((stream, history_turns)))) => {
                     say(&self.out, &FromWorker::Started { id: question.id });
                     active.push(Active { question, stream, history_turns, queued_ms });
+                    return;
+                }
+                Ok(Ok(None)) => {
+                    tracing::debug!(id = question.id, "a background prompt run made way for a watched question");
+                    lock(&self.inbox.state).waiting.push_front(question);
                     return;
                 }
                 Ok(Err(failure)) => return self.fail(question, failure),
@@ -314,26 +332,29 @@ impl EngineLoop {
         }
     }
 
-    fn step(&self, active: &mut Vec<Active>) {
-        let mut streams: Vec<&mut Stream> = active.iter_mut().map(|a| &mut a.stream).collect();
+    /// Decodes one token of each answer in `stepping` (indices into `active`, ascending).
+    fn step(&self, active: &mut Vec<Active>, stepping: &[usize]) {
+        let mut streams: Vec<&mut Stream> =
+            active.iter_mut().enumerate().filter(|(i, _)| stepping.contains(i)).map(|(_, a)| &mut a.stream).collect();
         let stepped = catch(|| {
             fault_injection::before_step();
             self.engine.step(&mut streams)
         });
         match stepped.and_then(|r| r.map_err(|e| e.to_string())) {
             Ok(pieces) => {
-                let pieces = active
+                let pieces = stepping
                     .iter()
                     .zip(pieces)
                     .filter(|(_, text)| !text.is_empty())
-                    .map(|(a, text)| Piece { id: a.question.id, text })
+                    .map(|(&i, text)| Piece { id: active[i].question.id, text })
                     .collect();
                 say(&self.out, &FromWorker::Step { pieces });
             }
             // Every answer in the step shares its fate: their caches may be half written.
             Err(message) => {
                 let failure = engine_failure(&message);
-                for a in active.drain(..) {
+                for &i in stepping.iter().rev() {
+                    let a = active.remove(i);
                     self.fail(a.question, failure.clone());
                 }
             }
@@ -372,6 +393,24 @@ impl EngineLoop {
         lock(&self.inbox.state).cancelled.remove(&question.id);
         say(&self.out, &FromWorker::Failed { id: question.id, failure });
     }
+}
+
+/// Which waiting question starts next: the first interactive one, else the oldest background one, but
+/// that only while no interactive answer is in progress (its prompt run would hold up that answer's
+/// next token).
+fn next_to_admit(waiting: &[Priority], watched: bool) -> Option<usize> {
+    match waiting.iter().position(|p| *p == Priority::Interactive) {
+        Some(i) => Some(i),
+        None if !watched && !waiting.is_empty() => Some(0),
+        None => None,
+    }
+}
+
+/// Which answers decode in this step: while somebody watches an answer, only the watched ones (a
+/// background answer's grammar and batch row would slow every token of theirs), else all.
+fn to_step(active: &[Priority]) -> Vec<usize> {
+    let watched = active.contains(&Priority::Interactive);
+    (0..active.len()).filter(|&i| !watched || active[i] == Priority::Interactive).collect()
 }
 
 /// Faults on demand, for the end-to-end tests of what the web server does when its worker fails. Unset,
@@ -449,13 +488,14 @@ fn load(dir: &Path, device: WorkerDevice, weights: WeightsChoice) -> anyhow::Res
 }
 
 /// Encodes the conversation with as much history as fits (whole question–answer pairs, newest kept)
-/// and runs its prompt.
+/// and runs its prompt; `None` when the run made way (see [`Engine::start_unless`]).
 fn start(
     engine: &Engine,
     info: &ModelInfo,
     question: &Question,
     max_history: usize,
-) -> Result<(Stream, usize), Failure> {
+    make_way: &dyn Fn() -> bool,
+) -> Result<Option<(Stream, usize)>, Failure> {
     let job = &question.job;
     let budget = info.context_tokens - job.options.max_new_tokens as i64;
     let mut history = max_history.min(job.history.len());
@@ -483,16 +523,20 @@ fn start(
         .map(|rgb| engine.image_tensor(&image::DynamicImage::ImageRgb8(rgb.clone())))
         .collect::<Result<Vec<tch::Tensor>, _>>()
         .map_err(|e| Failure::new("bad_input", "模型无法处理该输入", format!("the model refused the input: {e}")))?;
-    let mut stream = engine
-        .start(&ids, &pixels, &job.options)
-        .map_err(|e| Failure::new("bad_input", "模型无法处理该输入", format!("the model refused the input: {e}")))?;
+    let mut stream = match engine.start_unless(&ids, &pixels, &job.options, make_way) {
+        Ok(stream) => stream,
+        Err(EngineError::MadeWay) => return Ok(None),
+        Err(e) => {
+            return Err(Failure::new("bad_input", "模型无法处理该输入", format!("the model refused the input: {e}")));
+        }
+    };
     if let Some(schema) = &job.schema {
         let constraint = engine.json_constraint(schema).map_err(|e| {
             Failure::new("bad_schema", "结构化输出的约束无法建立", format!("cannot constrain the answer: {e}"))
         })?;
         stream.constrain(constraint);
     }
-    Ok((stream, history))
+    Ok(Some((stream, history)))
 }
 
 /// Runs `f`, turning a panic (libtorch reports its errors, CUDA out of memory among them, by panicking
@@ -539,5 +583,20 @@ mod tests {
         assert_eq!("0".parse(), Ok(WorkerDevice::Cuda(0)));
         assert_eq!("auto".parse(), Ok(WorkerDevice::Auto));
         assert!("gpu".parse::<WorkerDevice>().is_err());
+    }
+
+    /// Pre-reads wait inside the worker too: a question somebody watches starts before background
+    /// questions that came earlier, and while it streams no background question starts or decodes.
+    #[test]
+    fn watched_answers_start_and_decode_before_background_work() {
+        use Priority::{Background as B, Interactive as I};
+        assert_eq!(next_to_admit(&[B, B, I, B], false), Some(2), "the interactive question overtakes");
+        assert_eq!(next_to_admit(&[B, B], false), Some(0), "background work starts when nobody waits");
+        assert_eq!(next_to_admit(&[B, B], true), None, "not while an answer is watched");
+        assert_eq!(next_to_admit(&[I], true), Some(0), "a second watched answer joins the first");
+        assert_eq!(next_to_admit(&[], false), None);
+        assert_eq!(to_step(&[B, I, B, I]), [1, 3], "only the watched answers decode");
+        assert_eq!(to_step(&[B, B]), [0, 1], "background answers decode when nobody is watching");
+        assert_eq!(to_step(&[]), Vec::<usize>::new());
     }
 }
