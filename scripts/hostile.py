@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Hostile clients against an already-running MedGemma-X server on loopback.
+"""Hostile clients against an already-running MedGemma-X server on loopback: on its HTTP port, and on its
+DICOM port (raw PDUs: a 4 GiB length, truncated PDUs, a data set that lies about its SOP class, a silent
+connection, 200 associations at once; the attacks call as a peer they add with `medgemma-x dicom peer add`).
 
 Each attack prints one line, `refused      <name>: <detail>` when the server did what it must (and still
 answered /healthz afterwards) or `NOT REFUSED  <name>: <detail>`; attacks that cannot run here print
@@ -668,6 +670,257 @@ def slowloris(ctx):
     return opened == count and len(closed) >= expected_closed and probes_ok and back, detail
 
 
+# ---------------------------------------------------------------------------------------------------------
+# DICOM: hostile peers on the DICOM port (raw PDUs, PS3.8 §9.3)
+
+VERIFICATION = "1.2.840.10008.1.1"
+CR_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+
+
+def dicom_port(ctx):
+    ready = ctx.http(source_ip=HONEST_IP, timeout=5).get("/readyz").json()
+    listening = (ready.get("dicom") or {}).get("listening")
+    if not listening:
+        raise Skip("the server has no DICOM listener")
+    return int(listening.rsplit(":", 1)[1]), ready["dicom"]["ae_title"]
+
+
+def dicom_peer(ctx):
+    """The AE title the attacks call from: a known peer, added at the console once per run."""
+    ae = f"HOSTILE{ctx.suffix}".upper()[:16]
+    if getattr(ctx, "dicom_ae", None) != ae:
+        ctx.cli("dicom", "peer", "add", ae, "--host", "127.0.0.1")
+        ctx.dicom_ae = ae
+    return ae
+
+
+def item(kind, body):
+    return struct.pack(">BBH", kind, 0, len(body)) + body
+
+
+def associate_rq(called, calling, abstract=VERIFICATION, max_pdu=16384):
+    def ae(title):
+        return title.encode().ljust(16)
+    context = bytes([1, 0, 0, 0]) + item(0x30, abstract.encode()) + item(0x40, EXPLICIT_LE.encode())
+    body = (struct.pack(">HH", 1, 0) + ae(called) + ae(calling) + bytes(32)
+            + item(0x10, b"1.2.840.10008.3.1.1.1") + item(0x20, context)
+            + item(0x50, item(0x51, struct.pack(">I", max_pdu))))
+    return struct.pack(">BBI", 1, 0, len(body)) + body
+
+
+def read_pdu(sock, limit=1 << 20):
+    """(type, body) of the next PDU, or None when the connection ends first."""
+    head = recv_exactly(sock, 6)
+    if head is None:
+        return None
+    kind, _, length = struct.unpack(">BBI", head)
+    if length > limit:
+        raise RuntimeError(f"a PDU of {length} bytes")
+    body = recv_exactly(sock, length)
+    return None if body is None else (kind, body)
+
+
+def recv_exactly(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def element(tag_element, value):
+    return struct.pack("<HHI", 0, tag_element, len(value)) + value
+
+
+def uid(text):
+    raw = text.encode()
+    return raw + b"\0" * (len(raw) % 2)
+
+
+def c_store_rq(sop_class, sop_instance, message_id=1):
+    body = (element(0x0002, uid(sop_class)) + element(0x0100, struct.pack("<H", 1))
+            + element(0x0110, struct.pack("<H", message_id)) + element(0x0700, struct.pack("<H", 0))
+            + element(0x0800, struct.pack("<H", 0)) + element(0x1000, uid(sop_instance)))
+    return element(0x0000, struct.pack("<I", len(body))) + body
+
+
+def p_data(context_id, is_command, is_last, data):
+    header = (1 if is_command else 0) | (2 if is_last else 0)
+    pdv = struct.pack(">IBB", len(data) + 2, context_id, header) + data
+    return struct.pack(">BBI", 4, 0, len(pdv)) + pdv
+
+
+def command_status(pdu_body):
+    """The Status (0000,0900) of the command set in a P-DATA PDU's first value."""
+    data = pdu_body[6:]
+    at = 0
+    while at + 8 <= len(data):
+        group, el, length = struct.unpack("<HHI", data[at:at + 8])
+        if (group, el) == (0, 0x0900):
+            return struct.unpack("<H", data[at + 8:at + 10])[0]
+        at += 8 + length
+    return None
+
+
+def dicom_echo_works(ctx, port, our_ae):
+    """Whether a known peer's association is accepted and its C-ECHO answered with success."""
+    rq = associate_rq(our_ae, dicom_peer(ctx))
+    with socket.create_connection((ctx.host, port), timeout=10) as sock:
+        sock.sendall(rq)
+        answer = read_pdu(sock)
+        if answer is None or answer[0] != 2:
+            return False
+        echo = (element(0x0002, uid(VERIFICATION)) + element(0x0100, struct.pack("<H", 0x30))
+                + element(0x0110, struct.pack("<H", 1)) + element(0x0800, struct.pack("<H", 0x0101)))
+        sock.sendall(p_data(1, True, True, element(0x0000, struct.pack("<I", len(echo))) + echo))
+        response = read_pdu(sock)
+        sock.sendall(struct.pack(">BBI", 5, 0, 4) + bytes(4))  # A-RELEASE-RQ
+        return response is not None and response[0] == 4 and command_status(response[1]) == 0
+
+
+def worklist_size(ctx):
+    doctor = ctx.signed_in("dicom-reader")
+    return len(doctor.get("/api/v1/studies?limit=500").json()["studies"])
+
+
+def dicom_huge_pdu(ctx):
+    """An association request whose PDU claims 4 GiB: refused at the header, nothing allocated for it."""
+    port, our_ae = dicom_port(ctx)
+    before = ctx.rss.read()
+    with socket.create_connection((ctx.host, port), timeout=10) as sock:
+        sock.sendall(struct.pack(">BBI", 1, 0, 0xFFFFFFFF) + b"\0" * 64)
+        try:
+            answer = read_pdu(sock)
+        except (ConnectionResetError, TimeoutError, socket.timeout) as e:
+            answer = e
+    grew = ctx.rss.read() - before
+    closed = answer is None or isinstance(answer, ConnectionResetError) or (
+        isinstance(answer, tuple) and answer[0] in (3, 7))
+    echo = dicom_echo_works(ctx, port, our_ae)
+    ok = closed and grew < 64 << 20 and echo
+    return ok, f"answer {describe_pdu(answer)}, RSS grew {mib(grew)}, C-ECHO afterwards {works(echo)}"
+
+
+def works(ok):
+    return "works" if ok else "FAILS"
+
+
+def describe_pdu(answer):
+    if isinstance(answer, tuple):
+        return {2: "A-ASSOCIATE-AC", 3: "A-ASSOCIATE-RJ", 7: "A-ABORT"}.get(answer[0], f"PDU type {answer[0]}")
+    return "connection closed" if answer is None else type(answer).__name__
+
+
+def dicom_truncated(ctx):
+    """Truncated PDUs: an association request cut short, then a C-STORE whose data stops half-way and the
+    connection drops. Nothing lands, nothing half-written stays, the next peer is served."""
+    port, our_ae = dicom_port(ctx)
+    studies_before = worklist_size(ctx)
+    rq = associate_rq(our_ae, dicom_peer(ctx))
+    with socket.create_connection((ctx.host, port), timeout=10) as sock:
+        sock.sendall(rq[:len(rq) // 2])
+    rq = associate_rq(our_ae, dicom_peer(ctx), abstract=CR_STORAGE)
+    with socket.create_connection((ctx.host, port), timeout=10) as sock:
+        sock.sendall(rq)
+        answer = read_pdu(sock)
+        if answer is None or answer[0] != 2:
+            return False, f"the store association was not accepted: {describe_pdu(answer)}"
+        instance = f"1.2.826.0.1.3680043.10.1427.9.{random.randrange(1 << 30)}"
+        sock.sendall(p_data(1, True, True, c_store_rq(CR_STORAGE, instance)))
+        whole = p_data(1, False, True, b"\x08\x00\x16\x00UI" + bytes(5000))
+        sock.sendall(whole[:len(whole) // 3])
+    time.sleep(0.5)
+    tmp = Path(ctx.args.data_dir) / "tmp"
+    leftovers = [p.name for p in tmp.glob("dicom-*")] if tmp.is_dir() else []
+    landed = worklist_size(ctx) - studies_before
+    echo = dicom_echo_works(ctx, port, our_ae)
+    ok = landed == 0 and not leftovers and echo
+    return ok, f"{landed} studies landed, received files left: {leftovers or 'none'}, C-ECHO afterwards {works(echo)}"
+
+
+def dicom_lying_sop_class(ctx):
+    """A C-STORE on the CR context whose command says CR while the data set is a CT slice: answered A900,
+    nothing stored."""
+    port, our_ae = dicom_port(ctx)
+    ct = Path(__file__).resolve().parent.parent / "target/fixtures/dicom/synthetic/ct_phantom.dcm"
+    if not ct.is_file():
+        raise Skip("needs target/fixtures (scripts/test.sh makes them)")
+    raw = ct.read_bytes()
+    meta_length = struct.unpack("<I", raw[140:144])[0]  # (0002,0000) UL in explicit VR LE after the preamble
+    data_set = raw[144 + meta_length:]
+    instance = re.search(rb"\x08\x00\x18\x00UI(..)", data_set)
+    length = struct.unpack("<H", instance.group(1))[0]
+    ct_instance = data_set[instance.end():instance.end() + length].rstrip(b"\0").decode()
+    studies_before = worklist_size(ctx)
+    rq = associate_rq(our_ae, dicom_peer(ctx), abstract=CR_STORAGE)
+    with socket.create_connection((ctx.host, port), timeout=10) as sock:
+        sock.sendall(rq)
+        answer = read_pdu(sock)
+        if answer is None or answer[0] != 2:
+            return False, f"the association was not accepted: {describe_pdu(answer)}"
+        sock.sendall(p_data(1, True, True, c_store_rq(CR_STORAGE, ct_instance)))
+        chunk = 16000  # under the smallest PDU a server may ask for (its A-ASSOCIATE-AC says which)
+        for at in range(0, len(data_set), chunk):
+            sock.sendall(p_data(1, False, at + chunk >= len(data_set), data_set[at:at + chunk]))
+        response = read_pdu(sock)
+        status = command_status(response[1]) if response and response[0] == 4 else None
+        sock.sendall(struct.pack(">BBI", 5, 0, 4) + bytes(4))  # A-RELEASE-RQ
+        read_pdu(sock)
+    landed = worklist_size(ctx) - studies_before
+    ok = status == 0xA900 and landed == 0
+    return ok, f"status {status and hex(status)}, {landed} studies landed"
+
+
+def dicom_silent(ctx):
+    """A connection that never sends: closed after the idle time-out, its place freed."""
+    port, our_ae = dicom_port(ctx)
+    dicom_peer(ctx)
+    idle = ctx.args.dicom_idle_secs
+    with socket.create_connection((ctx.host, port), timeout=idle + 10) as sock:
+        started = time.monotonic()
+        try:
+            ended = sock.recv(1)
+        except (ConnectionResetError, TimeoutError, socket.timeout) as e:
+            ended = e
+        waited = time.monotonic() - started
+    echo = dicom_echo_works(ctx, port, our_ae)
+    ok = ended == b"" and waited < idle + 5 and echo
+    return ok, f"closed after {waited:.1f} s (idle time-out {idle} s), C-ECHO afterwards {works(echo)}"
+
+
+def dicom_flood(ctx):
+    """200 associations at once: the server's cap is taken, the rest are rejected (A-ASSOCIATE-RJ), not
+    left hanging; once they close, a peer is served again."""
+    port, our_ae = dicom_port(ctx)
+    count = 200
+    answers = {}
+    sockets = []
+    rq = associate_rq(our_ae, dicom_peer(ctx))
+
+    def open_one(i):
+        sock = socket.create_connection((ctx.host, port), timeout=20)
+        sockets.append(sock)
+        sock.sendall(rq)
+        try:
+            answers[i] = describe_pdu(read_pdu(sock))
+        except OSError as e:
+            answers[i] = type(e).__name__
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        list(pool.map(open_one, range(count)))
+    tally = {k: list(answers.values()).count(k) for k in set(answers.values())}
+    for sock in sockets:
+        sock.close()
+    time.sleep(1.0)
+    echo = dicom_echo_works(ctx, port, our_ae)
+    ok = (tally.get("A-ASSOCIATE-AC", 0) <= ctx.args.dicom_max_associations
+          and tally.get("A-ASSOCIATE-AC", 0) + tally.get("A-ASSOCIATE-RJ", 0) == count and echo)
+    return ok, f"{tally}; C-ECHO afterwards {works(echo)}"
+
+
 ATTACKS = [
     ("audit-flood", audit_flood),
     ("parallel-guessing", parallel_guessing),
@@ -680,6 +933,11 @@ ATTACKS = [
     ("admin-reach", admin_reach),
     ("metrics-methods", metrics_methods),
     ("chat-burst", chat_burst),
+    ("dicom-huge-pdu", dicom_huge_pdu),
+    ("dicom-truncated", dicom_truncated),
+    ("dicom-lying-sop-class", dicom_lying_sop_class),
+    ("dicom-silent", dicom_silent),
+    ("dicom-flood", dicom_flood),
     # Last: the slow connections take the attacker address's places until they are closed.
     ("slowloris", slowloris),
     ("open-redirect", "checked by the web app's tests"),
@@ -737,14 +995,22 @@ def main():
     parser.add_argument("--max-p99-ms", type=float, default=50.0, help="/healthz p99 allowed")
     parser.add_argument("--per-client-cap", type=int, default=256, help="the server's --max-connections-per-client")
     parser.add_argument("--chat-max-per-client", type=int, default=4, help="the server's --chat-max-per-client")
+    parser.add_argument("--dicom-idle-secs", type=int, default=60, help="the server's --dicom-idle-timeout-secs")
+    parser.add_argument("--dicom-max-associations", type=int, default=32,
+                        help="the server's --dicom-max-associations")
     args = parser.parse_args()
     if args.url is None:
         with own_server(args.bin, args.model_dir) as (url, pid, data_dir):
             args.url, args.pid, args.data_dir = url, pid, data_dir
+            args.dicom_idle_secs = OWN_DICOM_IDLE_SECS
             return attack_server(args)
     if args.pid is None or args.data_dir is None:
         sys.exit("--url needs --pid and --data-dir")
     return attack_server(args)
+
+
+# A server of the script's own closes silent DICOM connections soon, so that dicom-silent is quick.
+OWN_DICOM_IDLE_SECS = 3
 
 
 @contextlib.contextmanager
@@ -754,6 +1020,7 @@ def own_server(binary, model_dir):
     with tempfile.TemporaryDirectory(prefix="hostile-") as data_dir:
         model = ["--model-dir", model_dir] if model_dir else []
         server = subprocess.Popen([binary, "serve", "--data-dir", data_dir, "--bind", "127.0.0.1:0",
+                                   "--dicom-bind", "127.0.0.1:0", "--dicom-idle-timeout-secs", str(OWN_DICOM_IDLE_SECS),
                                    "--log-format", "json", *model], stdout=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 60

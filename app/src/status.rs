@@ -11,6 +11,24 @@ pub struct Readiness {
     pub version: String,
     pub database: DatabaseStatus,
     pub model: ModelStatus,
+    /// The DICOM listener (the peers and their addresses are not shown here: `/readyz` answers anyone).
+    #[serde(default)]
+    pub dicom: DicomStatus,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DicomStatus {
+    /// Where it listens; None when off or when the port could not be opened (then `error` says why).
+    pub listening: Option<String>,
+    pub ae_title: String,
+    /// Any calling AE title is accepted (a first install), not only the known peers.
+    pub accept_any: bool,
+    pub error: Option<String>,
+    pub active_associations: usize,
+    /// Since the server started.
+    pub associations: u64,
+    pub instances_stored: u64,
+    pub instances_failed: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

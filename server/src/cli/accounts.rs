@@ -21,7 +21,7 @@ pub struct Db {
 }
 
 impl Db {
-    fn open(&self) -> anyhow::Result<(tokio::runtime::Runtime, server::store::db::Pool, DataDir)> {
+    pub(crate) fn open(&self) -> anyhow::Result<(tokio::runtime::Runtime, server::store::db::Pool, DataDir)> {
         let data_dir = DataDir::create(&self.data_dir)?;
         let location = match &self.database_url {
             Some(url) => DatabaseLocation::Url(url.clone()),
@@ -127,7 +127,7 @@ pub enum AuditCommand {
 }
 
 /// Changes made at the console are in the audit trail too (actor "console", the operating-system user).
-fn record_console(
+pub(crate) fn record_console(
     runtime: &tokio::runtime::Runtime,
     pool: &server::store::db::Pool,
     action: &str,

@@ -1,5 +1,6 @@
 //! `medgemma-x dicom info FILE [--json]` and `medgemma-x dicom render FILE … --out OUT.png`: the same
 //! reading and rendering as the server's endpoints, for checking a file at the command line.
+//! `medgemma-x dicom peer add|list|remove`: the DICOM nodes that may send to this server.
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +30,43 @@ pub enum DicomCommand {
         window_width: Option<f64>,
         #[arg(long)]
         out: PathBuf,
+    },
+    /// The DICOM nodes that may associate with this server (modalities, the PACS): add, list, remove.
+    Peer {
+        #[command(subcommand)]
+        which: PeerCommand,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum PeerCommand {
+    /// Add a peer, or change the one with this AE title.
+    Add {
+        /// Its AE title (what it calls itself), 1–16 characters.
+        ae_title: String,
+        /// Its host name or address (where we reach it, for queries and for sending reports).
+        #[arg(long)]
+        host: String,
+        /// Its DICOM port.
+        #[arg(long, default_value_t = 104)]
+        port: u16,
+        /// It may not send images to us (a PACS that is only queried).
+        #[arg(long)]
+        no_store: bool,
+        /// It may query what we hold, and is asked for priors.
+        #[arg(long)]
+        query: bool,
+        #[command(flatten)]
+        db: crate::cli::accounts::Db,
+    },
+    List {
+        #[command(flatten)]
+        db: crate::cli::accounts::Db,
+    },
+    Remove {
+        ae_title: String,
+        #[command(flatten)]
+        db: crate::cli::accounts::Db,
     },
 }
 
@@ -60,6 +98,45 @@ pub fn run(command: DicomCommand) -> anyhow::Result<()> {
             let options = RenderOptions { frame: frame - 1, window, invert: false, max_side: None };
             let png = imaging::render::png(&imaging::render::to_8bit(&frames, &options, &file_windows)?);
             server::support::files::write_atomically(&out, &png)?;
+        }
+        DicomCommand::Peer { which } => peer(which)?,
+    }
+    Ok(())
+}
+
+fn peer(command: PeerCommand) -> anyhow::Result<()> {
+    use server::domain::dicom;
+    let shown = |e: server::domain::DomainError| anyhow::anyhow!("{e}");
+    match command {
+        PeerCommand::Add { ae_title, host, port, no_store, query, db } => {
+            let (runtime, pool, _) = db.open()?;
+            let peer =
+                runtime.block_on(dicom::put_peer(&pool, &ae_title, &host, port, !no_store, query)).map_err(shown)?;
+            let detail = format!(
+                "ae={} host={} port={} store={} query={}",
+                peer.ae_title, peer.host, peer.port, peer.may_store, peer.may_query
+            );
+            crate::cli::accounts::record_console(&runtime, &pool, "dicom.peer.add", detail)?;
+            println!("已添加 DICOM 节点 / peer added: {} {}:{}", peer.ae_title, peer.host, peer.port);
+        }
+        PeerCommand::List { db } => {
+            let (runtime, pool, _) = db.open()?;
+            let peers = runtime.block_on(dicom::peers(&pool)).map_err(shown)?;
+            println!("{:<16} {:<24} {:>5}  {:<5} {:<5}", "AE", "host", "port", "store", "query");
+            for p in peers {
+                println!("{:<16} {:<24} {:>5}  {:<5} {:<5}", p.ae_title, p.host, p.port, p.may_store, p.may_query);
+            }
+        }
+        PeerCommand::Remove { ae_title, db } => {
+            let (runtime, pool, _) = db.open()?;
+            runtime.block_on(dicom::remove_peer(&pool, &ae_title)).map_err(shown)?;
+            crate::cli::accounts::record_console(
+                &runtime,
+                &pool,
+                "dicom.peer.remove",
+                format!("ae={}", ae_title.trim()),
+            )?;
+            println!("已删除 DICOM 节点 / peer removed: {}", ae_title.trim());
         }
     }
     Ok(())

@@ -92,6 +92,12 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             m["outcome"].as_str().unwrap_or("")
         );
     }
+    if !s.recent_dicom.is_empty() {
+        println!("  最近 DICOM 连接：");
+        for line in &s.recent_dicom {
+            println!("    {line}");
+        }
+    }
     if s.recent_errors.is_empty() {
         println!("  最近错误：无");
     } else {

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod backup;
 pub mod chat;
 pub mod deliveries;
+pub mod dicom;
 mod error;
 pub mod exports;
 pub mod images;

@@ -188,6 +188,31 @@ pub struct ServeArgs {
     #[arg(long, env = "MEDGEMMA_X_HIS_GIVE_UP_HOURS", default_value_t = 72)]
     pub his_give_up_hours: u64,
 
+    /// Address and port of the DICOM listener (C-ECHO, C-STORE from the modalities and the PACS); `off`: none.
+    #[arg(long, env = "MEDGEMMA_X_DICOM_BIND", default_value = "0.0.0.0:11112")]
+    pub dicom_bind: String,
+
+    /// This node's AE title: what the modalities and the PACS call it.
+    #[arg(long, env = "MEDGEMMA_X_DICOM_AE", default_value = "MEDGEMMAX")]
+    pub dicom_ae: String,
+
+    /// Accept associations from any AE title, not only the known peers (`medgemma-x dicom peer add`): for a
+    /// first install, before the peers are entered.
+    #[arg(long, env = "MEDGEMMA_X_DICOM_ACCEPT_ANY")]
+    pub dicom_accept_any: bool,
+
+    /// Largest PDU received, bytes (4096–1048576; told to the peer at association).
+    #[arg(long, env = "MEDGEMMA_X_DICOM_MAX_PDU", default_value_t = 65536)]
+    pub dicom_max_pdu: u32,
+
+    /// DICOM associations at once; more are refused until one ends.
+    #[arg(long, env = "MEDGEMMA_X_DICOM_MAX_ASSOCIATIONS", default_value_t = 32)]
+    pub dicom_max_associations: usize,
+
+    /// An association that sends nothing for this long is closed, seconds.
+    #[arg(long, env = "MEDGEMMA_X_DICOM_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub dicom_idle_timeout_secs: u64,
+
     /// Run the server as a child process and restart it (with backoff) when it crashes or stops answering
     /// /healthz; events go to <data-dir>/logs/maintenance.log.
     #[arg(long)]
@@ -224,6 +249,7 @@ pub struct ServeConfig {
     pub deliveries: crate::domain::deliveries::DeliverySettings,
     pub max_concurrent_password_hashes: usize,
     pub pre_read: bool,
+    pub dicom: crate::dimse::DicomSettings,
 }
 
 impl ServeConfig {
@@ -276,7 +302,24 @@ impl ServeConfig {
             }
             None => None,
         };
+        let dicom = crate::dimse::DicomSettings {
+            bind: match args.dicom_bind.trim() {
+                "off" | "none" => None,
+                address => Some(address.parse().map_err(|_| {
+                    anyhow::anyhow!("--dicom-bind `{address}`: expected host:port (0.0.0.0:11112) or off")
+                })?),
+            },
+            ae_title: crate::domain::dicom::ae_title(&args.dicom_ae).map_err(|e| anyhow::anyhow!("--dicom-ae: {e}"))?,
+            accept_any: args.dicom_accept_any,
+            max_pdu: match args.dicom_max_pdu {
+                pdu @ 4096..=1_048_576 => pdu,
+                other => anyhow::bail!("--dicom-max-pdu {other}: expected 4096 to 1048576 bytes"),
+            },
+            max_associations: args.dicom_max_associations.clamp(1, 1024),
+            idle_timeout: Duration::from_secs(args.dicom_idle_timeout_secs.max(1)),
+        };
         Ok(Self {
+            dicom,
             data_dir,
             bind: args.bind,
             model_dir: args.model_dir,

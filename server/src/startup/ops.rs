@@ -40,6 +40,8 @@ pub struct Status {
     pub gpus: crate::support::gpu::Gpus,
     /// The last errors in the log (timestamp and message; no patient data is logged).
     pub recent_errors: Vec<String>,
+    /// The last DICOM associations in the log: time, calling AE, address, what was stored or why refused.
+    pub recent_dicom: Vec<String>,
     /// The last line of logs/maintenance.log (a restart, a repair), as written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_maintenance: Option<serde_json::Value>,
@@ -47,6 +49,7 @@ pub struct Status {
 
 pub fn status(data_dir: &Path) -> Status {
     let recent_errors = recent_errors(&data_dir.join("logs"), 5);
+    let recent_dicom = recent_associations(&data_dir.join("logs"), 5);
     let last_maintenance = std::fs::read_to_string(data_dir.join("logs/maintenance.log"))
         .ok()
         .and_then(|text| text.lines().last().and_then(|l| serde_json::from_str(l).ok()));
@@ -62,6 +65,7 @@ pub fn status(data_dir: &Path) -> Status {
         disk_free_bytes,
         gpus: gpus.clone(),
         recent_errors: recent_errors.clone(),
+        recent_dicom: recent_dicom.clone(),
         last_maintenance: last_maintenance.clone(),
     };
     if !runfile::locked(data_dir) {
@@ -90,13 +94,18 @@ pub fn status(data_dir: &Path) -> Status {
             "running",
             exit::RUNNING,
             format!(
-                "服务运行正常：PID {}，端口 {}；{}{}",
+                "服务运行正常：PID {}，端口 {}；{}{}{}",
                 info.pid,
                 info.addr.port(),
                 r["model"]["state"].as_str().unwrap_or("").split(" / ").next().unwrap_or(""),
                 match (r["model"]["queue_active"].as_u64(), r["model"]["queue_waiting"].as_u64()) {
                     (Some(active), Some(waiting)) => format!("；对话：进行中 {active}，排队 {waiting}"),
                     _ => String::new(),
+                },
+                match (r["dicom"]["listening"].as_str(), r["dicom"]["error"].as_str()) {
+                    (Some(at), _) => format!("；DICOM：{} 监听 {at}", r["dicom"]["ae_title"].as_str().unwrap_or("")),
+                    (None, Some(error)) => format!("；DICOM 未能监听：{error}"),
+                    (None, None) => "；DICOM 未开启".into(),
                 }
             ),
         ),
@@ -112,6 +121,7 @@ pub fn status(data_dir: &Path) -> Status {
         disk_free_bytes,
         gpus,
         recent_errors,
+        recent_dicom,
         last_maintenance,
     }
 }
@@ -169,23 +179,50 @@ pub(crate) fn get_json(addr: SocketAddr, path: &str) -> Option<serde_json::Value
     serde_json::from_str(body).ok()
 }
 
-/// The last `n` ERROR events of the newest JSON log file (medgemma-x.YYYY-MM-DD.log, so the newest
-/// sorts last; console.log of start.sh is not JSON and is skipped), as "timestamp message".
-fn recent_errors(logs: &Path, n: usize) -> Vec<String> {
+/// The newest JSON log file (medgemma-x.YYYY-MM-DD.log, so the newest sorts last; console.log of start.sh
+/// is not JSON and is skipped), its events parsed.
+fn newest_log_events(logs: &Path) -> Vec<serde_json::Value> {
     let Ok(entries) = std::fs::read_dir(logs) else { return vec![] };
     let is_daily_log = |name: &str| name.starts_with("medgemma-x.") && name.ends_with(".log");
-    let Some(newest) = entries
+    let newest = entries
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_str().is_some_and(is_daily_log))
         .map(|e| e.path())
-        .max()
-    else {
-        return vec![];
-    };
-    let Ok(text) = std::fs::read_to_string(newest) else { return vec![] };
-    let errors: Vec<String> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .max();
+    let Some(text) = newest.and_then(|file| std::fs::read_to_string(file).ok()) else { return vec![] };
+    text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+/// The last `n` DICOM associations (ended or refused) of the newest JSON log file.
+fn recent_associations(logs: &Path, n: usize) -> Vec<String> {
+    let lines: Vec<String> = newest_log_events(logs)
+        .iter()
+        .filter(|e| e["fields"]["message"].as_str().is_some_and(|m| m.starts_with("DICOM association")))
+        .map(|e| {
+            let f = &e["fields"];
+            let field = |name: &str| match &f[name] {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            let time = e["timestamp"].as_str().unwrap_or("");
+            if field("message").ends_with("refused") {
+                format!("{time} refused from {}: {}", field("peer"), field("error"))
+            } else {
+                let error = field("error");
+                let ending = if error.is_empty() { String::new() } else { format!(" ({error})") };
+                let (ae, peer, stored, failed) = (field("calling_ae"), field("peer"), field("stored"), field("failed"));
+                format!("{time} {ae} from {peer}: stored {stored}, failed {failed}{ending}")
+            }
+        })
+        .collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
+}
+
+/// The last `n` ERROR events of the newest JSON log file, as "timestamp message".
+fn recent_errors(logs: &Path, n: usize) -> Vec<String> {
+    let errors: Vec<String> = newest_log_events(logs)
+        .iter()
         .filter(|e| e["level"] == "ERROR")
         .map(|e| {
             let detail = e["fields"]["error"].as_str().map(|d| format!(": {d}")).unwrap_or_default();

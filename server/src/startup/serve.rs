@@ -121,6 +121,18 @@ async fn serve(config: ServeConfig, run_lock: RunLock, started: Instant) -> anyh
     };
     let state = AppState::new(opened, config.web_settings());
     tokio::spawn(Arc::clone(&state.pre_reads).resume());
+    Arc::new(crate::dimse::Node::new(
+        config.dicom.clone(),
+        pool.clone(),
+        Arc::clone(&state.images),
+        Arc::clone(&state.pre_reads),
+        Arc::clone(&state.audit),
+        Arc::clone(&state.disk),
+        Arc::clone(&state.dicom),
+        config.data_dir.tmp(),
+        tokio::runtime::Handle::current(),
+    ))
+    .start();
     if config.deliveries.url.is_some() || config.deliveries.folder.is_some() {
         tokio::spawn(crate::domain::deliveries::run(
             pool.clone(),

@@ -5,6 +5,7 @@
 
 pub mod chat;
 pub mod db;
+pub mod dicom_peers;
 pub mod measurements;
 pub mod objects;
 pub mod studies;

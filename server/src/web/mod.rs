@@ -97,8 +97,13 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             error: Some("数据库无响应（2 秒） / database did not answer within 2 s".into()),
         },
     };
-    let readiness =
-        Readiness { ready: database.ok, version: crate::VERSION.to_string(), database, model: model_status(&state) };
+    let readiness = Readiness {
+        ready: database.ok,
+        version: crate::VERSION.to_string(),
+        database,
+        model: model_status(&state),
+        dicom: state.dicom.snapshot(),
+    };
     let status = if readiness.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(readiness))
 }

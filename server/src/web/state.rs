@@ -58,6 +58,8 @@ pub struct AppState {
     pub delivery_wake: Arc<tokio::sync::Notify>,
     /// The drafts written in the background when studies arrive.
     pub pre_reads: Arc<PreReads>,
+    /// The DICOM listener's state, for /readyz.
+    pub dicom: Arc<crate::domain::dicom::NodeStatus>,
 }
 
 /// What the web layer takes from the configuration (startup::config resolves it).
@@ -113,6 +115,7 @@ impl AppState {
         let mut state = AppState {
             leptos_options,
             pre_reads: Arc::new(PreReads::off()),
+            dicom: Arc::default(),
             audit: Arc::new(AuditLog::new(db.clone())),
             db,
             db_backend,

@@ -128,8 +128,11 @@ impl Server {
         if let Some(dir) = &data_dir {
             add_user(dir.to_str().unwrap(), DOCTOR, "radiologist", DOCTOR_PASSWORD);
         }
+        // Tests bind loopback only: the DICOM listener too, on a free port, unless the test names one.
+        let dicom: &[&str] = if args.contains(&"--dicom-bind") { &[] } else { &["--dicom-bind", "127.0.0.1:0"] };
         let mut child = Command::new(BIN)
             .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json"])
+            .args(dicom)
             .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())

@@ -1,0 +1,372 @@
+//! One association: P-DATA fragments gathered into messages, C-ECHO answered, C-STORE received through
+//! the same ingest as an upload. An instance is on disk and in the database before its success status
+//! goes out; a failure gets the status that says why (A700 out of resources, A900 data set does not
+//! match the SOP class, C000 cannot understand), never a dropped association without an answer.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dicom_ul::Pdu;
+use dicom_ul::association::{Association, ServerAssociation};
+use dicom_ul::pdu::{PDataValue, PDataValueType, PresentationContextResultReason};
+
+use super::Node;
+use super::command::{Command, MAX_COMMAND_BYTES, Response, field, status};
+use crate::domain::audit::AuditEvent;
+use crate::domain::ingest::{self, FileOutcome, InflateBudget, Status, UploaderIdentity};
+
+/// The SOP classes we take (and Verification, for C-ECHO).
+pub const ABSTRACT_SYNTAXES: &[&str] = &[
+    "1.2.840.10008.1.1",             // Verification
+    "1.2.840.10008.5.1.4.1.1.1",     // Computed Radiography
+    "1.2.840.10008.5.1.4.1.1.1.1",   // Digital X-Ray, for presentation
+    "1.2.840.10008.5.1.4.1.1.1.1.1", // Digital X-Ray, for processing
+    "1.2.840.10008.5.1.4.1.1.2",     // CT
+    "1.2.840.10008.5.1.4.1.1.4",     // MR
+    "1.2.840.10008.5.1.4.1.1.7",     // Secondary Capture
+    "1.2.840.10008.5.1.4.1.1.7.2",   // Multi-frame Grayscale Byte Secondary Capture
+    "1.2.840.10008.5.1.4.1.1.7.3",   // Multi-frame Grayscale Word Secondary Capture
+    "1.2.840.10008.5.1.4.1.1.7.4",   // Multi-frame True Color Secondary Capture
+];
+
+/// Every transfer syntax the decoder reads.
+pub const TRANSFER_SYNTAXES: &[&str] = &[
+    "1.2.840.10008.1.2.1",    // Explicit VR Little Endian
+    "1.2.840.10008.1.2",      // Implicit VR Little Endian
+    "1.2.840.10008.1.2.4.70", // JPEG Lossless, first-order prediction (SV1)
+    "1.2.840.10008.1.2.4.57", // JPEG Lossless
+    "1.2.840.10008.1.2.5",    // RLE Lossless
+    "1.2.840.10008.1.2.4.50", // JPEG Baseline
+    "1.2.840.10008.1.2.4.51", // JPEG Extended
+    "1.2.840.10008.1.2.4.80", // JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.81", // JPEG-LS Near-Lossless
+    "1.2.840.10008.1.2.4.90", // JPEG 2000 Lossless
+    "1.2.840.10008.1.2.4.91", // JPEG 2000
+    "1.2.840.10008.1.2.1.99", // Deflated Explicit VR Little Endian
+    "1.2.840.10008.1.2.2",    // Explicit VR Big Endian (retired; older consoles)
+];
+
+/// Our implementation's identity in the files we write (PS3.7 D.3.3.2).
+const IMPLEMENTATION_CLASS_UID: &str = "1.2.826.0.1.3680043.10.1427.1";
+
+/// What has arrived of the message in progress.
+#[derive(Default)]
+struct Message {
+    context: u8,
+    command: Vec<u8>,
+    command_done: bool,
+    data: Vec<u8>,
+    /// Data bytes dropped because the instance is over the size limit (it is answered A700).
+    data_dropped: u64,
+}
+
+/// What one association did.
+#[derive(Default)]
+struct Tally {
+    stored: usize,
+    failed: usize,
+}
+
+/// Runs one association to its end; returns the instances it stored and those it refused.
+pub fn serve(node: &Node, stream: TcpStream, peer: &str) -> (usize, usize) {
+    let mut association = match node.options(super::KnownPeers { node }).establish(stream) {
+        Ok(association) => association,
+        Err(e) => {
+            let reason = e.to_string();
+            tracing::warn!(%peer, error = %reason, "DICOM association refused");
+            node.audit(AuditEvent {
+                actor_kind: "dicom",
+                ip: Some(peer.to_string()),
+                action: "dicom.association".into(),
+                outcome: "denied",
+                detail: Some(reason),
+                ..Default::default()
+            });
+            return (0, 0);
+        }
+    };
+    let calling = association.peer_ae_title().trim().to_string();
+    let called = association.called_ae_title().trim().to_string();
+    let mut tally = Tally::default();
+    let mut stored_studies = Vec::new();
+    let ending = receive_all(node, &mut association, &calling, peer, &mut tally, &mut stored_studies);
+    if ending.is_err() {
+        // Told, not just dropped: an oversized or garbled PDU, a time-out (a peer that aborted first
+        // ignores this).
+        let _ = association.abort();
+    }
+    let (outcome, detail) = match &ending {
+        Ok(()) => ("ok", String::new()),
+        Err(reason) => ("failed", format!(" ({reason})")),
+    };
+    tracing::info!(
+        %peer, calling_ae = %calling, stored = tally.stored, failed = tally.failed, error = ending.err(),
+        "DICOM association ended"
+    );
+    node.audit(AuditEvent {
+        actor_kind: "dicom",
+        actor_name: Some(calling.clone()),
+        ip: Some(peer.to_string()),
+        action: "dicom.association".into(),
+        outcome,
+        detail: Some(format!("called={called} stored={} failed={}{detail}", tally.stored, tally.failed)),
+        ..Default::default()
+    });
+    // Once the association is over: a CT series is pre-read with all its slices, as an upload is.
+    stored_studies.sort_unstable();
+    stored_studies.dedup();
+    let _in_runtime = node.runtime.enter(); // arrived() spawns its tasks on the server's runtime
+    node.pre_reads.arrived(stored_studies);
+    (tally.stored, tally.failed)
+}
+
+/// Reads PDUs until the peer releases or aborts the association.
+fn receive_all(
+    node: &Node,
+    association: &mut ServerAssociation<TcpStream>,
+    calling: &str,
+    peer: &str,
+    tally: &mut Tally,
+    stored_studies: &mut Vec<i64>,
+) -> Result<(), String> {
+    let max_instance = node.images.limits.max_file_bytes;
+    let mut message = Message::default();
+    loop {
+        let pdu = association.receive().map_err(|e| e.to_string())?;
+        match pdu {
+            Pdu::PData { data } => {
+                for value in data {
+                    if gather(&mut message, value, max_instance)? {
+                        let finished = std::mem::take(&mut message);
+                        let response = answer(node, association, finished, calling, peer, tally, stored_studies);
+                        association.send(&response).map_err(|e| e.to_string())?;
+                    }
+                }
+            }
+            Pdu::ReleaseRQ => {
+                association.send(&Pdu::ReleaseRP).map_err(|e| e.to_string())?;
+                return Ok(());
+            }
+            Pdu::AbortRQ { .. } => return Err("the peer aborted the association".into()),
+            other => return Err(format!("unexpected {}", other.short_description())),
+        }
+    }
+}
+
+/// Adds one fragment to the message in progress; true when the message is complete (its command, and
+/// its data set if the command announces one).
+fn gather(message: &mut Message, value: PDataValue, max_instance: u64) -> Result<bool, String> {
+    if message.command.is_empty() && !message.command_done {
+        message.context = value.presentation_context_id;
+    } else if value.presentation_context_id != message.context {
+        return Err("fragments of one message on two presentation contexts".into());
+    }
+    match value.value_type {
+        PDataValueType::Command => {
+            if message.command_done {
+                return Err("a command fragment after the command ended".into());
+            }
+            if message.command.len() + value.data.len() > MAX_COMMAND_BYTES {
+                return Err(format!("a command set over {MAX_COMMAND_BYTES} bytes"));
+            }
+            message.command.extend_from_slice(&value.data);
+            if value.is_last {
+                message.command_done = true;
+                let command = Command::parse(&message.command).map_err(|e| e.to_string())?;
+                return Ok(!command.has_data_set());
+            }
+            Ok(false)
+        }
+        PDataValueType::Data => {
+            if !message.command_done {
+                return Err("a data fragment before the command".into());
+            }
+            if message.data_dropped > 0 || (message.data.len() + value.data.len()) as u64 > max_instance {
+                // Read to the end and dropped: the answer is A700, and the association goes on.
+                message.data_dropped += (message.data.len() + value.data.len()) as u64;
+                message.data = Vec::new();
+            } else {
+                message.data.extend_from_slice(&value.data);
+            }
+            Ok(value.is_last)
+        }
+    }
+}
+
+/// The response PDU to one complete message.
+fn answer(
+    node: &Node,
+    association: &ServerAssociation<TcpStream>,
+    message: Message,
+    calling: &str,
+    peer: &str,
+    tally: &mut Tally,
+    stored_studies: &mut Vec<i64>,
+) -> Pdu {
+    let context = message.context;
+    // The command parsed when its last fragment came.
+    let command = Command::parse(&message.command).expect("parsed when it ended");
+    let response = match command.field() {
+        Some(field::C_ECHO_RQ) => Response::to(&command, field::C_ECHO_RSP, status::SUCCESS),
+        Some(field::C_STORE_RQ) => {
+            let negotiated = association
+                .presentation_contexts()
+                .iter()
+                .find(|pc| pc.id == context && pc.reason == PresentationContextResultReason::Acceptance);
+            let (status_code, comment, study) = match negotiated {
+                None => (status::CANNOT_UNDERSTAND, Some("no accepted presentation context".to_string()), None),
+                Some(pc) => store(node, &command, &message, &pc.transfer_syntax, calling),
+            };
+            if status_code == status::SUCCESS {
+                tally.stored += 1;
+                stored_studies.extend(study);
+            } else {
+                tally.failed += 1;
+            }
+            node.audit(AuditEvent {
+                actor_kind: "dicom",
+                actor_name: Some(calling.to_string()),
+                ip: Some(peer.to_string()),
+                action: "dicom.store".into(),
+                study_id: study,
+                outcome: if status_code == status::SUCCESS { "ok" } else { "failed" },
+                status: Some(status_code),
+                detail: comment.clone(),
+                ..Default::default()
+            });
+            let response = Response::to(&command, field::C_STORE_RSP, status_code);
+            match comment {
+                Some(comment) if status_code != status::SUCCESS => response.with_comment(&comment),
+                _ => response,
+            }
+        }
+        Some(other) => {
+            let response = Response::to(&command, other | 0x8000, status::UNRECOGNIZED_OPERATION);
+            response.with_comment("this node serves C-ECHO and C-STORE")
+        }
+        None => unreachable!("a command without a Command Field does not parse"),
+    };
+    Pdu::PData {
+        data: vec![PDataValue {
+            presentation_context_id: context,
+            value_type: PDataValueType::Command,
+            is_last: true,
+            data: response.to_bytes(),
+        }],
+    }
+}
+
+/// Stores one received instance: written as a DICOM file (our file meta, the data set exactly as it
+/// came), checked against the command, and ingested. Returns the status, why if not success, and the
+/// study it landed in.
+fn store(
+    node: &Node,
+    command: &Command,
+    message: &Message,
+    transfer_syntax: &str,
+    calling: &str,
+) -> (u16, Option<String>, Option<i64>) {
+    let limit = node.images.limits.max_file_bytes;
+    if message.data_dropped > 0 {
+        let comment = format!("instance of {} bytes is over the {limit}-byte limit", message.data_dropped);
+        return (status::OUT_OF_RESOURCES, Some(comment), None);
+    }
+    if let Some(free) = node.disk.low() {
+        return (status::OUT_OF_RESOURCES, Some(format!("disk almost full ({} MiB free)", free >> 20)), None);
+    }
+    let (Some(class), Some(instance)) = (command.affected_sop_class(), command.affected_sop_instance()) else {
+        return (status::CANNOT_UNDERSTAND, Some("no Affected SOP Class or Instance UID".into()), None);
+    };
+    static RECEIVED: AtomicU64 = AtomicU64::new(0);
+    let tmp =
+        node.tmp_dir.join(format!("dicom-{}-{}.dcm", std::process::id(), RECEIVED.fetch_add(1, Ordering::Relaxed)));
+    if let Err(e) = write_part10(&tmp, &class, &instance, transfer_syntax, calling, &message.data) {
+        let _ = std::fs::remove_file(&tmp);
+        tracing::error!(error = %e, "cannot write a received instance");
+        return (status::OUT_OF_RESOURCES, Some("cannot write to disk".into()), None);
+    }
+    match data_set_identity(&tmp) {
+        Ok((data_class, data_instance)) if data_class == class && data_instance == instance => {}
+        Ok((data_class, data_instance)) => {
+            let _ = std::fs::remove_file(&tmp);
+            let comment = format!("data set is {data_class} / {data_instance}, the command says {class} / {instance}");
+            return (status::DATA_SET_DOES_NOT_MATCH, Some(comment), None);
+        }
+        Err(reason) => {
+            let _ = std::fs::remove_file(&tmp);
+            return (status::CANNOT_UNDERSTAND, Some(reason), None);
+        }
+    }
+    let name = format!("{calling}:{instance}");
+    let mut inflate = InflateBudget(0);
+    let ingested = node.runtime.block_on(ingest::ingest_file(
+        &node.db,
+        &node.images,
+        tmp.clone(),
+        name,
+        &UploaderIdentity::default(),
+        &mut inflate,
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    match ingested.map(|mut outcomes| outcomes.pop()) {
+        Ok(Some(FileOutcome { status: Status::Stored | Status::Duplicate, study_id, .. })) => {
+            (status::SUCCESS, None, study_id)
+        }
+        Ok(Some(FileOutcome { code, message_en, .. })) => {
+            let status = match code {
+                Some("too_large") => status::OUT_OF_RESOURCES,
+                Some("no_pixels") => status::DATA_SET_DOES_NOT_MATCH,
+                _ => status::CANNOT_UNDERSTAND,
+            };
+            (status, message_en, None)
+        }
+        Ok(None) => (status::CANNOT_UNDERSTAND, Some("nothing in the data set".into()), None),
+        Err(e) => {
+            tracing::error!(error = %e, "a received instance could not be stored");
+            (status::OUT_OF_RESOURCES, Some("could not be stored".into()), None)
+        }
+    }
+}
+
+/// A DICOM file: preamble, "DICM", our file meta group, and the data set bytes as received.
+fn write_part10(
+    path: &std::path::Path,
+    class: &str,
+    instance: &str,
+    transfer_syntax: &str,
+    calling: &str,
+    data_set: &[u8],
+) -> anyhow::Result<()> {
+    let meta = dicom_object::FileMetaTableBuilder::new()
+        .media_storage_sop_class_uid(class)
+        .media_storage_sop_instance_uid(instance)
+        .transfer_syntax(transfer_syntax)
+        .implementation_class_uid(IMPLEMENTATION_CLASS_UID)
+        .implementation_version_name(format!("MEDGEMMAX_{}", crate::VERSION).chars().take(16).collect::<String>())
+        .source_application_entity_title(calling)
+        .build()?;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    file.write_all(&[0u8; 128])?;
+    file.write_all(b"DICM")?;
+    meta.write(&mut file)?;
+    file.write_all(data_set)?;
+    file.flush()?;
+    Ok(())
+}
+
+/// The SOP Class and Instance UIDs the data set itself carries (read up to the pixel data only).
+fn data_set_identity(path: &std::path::Path) -> Result<(String, String), String> {
+    use dicom_dictionary_std::tags;
+    let object = dicom_object::OpenFileOptions::new()
+        .read_until(tags::PIXEL_DATA)
+        .open_file(path)
+        .map_err(|e| format!("unreadable data set: {e}"))?;
+    let text = |tag| {
+        object.element(tag).ok().and_then(|e| e.to_str().ok()).map(|s| s.trim_end_matches(['\0', ' ']).to_string())
+    };
+    match (text(tags::SOP_CLASS_UID), text(tags::SOP_INSTANCE_UID)) {
+        (Some(class), Some(instance)) => Ok((class, instance)),
+        _ => Err("the data set has no SOP Class or Instance UID".into()),
+    }
+}

@@ -1,0 +1,225 @@
+//! The DICOM listener against DCMTK (Debian `dcmtk`: `echoscu`, `storescu`), peers that no one here wrote:
+//! verification, known and unknown AE titles, films sent in each transfer syntax a console proposes, a
+//! whole folder in one association, PDUs at the smallest size, an instance over the size limit.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{BIN, Server, dicom_fixture};
+use serde_json::Value;
+
+const OUR_AE: &str = "MEDGEMMAX";
+
+fn start(data: &tempfile::TempDir, extra: &[&str]) -> Server {
+    let mut args = vec!["--data-dir", data.path().to_str().unwrap(), "--dicom-bind", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    Server::start(&args, &[])
+}
+
+/// The port the server's DICOM listener took (from /readyz).
+fn dicom_port(server: &Server) -> String {
+    let ready: Value = reqwest::blocking::get(server.url("/readyz")).unwrap().json().unwrap();
+    let listening = ready["dicom"]["listening"].as_str().unwrap_or_else(|| panic!("not listening: {ready:#}"));
+    assert_eq!(ready["dicom"]["ae_title"], OUR_AE);
+    listening.rsplit(':').next().unwrap().to_string()
+}
+
+fn add_peer(data: &tempfile::TempDir, ae: &str) {
+    let out = Command::new(BIN)
+        .args(["dicom", "peer", "add", ae, "--host", "127.0.0.1", "--port", "104"])
+        .args(["--data-dir", data.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "peer add: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn dcmtk(tool: &str, args: &[&str]) -> Output {
+    Command::new(tool).args(args).output().unwrap_or_else(|e| panic!("{tool} (Debian dcmtk) not runnable: {e}"))
+}
+
+fn said(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn films(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| dicom_fixture(n).to_str().unwrap().to_string()).collect()
+}
+
+fn studies(server: &Server) -> Vec<Value> {
+    let list: Value = server.get("/api/v1/studies?limit=100").json().unwrap();
+    list["studies"].as_array().unwrap().clone()
+}
+
+fn audit_actions(server: &Server) -> Vec<Value> {
+    let rows: Value = server.admin().get(server.url("/api/v1/audit?limit=500")).send().unwrap().json().unwrap();
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"].as_str().unwrap_or("").starts_with("dicom."))
+        .cloned()
+        .collect()
+}
+
+/// An uncompressed 24-bit BMP, all black.
+fn black_bmp(width: u32, height: u32) -> Vec<u8> {
+    let pixels = (width * height * 3) as usize;
+    let mut bmp = b"BM".to_vec();
+    for value in [54 + pixels as u32, 0, 54, 40, width, height] {
+        bmp.extend_from_slice(&value.to_le_bytes());
+    }
+    bmp.extend_from_slice(&1u16.to_le_bytes()); // planes
+    bmp.extend_from_slice(&24u16.to_le_bytes()); // bits per pixel
+    for value in [0, pixels as u32, 2835, 2835, 0, 0] {
+        bmp.extend_from_slice(&value.to_le_bytes());
+    }
+    bmp.resize(54 + pixels, 0);
+    bmp
+}
+
+#[test]
+fn echo_answers_known_peers_and_refuses_unknown_and_misaddressed_ones() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(&data, &[]);
+    let port = dicom_port(&server);
+    add_peer(&data, "CR_ROOM1");
+
+    let known = dcmtk("echoscu", &["-aet", "CR_ROOM1", "-aec", OUR_AE, "127.0.0.1", &port]);
+    assert!(known.status.success(), "C-ECHO from a known peer: {}", said(&known));
+
+    let stranger = dcmtk("echoscu", &["-aet", "STRANGER", "-aec", OUR_AE, "127.0.0.1", &port]);
+    assert!(!stranger.status.success());
+    assert!(said(&stranger).contains("Calling AE Title Not Recognized"), "{}", said(&stranger));
+
+    let misaddressed = dcmtk("echoscu", &["-aet", "CR_ROOM1", "-aec", "PACS", "127.0.0.1", &port]);
+    assert!(!misaddressed.status.success());
+    assert!(said(&misaddressed).contains("Called AE Title Not Recognized"), "{}", said(&misaddressed));
+
+    let rows = audit_actions(&server);
+    let outcomes: Vec<(&str, &str)> =
+        rows.iter().map(|r| (r["actor_name"].as_str().unwrap_or("?"), r["outcome"].as_str().unwrap())).collect();
+    assert!(outcomes.contains(&("CR_ROOM1", "ok")), "{rows:#?}");
+    assert_eq!(outcomes.iter().filter(|(_, o)| *o == "denied").count(), 2, "{rows:#?}");
+    // The HTTP side never noticed.
+    assert_eq!(server.get("/healthz").status(), 200);
+}
+
+#[test]
+fn storescu_sends_films_in_each_proposed_transfer_syntax_and_a_folder_in_one_association() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(&data, &["--dicom-accept-any"]);
+    let port = dicom_port(&server);
+    let send = |options: &[&str], files: &[String]| {
+        let mut args = vec!["-aet", "DR_ROOM2", "-aec", OUR_AE];
+        args.extend_from_slice(options);
+        args.extend(["127.0.0.1", port.as_str()]);
+        args.extend(files.iter().map(String::as_str));
+        let out = dcmtk("storescu", &args);
+        assert!(out.status.success(), "storescu {options:?}: {}", said(&out));
+        said(&out)
+    };
+    // Explicit VR little endian proposed first; then implicit only; then JPEG lossless (the file as it is).
+    send(&["-xe"], &films(&["synthetic/cr_monochrome1.dcm"]));
+    send(&["-xi"], &films(&["pydicom/CT_small.dcm"]));
+    send(&["-xs"], &films(&["pydicom/CT_small_jpeg_lossless_sv1.dcm"]));
+    let landed = studies(&server);
+    assert_eq!(landed.len(), 2, "a CR film and the CT study (sent twice, in two syntaxes): {landed:#?}");
+    assert!(landed.iter().all(|s| s["source"] == "dicom"), "{landed:#?}");
+
+    // A folder of films in one association (storescu +sd: scan the directory).
+    let folder = tempfile::tempdir().unwrap();
+    for name in ["synthetic/ct_phantom.dcm", "synthetic/grey32.dcm", "pydicom/MR_small.dcm"] {
+        let file = dicom_fixture(name);
+        std::fs::copy(&file, folder.path().join(Path::new(name).file_name().unwrap())).unwrap();
+    }
+    send(&["+sd", "-R"], &[folder.path().to_str().unwrap().to_string()]);
+    assert_eq!(studies(&server).len(), 5);
+    // The same MR slice again, RLE-compressed (-xr proposes RLE): a duplicate, answered success.
+    send(&["-xr"], &films(&["pydicom/MR_small_RLE.dcm"]));
+    assert_eq!(studies(&server).len(), 5);
+
+    let rows = audit_actions(&server);
+    let stores = rows.iter().filter(|r| r["action"] == "dicom.store" && r["outcome"] == "ok").count();
+    assert_eq!(stores, 7, "every instance received has its audit row: {rows:#?}");
+    let associations: Vec<&Value> = rows.iter().filter(|r| r["action"] == "dicom.association").collect();
+    assert_eq!(associations.len(), 5, "five associations, the folder in one: {rows:#?}");
+    assert!(associations.iter().all(|r| r["actor_name"] == "DR_ROOM2"), "{rows:#?}");
+    assert!(associations.iter().any(|r| r["detail"].as_str().unwrap().contains("stored=3")), "{rows:#?}");
+    let ready: Value = reqwest::blocking::get(server.url("/readyz")).unwrap().json().unwrap();
+    assert_eq!(
+        (ready["dicom"]["associations"].as_u64(), ready["dicom"]["instances_stored"].as_u64()),
+        (Some(5), Some(7))
+    );
+}
+
+#[test]
+fn the_smallest_pdu_and_an_instance_over_the_size_limit() {
+    let data = tempfile::tempdir().unwrap();
+    // 4 KiB PDUs: a 130 KB CT slice arrives in over thirty fragments. Files over 1 MiB are refused. (The
+    // association request must fit in 4 KiB too: -R proposes only the contexts the files need.)
+    let server = start(&data, &["--dicom-accept-any", "--dicom-max-pdu", "4096", "--max-file-mb", "1"]);
+    let port = dicom_port(&server);
+    let ct = films(&["synthetic/ct_phantom.dcm"]).remove(0);
+    let fragmented = dcmtk("storescu", &["-R", "-aec", OUR_AE, "127.0.0.1", &port, &ct]);
+    assert!(fragmented.status.success(), "{}", said(&fragmented));
+    assert_eq!(studies(&server).len(), 1);
+
+    // The largest PDU storescu offers to receive, against ours: still one clean association.
+    let largest = dcmtk(
+        "storescu",
+        &[
+            "-R",
+            "-aec",
+            OUR_AE,
+            "--max-pdu",
+            "131072",
+            "127.0.0.1",
+            &port,
+            &films(&["synthetic/cr_monochrome1.dcm"])[0],
+        ],
+    );
+    assert!(largest.status.success(), "{}", said(&largest));
+    assert_eq!(studies(&server).len(), 2);
+
+    // A 1024 × 1024 RGB capture (3 MiB of pixels, made by DCMTK's img2dcm from a BMP): over the limit.
+    let big = tempfile::tempdir().unwrap();
+    let (bmp, file) = (big.path().join("big.bmp"), big.path().join("big.dcm"));
+    std::fs::write(&bmp, black_bmp(1024, 1024)).unwrap();
+    let made = dcmtk("img2dcm", &["-i", "BMP", bmp.to_str().unwrap(), file.to_str().unwrap()]);
+    assert!(made.status.success(), "{}", said(&made));
+    let refused = dcmtk("storescu", &["-v", "-R", "-aec", OUR_AE, "127.0.0.1", &port, file.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(said(&refused).contains("Received Store Response (Refused: OutOfResources)"), "{}", said(&refused));
+    assert_eq!(studies(&server).len(), 2, "nothing of the refused instance landed");
+    let rows = audit_actions(&server);
+    let failed: Vec<&Value> =
+        rows.iter().filter(|r| r["action"] == "dicom.store" && r["outcome"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{rows:#?}");
+    assert_eq!(failed[0]["status"], 0xA700, "{rows:#?}");
+    let leftovers: Vec<_> = std::fs::read_dir(data.path().join("tmp")).unwrap().collect();
+    assert!(leftovers.is_empty(), "no half-written file stays: {leftovers:?}");
+}
+
+/// A study that arrives by C-STORE is pre-read like an upload (once its association has ended).
+#[test]
+fn a_study_received_by_c_store_is_pre_read() {
+    let _serial = common::chat::one_at_a_time();
+    let data = tempfile::tempdir().unwrap();
+    let model = common::fixture("tiny-a");
+    let server = start(&data, &["--dicom-accept-any", "--model-dir", model.to_str().unwrap()]);
+    common::chat::wait_for_model(&server);
+    let port = dicom_port(&server);
+    let sent =
+        dcmtk("storescu", &["-R", "-aec", OUR_AE, "127.0.0.1", &port, &films(&["synthetic/cr_monochrome1.dcm"])[0]]);
+    assert!(sent.status.success(), "{}", said(&sent));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let landed = studies(&server);
+        if landed.len() == 1 && landed[0]["pre_read"] == "ready" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no pre-read: {landed:#?}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
