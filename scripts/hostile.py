@@ -781,6 +781,18 @@ def dicom_echo_works(ctx, port, our_ae):
         return response is not None and response[0] == 4 and command_status(response[1]) == 0
 
 
+def store_association(ctx, port, our_ae):
+    """A socket with an accepted association on the CR storage context (presentation context 1)."""
+    rq = associate_rq(our_ae, dicom_peer(ctx), abstract=CR_STORAGE)
+    sock = socket.create_connection((ctx.host, port), timeout=10)
+    sock.sendall(rq)
+    answer = read_pdu(sock)
+    if answer is None or answer[0] != 2:
+        sock.close()
+        raise RuntimeError(f"the store association was not accepted: {describe_pdu(answer)}")
+    return sock
+
+
 def worklist_size(ctx):
     doctor = ctx.signed_in("dicom-reader")
     return len(doctor.get("/api/v1/studies?limit=500").json()["studies"])
@@ -815,22 +827,20 @@ def describe_pdu(answer):
 
 
 def dicom_truncated(ctx):
-    """Truncated PDUs: an association request cut short, then a C-STORE whose data stops half-way and the
-    connection drops. Nothing lands, nothing half-written stays, the next peer is served."""
+    """Truncated PDUs: an association request cut short, then a C-STORE whose data set stops half-way (one
+    fragment whole, the next cut) and the connection drops. Nothing lands, nothing half-written stays, the
+    next peer is served."""
     port, our_ae = dicom_port(ctx)
     studies_before = worklist_size(ctx)
     rq = associate_rq(our_ae, dicom_peer(ctx))
     with socket.create_connection((ctx.host, port), timeout=10) as sock:
         sock.sendall(rq[:len(rq) // 2])
-    rq = associate_rq(our_ae, dicom_peer(ctx), abstract=CR_STORAGE)
-    with socket.create_connection((ctx.host, port), timeout=10) as sock:
-        sock.sendall(rq)
-        answer = read_pdu(sock)
-        if answer is None or answer[0] != 2:
-            return False, f"the store association was not accepted: {describe_pdu(answer)}"
+    with store_association(ctx, port, our_ae) as sock:
         instance = f"1.2.826.0.1.3680043.10.1427.9.{random.randrange(1 << 30)}"
         sock.sendall(p_data(1, True, True, c_store_rq(CR_STORAGE, instance)))
-        whole = p_data(1, False, True, b"\x08\x00\x16\x00UI" + bytes(5000))
+        # A first fragment of the data set whole (the server spools it to disk), the second cut short.
+        sock.sendall(p_data(1, False, False, b"\x08\x00\x16\x00UI" + bytes(5000)))
+        whole = p_data(1, False, True, bytes(5000))
         sock.sendall(whole[:len(whole) // 3])
     time.sleep(0.5)
     tmp = Path(ctx.args.data_dir) / "tmp"
@@ -855,12 +865,7 @@ def dicom_lying_sop_class(ctx):
     length = struct.unpack("<H", instance.group(1))[0]
     ct_instance = data_set[instance.end():instance.end() + length].rstrip(b"\0").decode()
     studies_before = worklist_size(ctx)
-    rq = associate_rq(our_ae, dicom_peer(ctx), abstract=CR_STORAGE)
-    with socket.create_connection((ctx.host, port), timeout=10) as sock:
-        sock.sendall(rq)
-        answer = read_pdu(sock)
-        if answer is None or answer[0] != 2:
-            return False, f"the association was not accepted: {describe_pdu(answer)}"
+    with store_association(ctx, port, our_ae) as sock:
         sock.sendall(p_data(1, True, True, c_store_rq(CR_STORAGE, ct_instance)))
         chunk = 16000  # under the smallest PDU a server may ask for (its A-ASSOCIATE-AC says which)
         for at in range(0, len(data_set), chunk):

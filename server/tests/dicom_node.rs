@@ -35,8 +35,10 @@ fn add_peer(data: &tempfile::TempDir, ae: &str) {
     assert!(out.status.success(), "peer add: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// A DCMTK tool by its Debian path: pynetdicom in the venv installs commands of the same names.
 fn dcmtk(tool: &str, args: &[&str]) -> Output {
-    Command::new(tool).args(args).output().unwrap_or_else(|e| panic!("{tool} (Debian dcmtk) not runnable: {e}"))
+    let path = format!("/usr/bin/{tool}");
+    Command::new(&path).args(args).output().unwrap_or_else(|e| panic!("{path} (Debian dcmtk) not runnable: {e}"))
 }
 
 fn said(out: &Output) -> String {
@@ -221,5 +223,116 @@ fn a_study_received_by_c_store_is_pre_read() {
         }
         assert!(std::time::Instant::now() < deadline, "no pre-read: {landed:#?}");
         std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The PACS stand-in (pynetdicom's storage SCP on loopback, tests/fixtures/pacs_scp.py): killed on drop.
+struct Pacs {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Pacs {
+    fn start(out: &Path) -> Pacs {
+        use std::io::BufRead;
+        let python = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+        let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pacs_scp.py");
+        let mut child = Command::new(&python)
+            .arg(script)
+            .arg(out)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e} (run scripts/test.sh for the venv)", python.display()));
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port =
+            line.trim().strip_prefix("listening ").unwrap_or_else(|| panic!("PACS said {line:?}")).parse().unwrap();
+        Pacs { child, port }
+    }
+}
+
+impl Drop for Pacs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A signed report reaches the PACS as an Encapsulated PDF instance of its own study, in a series of its
+/// own, from the delivery outbox; the PDF inside is the report's.
+#[test]
+fn a_signed_report_reaches_the_pacs_as_an_encapsulated_pdf() {
+    let received = tempfile::tempdir().unwrap();
+    let pacs = Pacs::start(received.path());
+    let data = tempfile::tempdir().unwrap();
+    let server = start(&data, &["--dicom-accept-any", "--dicom-reports-to", "PACS"]);
+    let out = Command::new(BIN)
+        .args(["dicom", "peer", "add", "PACS", "--host", "127.0.0.1", "--port", &pacs.port.to_string()])
+        .args(["--data-dir", data.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let port = dicom_port(&server);
+    let sent = dcmtk("storescu", &["-R", "-aec", OUR_AE, "127.0.0.1", &port, &films(&["synthetic/ct_phantom.dcm"])[0]]);
+    assert!(sent.status.success(), "{}", said(&sent));
+    let study = studies(&server).remove(0);
+    let report =
+        serde_json::json!({"exam_id": "CT-PACS-1", "report_summary": "两肺未见结节。", "recommendation": "随访。"});
+    let id = common::create_report(&server, study["id"].as_i64().unwrap(), &report)["id"].as_i64().unwrap();
+    let signed =
+        server.client().post(server.url(&format!("/api/v1/reports/{id}/sign"))).json(&serde_json::json!({})).send();
+    assert_eq!(signed.unwrap().status(), 200);
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let file = loop {
+        if let Some(entry) = std::fs::read_dir(received.path()).unwrap().next() {
+            break entry.unwrap().path();
+        }
+        let view: Value = server.get(&format!("/api/v1/reports/{id}")).json().unwrap();
+        assert!(std::time::Instant::now() < deadline, "nothing reached the PACS: {:#}", view["deliveries"]);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300)); // the SCP finishes writing
+    let dump = dcmtk(
+        "dcmdump",
+        &["-q", "+P", "0008,0016", "+P", "0020,000d", "+P", "0020,000e", "+P", "0008,0060", file.to_str().unwrap()],
+    );
+    let dump = said(&dump);
+    assert!(dump.contains("EncapsulatedPDFStorage"), "{dump}");
+    assert!(dump.contains(study["study_uid"].as_str().unwrap()), "the report's own study: {dump}");
+    assert!(dump.contains("DOC"), "{dump}");
+    let pdf = received.path().join("report.pdf");
+    let extracted = dcmtk("dcm2pdf", &[file.to_str().unwrap(), pdf.to_str().unwrap()]);
+    assert!(extracted.status.success(), "{}", said(&extracted));
+    // The same document as our export (its bytes differ only in the PDF's own creation time and id).
+    let ours = received.path().join("ours.pdf");
+    std::fs::write(&ours, server.get(&format!("/api/v1/reports/{id}/export?format=pdf")).bytes().unwrap()).unwrap();
+    let text = |file: &Path| {
+        let out = Command::new("/usr/bin/pdftotext").args([file.to_str().unwrap(), "-"]).output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let (theirs, ours) = (text(&pdf), text(&ours));
+    assert!(
+        theirs.contains(study["accession_number"].as_str().unwrap()) && theirs.contains("两肺未见结节"),
+        "{theirs}"
+    );
+    assert_eq!(theirs, ours, "the PACS holds the PDF we export");
+
+    let view: Value = server.get(&format!("/api/v1/reports/{id}")).json().unwrap();
+    let to_pacs: Vec<&Value> =
+        view["deliveries"].as_array().unwrap().iter().filter(|d| d["target"] == "dicom").collect();
+    assert_eq!(to_pacs.len(), 1, "{:#}", view["deliveries"]);
+    // Delivered is recorded just after the PACS answered.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let view: Value = server.get(&format!("/api/v1/reports/{id}")).json().unwrap();
+        let state =
+            view["deliveries"].as_array().unwrap().iter().find(|d| d["target"] == "dicom").unwrap()["state"].clone();
+        if state == "delivered" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "delivery state {state}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }

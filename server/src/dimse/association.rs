@@ -5,6 +5,7 @@
 
 use std::io::Write;
 use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dicom_ul::Pdu;
@@ -12,9 +13,9 @@ use dicom_ul::association::{Association, ServerAssociation};
 use dicom_ul::pdu::{PDataValue, PDataValueType, PresentationContextResultReason};
 
 use super::Node;
-use super::command::{Command, MAX_COMMAND_BYTES, Response, field, status};
 use crate::domain::audit::AuditEvent;
 use crate::domain::ingest::{self, FileOutcome, InflateBudget, Status, UploaderIdentity};
+use crate::support::dimse::{Command, MAX_COMMAND_BYTES, Response, field, status};
 
 /// The SOP classes we take (and Verification, for C-ECHO).
 pub const ABSTRACT_SYNTAXES: &[&str] = &[
@@ -54,11 +55,38 @@ const IMPLEMENTATION_CLASS_UID: &str = "1.2.826.0.1.3680043.10.1427.1";
 #[derive(Default)]
 struct Message {
     context: u8,
-    command: Vec<u8>,
-    command_done: bool,
-    data: Vec<u8>,
-    /// Data bytes dropped because the instance is over the size limit (it is answered A700).
-    data_dropped: u64,
+    command_bytes: Vec<u8>,
+    /// Once its last fragment came.
+    command: Option<Command>,
+    /// The data set so far, on disk.
+    data: Option<Spool>,
+    data_bytes: u64,
+    /// Over the size limit, or the disk refused it: the rest is read and dropped, the answer is A700.
+    refused: Option<String>,
+}
+
+/// A data set being received, written to the tmp dir as it comes: an association holds no more than a
+/// PDU in memory, however large the instance. Removed when dropped (the message ended, or the
+/// association broke off half-way).
+struct Spool {
+    path: PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+}
+
+impl Spool {
+    fn create(dir: &Path) -> std::io::Result<Spool> {
+        static RECEIVED: AtomicU64 = AtomicU64::new(0);
+        let name = format!("dicom-{}-{}.part", std::process::id(), RECEIVED.fetch_add(1, Ordering::Relaxed));
+        let path = dir.join(name);
+        let file = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        Ok(Spool { path, file })
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// What one association did.
@@ -137,7 +165,7 @@ fn receive_all(
         match pdu {
             Pdu::PData { data } => {
                 for value in data {
-                    if gather(&mut message, value, max_instance)? {
+                    if gather(&mut message, value, max_instance, &node.tmp_dir)? {
                         let finished = std::mem::take(&mut message);
                         let response = answer(node, association, finished, calling, peer, tally, stored_studies);
                         association.send(&response).map_err(|e| e.to_string())?;
@@ -156,38 +184,52 @@ fn receive_all(
 
 /// Adds one fragment to the message in progress; true when the message is complete (its command, and
 /// its data set if the command announces one).
-fn gather(message: &mut Message, value: PDataValue, max_instance: u64) -> Result<bool, String> {
-    if message.command.is_empty() && !message.command_done {
+fn gather(message: &mut Message, value: PDataValue, max_instance: u64, tmp_dir: &Path) -> Result<bool, String> {
+    if message.command_bytes.is_empty() {
         message.context = value.presentation_context_id;
     } else if value.presentation_context_id != message.context {
         return Err("fragments of one message on two presentation contexts".into());
     }
     match value.value_type {
         PDataValueType::Command => {
-            if message.command_done {
+            if message.command.is_some() {
                 return Err("a command fragment after the command ended".into());
             }
-            if message.command.len() + value.data.len() > MAX_COMMAND_BYTES {
+            if message.command_bytes.len() + value.data.len() > MAX_COMMAND_BYTES {
                 return Err(format!("a command set over {MAX_COMMAND_BYTES} bytes"));
             }
-            message.command.extend_from_slice(&value.data);
-            if value.is_last {
-                message.command_done = true;
-                let command = Command::parse(&message.command).map_err(|e| e.to_string())?;
-                return Ok(!command.has_data_set());
+            message.command_bytes.extend_from_slice(&value.data);
+            if !value.is_last {
+                return Ok(false);
             }
-            Ok(false)
+            let command = Command::parse(&message.command_bytes).map_err(|e| e.to_string())?;
+            let complete = !command.has_data_set();
+            message.command = Some(command);
+            Ok(complete)
         }
         PDataValueType::Data => {
-            if !message.command_done {
+            if message.command.is_none() {
                 return Err("a data fragment before the command".into());
             }
-            if message.data_dropped > 0 || (message.data.len() + value.data.len()) as u64 > max_instance {
-                // Read to the end and dropped: the answer is A700, and the association goes on.
-                message.data_dropped += (message.data.len() + value.data.len()) as u64;
-                message.data = Vec::new();
-            } else {
-                message.data.extend_from_slice(&value.data);
+            message.data_bytes += value.data.len() as u64;
+            if message.refused.is_none() && message.data_bytes > max_instance {
+                message.refused = Some(format!("instance over the {max_instance}-byte limit"));
+                message.data = None;
+            }
+            if message.refused.is_none() {
+                let written = match &mut message.data {
+                    Some(spool) => spool.file.write_all(&value.data),
+                    None => Spool::create(tmp_dir).and_then(|mut spool| {
+                        spool.file.write_all(&value.data)?;
+                        message.data = Some(spool);
+                        Ok(())
+                    }),
+                };
+                if let Err(e) = written {
+                    tracing::error!(error = %e, "cannot write a received instance");
+                    message.refused = Some("cannot write to disk".into());
+                    message.data = None;
+                }
             }
             Ok(value.is_last)
         }
@@ -198,15 +240,15 @@ fn gather(message: &mut Message, value: PDataValue, max_instance: u64) -> Result
 fn answer(
     node: &Node,
     association: &ServerAssociation<TcpStream>,
-    message: Message,
+    mut message: Message,
     calling: &str,
     peer: &str,
     tally: &mut Tally,
     stored_studies: &mut Vec<i64>,
 ) -> Pdu {
     let context = message.context;
-    // The command parsed when its last fragment came.
-    let command = Command::parse(&message.command).expect("parsed when it ended");
+    // A message is complete only once its command has come.
+    let Some(command) = message.command.take() else { unreachable!("a message completes with its command") };
     let response = match command.field() {
         Some(field::C_ECHO_RQ) => Response::to(&command, field::C_ECHO_RSP, status::SUCCESS),
         Some(field::C_STORE_RQ) => {
@@ -216,7 +258,7 @@ fn answer(
                 .find(|pc| pc.id == context && pc.reason == PresentationContextResultReason::Acceptance);
             let (status_code, comment, study) = match negotiated {
                 None => (status::CANNOT_UNDERSTAND, Some("no accepted presentation context".to_string()), None),
-                Some(pc) => store(node, &command, &message, &pc.transfer_syntax, calling),
+                Some(pc) => store(node, &command, message, &pc.transfer_syntax, calling),
             };
             if status_code == status::SUCCESS {
                 tally.stored += 1;
@@ -263,14 +305,12 @@ fn answer(
 fn store(
     node: &Node,
     command: &Command,
-    message: &Message,
+    message: Message,
     transfer_syntax: &str,
     calling: &str,
 ) -> (u16, Option<String>, Option<i64>) {
-    let limit = node.images.limits.max_file_bytes;
-    if message.data_dropped > 0 {
-        let comment = format!("instance of {} bytes is over the {limit}-byte limit", message.data_dropped);
-        return (status::OUT_OF_RESOURCES, Some(comment), None);
+    if let Some(why) = message.refused {
+        return (status::OUT_OF_RESOURCES, Some(format!("{why} ({} bytes)", message.data_bytes)), None);
     }
     if let Some(free) = node.disk.low() {
         return (status::OUT_OF_RESOURCES, Some(format!("disk almost full ({} MiB free)", free >> 20)), None);
@@ -278,10 +318,11 @@ fn store(
     let (Some(class), Some(instance)) = (command.affected_sop_class(), command.affected_sop_instance()) else {
         return (status::CANNOT_UNDERSTAND, Some("no Affected SOP Class or Instance UID".into()), None);
     };
-    static RECEIVED: AtomicU64 = AtomicU64::new(0);
-    let tmp =
-        node.tmp_dir.join(format!("dicom-{}-{}.dcm", std::process::id(), RECEIVED.fetch_add(1, Ordering::Relaxed)));
-    if let Err(e) = write_part10(&tmp, &class, &instance, transfer_syntax, calling, &message.data) {
+    let Some(data) = message.data else {
+        return (status::CANNOT_UNDERSTAND, Some("an empty data set".into()), None);
+    };
+    let tmp = data.path.with_extension("dcm");
+    if let Err(e) = write_part10(&tmp, &class, &instance, transfer_syntax, calling, data) {
         let _ = std::fs::remove_file(&tmp);
         tracing::error!(error = %e, "cannot write a received instance");
         return (status::OUT_OF_RESOURCES, Some("cannot write to disk".into()), None);
@@ -329,14 +370,15 @@ fn store(
     }
 }
 
-/// A DICOM file: preamble, "DICM", our file meta group, and the data set bytes as received.
+/// A DICOM file: preamble, "DICM", our file meta group, and the data set bytes as received (copied from
+/// the spool, which goes with it).
 fn write_part10(
-    path: &std::path::Path,
+    path: &Path,
     class: &str,
     instance: &str,
     transfer_syntax: &str,
     calling: &str,
-    data_set: &[u8],
+    mut data_set: Spool,
 ) -> anyhow::Result<()> {
     let meta = dicom_object::FileMetaTableBuilder::new()
         .media_storage_sop_class_uid(class)
@@ -350,7 +392,8 @@ fn write_part10(
     file.write_all(&[0u8; 128])?;
     file.write_all(b"DICM")?;
     meta.write(&mut file)?;
-    file.write_all(data_set)?;
+    data_set.file.flush()?;
+    std::io::copy(&mut std::fs::File::open(&data_set.path)?, &mut file)?;
     file.flush()?;
     Ok(())
 }

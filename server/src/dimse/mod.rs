@@ -1,6 +1,6 @@
 //! The DICOM listener: modalities and the PACS send studies here (C-STORE) and check that we answer
 //! (C-ECHO). Associations and PDUs come from dicom-rs's `dicom-ul`; the DIMSE messages on top of them
-//! (command sets, fragments, statuses) are ours (`command`, `association`). Beside `web/`, not under it:
+//! are ours (`association`: fragments and statuses; `support::dimse`: command sets). Beside `web/`, not under it:
 //! another door into the same domain (the same ingest as an upload, the same audit trail, pre-reads).
 //!
 //! Each association runs on a thread of its own (at most `--dicom-max-associations`; more are refused at
@@ -9,7 +9,6 @@
 //! `--dicom-accept-any`.
 
 pub mod association;
-pub mod command;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;

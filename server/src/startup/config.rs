@@ -213,6 +213,12 @@ pub struct ServeArgs {
     #[arg(long, env = "MEDGEMMA_X_DICOM_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub dicom_idle_timeout_secs: u64,
 
+    /// The PACS signed reports are sent to, as Encapsulated PDF instances of their study (C-STORE): the AE
+    /// title of a peer (`medgemma-x dicom peer add`). From the same outbox, with the same retries, as the
+    /// HIS delivery.
+    #[arg(long, env = "MEDGEMMA_X_DICOM_REPORTS_TO")]
+    pub dicom_reports_to: Option<String>,
+
     /// Run the server as a child process and restart it (with backoff) when it crashes or stops answering
     /// /healthz; events go to <data-dir>/logs/maintenance.log.
     #[arg(long)]
@@ -318,6 +324,7 @@ impl ServeConfig {
             max_associations: args.dicom_max_associations.clamp(1, 1024),
             idle_timeout: Duration::from_secs(args.dicom_idle_timeout_secs.max(1)),
         };
+        let our_ae = dicom.ae_title.clone();
         Ok(Self {
             dicom,
             data_dir,
@@ -367,6 +374,14 @@ impl ServeConfig {
                     url: args.his_url,
                     format: args.his_format,
                     folder: args.his_folder,
+                    pacs: match &args.dicom_reports_to {
+                        Some(ae) => Some(crate::domain::deliveries::pacs::PacsSettings {
+                            peer_ae: crate::domain::dicom::ae_title(ae)
+                                .map_err(|e| anyhow::anyhow!("--dicom-reports-to: {e}"))?,
+                            our_ae,
+                        }),
+                        None => None,
+                    },
                     give_up: Duration::from_secs(args.his_give_up_hours.max(1) * 3600),
                 };
                 settings.check()?;

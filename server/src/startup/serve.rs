@@ -133,7 +133,7 @@ async fn serve(config: ServeConfig, run_lock: RunLock, started: Instant) -> anyh
         tokio::runtime::Handle::current(),
     ))
     .start();
-    if config.deliveries.url.is_some() || config.deliveries.folder.is_some() {
+    if config.deliveries.any() {
         tokio::spawn(crate::domain::deliveries::run(
             pool.clone(),
             Arc::clone(&state.images),

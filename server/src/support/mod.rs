@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod data_dir;
+pub mod dimse;
 pub mod files;
 pub mod gpu;
 pub mod logging;

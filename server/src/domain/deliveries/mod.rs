@@ -1,5 +1,6 @@
 //! Delivery of signed reports to the hospital information system: HTTP POST of HL7 v2.5 (or FHIR R4) to a
-//! configured endpoint, and/or files written atomically into a folder the HIS reads (HL7/FHIR and PDF).
+//! configured endpoint, and/or files written atomically into a folder the HIS reads (HL7/FHIR and PDF),
+//! and/or the PDF as an Encapsulated PDF instance of the study, sent to the PACS by C-STORE ([`pacs`]).
 //!
 //! Durable outbox: signing a report and queueing its deliveries are one database transaction
 //! ([`outbox::queue`] runs inside it). A worker ([`worker::run`]) delivers due rows; a failure is retried after 2, 4, 8 …
@@ -12,6 +13,7 @@
 //! worker → reports, never back.
 
 pub mod outbox;
+pub mod pacs;
 pub mod worker;
 
 use std::path::PathBuf;
@@ -33,6 +35,8 @@ pub struct DeliverySettings {
     pub format: Option<Format>,
     /// A folder the HIS polls; each report lands as `<exam>-v<n>-<event>.hl7|.fhir.json` and `.pdf`.
     pub folder: Option<PathBuf>,
+    /// The PACS peer signed reports are sent to (`--dicom-reports-to`).
+    pub pacs: Option<pacs::PacsSettings>,
     pub give_up: Duration,
 }
 
@@ -51,7 +55,15 @@ impl DeliverySettings {
             out.push(("folder", self.http_format()));
             out.push(("folder", Format::Pdf));
         }
+        if self.pacs.is_some() {
+            out.push(("dicom", Format::Pdf));
+        }
         out
+    }
+
+    /// Whether reports go anywhere (else no delivery worker runs).
+    pub fn any(&self) -> bool {
+        !self.targets().is_empty()
     }
 
     /// Refuses what this build cannot deliver to, at start rather than at the first signature.

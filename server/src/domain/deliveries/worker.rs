@@ -1,5 +1,6 @@
 //! The delivery worker: claims due outbox rows, renders each report in the target's format and sends it
-//! (HTTP POST to the HIS, or a file in its folder), recording the outcome and the next retry.
+//! (HTTP POST to the HIS, a file in its folder, or an instance to the PACS), recording the outcome and the
+//! next retry.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -140,6 +141,20 @@ async fn attempt(
             let exam = safe_name(&view.report.exam_id);
             let name = format!("{exam}-r{}-v{}-{}.{}", row.report_id, view.version, row.event, format.extension());
             crate::support::files::write_atomically(&folder.join(name), &bytes)
+        }
+        "dicom" => {
+            let pacs = settings.pacs.clone().context("--dicom-reports-to is no longer set")?;
+            let peers = crate::domain::dicom::peers(pool).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let peer = peers
+                .into_iter()
+                .find(|p| p.ae_title == pacs.peer_ae)
+                .with_context(|| format!("{} is not a DICOM peer (medgemma-x dicom peer add)", pacs.peer_ae))?;
+            let port = u16::try_from(peer.port)?;
+            let instance = super::pacs::encapsulated_pdf(&view, &bytes, time::OffsetDateTime::now_utc())?;
+            tokio::task::spawn_blocking(move || {
+                super::pacs::send(&peer.host, port, &pacs.our_ae, &peer.ae_title, &instance)
+            })
+            .await?
         }
         other => bail!("unknown target {other}"),
     }

@@ -1,7 +1,8 @@
 //! DIMSE command sets (PS3.7 §9.3, §E): the group-0000 elements that head every DICOM message, always in
 //! implicit VR little endian. Read and written here by hand: a command set is a flat list of a dozen
 //! small elements, and a reader that never allocates more than the bytes it was given is what a hostile
-//! peer calls for.
+//! peer calls for. Here, below the layers, because both doors use them: the DICOM listener (`dimse/`)
+//! answers requests, the delivery worker (`domain::deliveries`) sends reports to the PACS.
 
 use std::collections::BTreeMap;
 
@@ -30,6 +31,7 @@ pub mod status {
 }
 
 const AFFECTED_SOP_CLASS_UID: u16 = 0x0002;
+const PRIORITY: u16 = 0x0700;
 const COMMAND_FIELD: u16 = 0x0100;
 const MESSAGE_ID: u16 = 0x0110;
 const MESSAGE_ID_BEING_RESPONDED_TO: u16 = 0x0120;
@@ -123,6 +125,28 @@ impl Command {
     pub fn has_data_set(&self) -> bool {
         self.u16(COMMAND_DATA_SET_TYPE).is_some_and(|t| t != NO_DATA_SET)
     }
+
+    /// A response's Status (0000,0900).
+    pub fn status(&self) -> Option<u16> {
+        self.u16(STATUS)
+    }
+
+    /// A response's Error Comment (0000,0902), if it has one.
+    pub fn error_comment(&self) -> Option<String> {
+        self.text(ERROR_COMMENT).filter(|s| !s.is_empty())
+    }
+}
+
+/// A C-STORE request for one instance (a data set follows it).
+pub fn store_request(message_id: u16, sop_class: &str, sop_instance: &str) -> Vec<u8> {
+    let mut elements = BTreeMap::new();
+    elements.insert(AFFECTED_SOP_CLASS_UID, padded(sop_class.as_bytes(), 0));
+    elements.insert(COMMAND_FIELD, field::C_STORE_RQ.to_le_bytes().to_vec());
+    elements.insert(MESSAGE_ID, message_id.to_le_bytes().to_vec());
+    elements.insert(PRIORITY, 0u16.to_le_bytes().to_vec());
+    elements.insert(COMMAND_DATA_SET_TYPE, 0u16.to_le_bytes().to_vec());
+    elements.insert(AFFECTED_SOP_INSTANCE_UID, padded(sop_instance.as_bytes(), 0));
+    write(&elements)
 }
 
 /// A response command set, written in tag order with its group length first.
@@ -156,19 +180,24 @@ impl Response {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut body = Vec::new();
-        for (element, value) in &self.elements {
-            body.extend_from_slice(&0u16.to_le_bytes());
-            body.extend_from_slice(&element.to_le_bytes());
-            body.extend_from_slice(&(value.len() as u32).to_le_bytes());
-            body.extend_from_slice(value);
-        }
-        let mut out = Vec::with_capacity(body.len() + 12);
-        out.extend_from_slice(&[0, 0, 0, 0, 4, 0, 0, 0]);
-        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        out.extend_from_slice(&body);
-        out
+        write(&self.elements)
     }
+}
+
+/// A command set's bytes: its elements in tag order, after the group length that counts them.
+fn write(elements: &BTreeMap<u16, Vec<u8>>) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (element, value) in elements {
+        body.extend_from_slice(&0u16.to_le_bytes());
+        body.extend_from_slice(&element.to_le_bytes());
+        body.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        body.extend_from_slice(value);
+    }
+    let mut out = Vec::with_capacity(body.len() + 12);
+    out.extend_from_slice(&[0, 0, 0, 0, 4, 0, 0, 0]);
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
 }
 
 /// DICOM values have even lengths: one byte of padding where needed.
@@ -192,7 +221,7 @@ mod tests {
         out
     }
 
-    fn store_request() -> Vec<u8> {
+    fn a_store_request() -> Vec<u8> {
         [
             element(AFFECTED_SOP_CLASS_UID, b"1.2.840.10008.5.1.4.1.1.1\0"),
             element(COMMAND_FIELD, &field::C_STORE_RQ.to_le_bytes()),
@@ -205,7 +234,7 @@ mod tests {
 
     #[test]
     fn a_store_request_reads_and_its_response_reads_back() {
-        let request = Command::parse(&store_request()).unwrap();
+        let request = Command::parse(&a_store_request()).unwrap();
         assert_eq!(request.field(), Some(field::C_STORE_RQ));
         assert_eq!(request.message_id(), 7);
         assert_eq!(request.affected_sop_class().as_deref(), Some("1.2.840.10008.5.1.4.1.1.1"));
@@ -217,6 +246,8 @@ mod tests {
             .to_bytes();
         let response = Command::parse(&bytes).unwrap();
         assert_eq!(response.field(), Some(field::C_STORE_RSP));
+        assert_eq!(response.status(), Some(status::OUT_OF_RESOURCES));
+        assert_eq!(response.error_comment().as_deref(), Some("instance over 1 MiB: 2 MiB"));
         assert_eq!(response.u16(MESSAGE_ID_BEING_RESPONDED_TO), Some(7));
         assert_eq!(response.u16(STATUS), Some(status::OUT_OF_RESOURCES));
         assert_eq!(response.text(ERROR_COMMENT).as_deref(), Some("instance over 1 MiB: 2 MiB"));
@@ -228,15 +259,24 @@ mod tests {
     }
 
     #[test]
+    fn a_store_request_we_send_reads_as_one() {
+        let request = Command::parse(&store_request(3, "1.2.840.10008.5.1.4.1.1.104.1", "2.25.7")).unwrap();
+        assert_eq!(request.field(), Some(field::C_STORE_RQ));
+        assert_eq!(request.message_id(), 3);
+        assert_eq!(request.affected_sop_instance().as_deref(), Some("2.25.7"));
+        assert!(request.has_data_set());
+    }
+
+    #[test]
     fn hostile_command_sets_are_refused_before_allocation() {
         let mut lying = element(COMMAND_FIELD, &field::C_ECHO_RQ.to_le_bytes());
         lying[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(Command::parse(&lying).unwrap_err(), CommandError::Truncated);
-        assert_eq!(Command::parse(&store_request()[..13]).unwrap_err(), CommandError::Truncated);
+        assert_eq!(Command::parse(&a_store_request()[..13]).unwrap_err(), CommandError::Truncated);
         assert_eq!(Command::parse(&[0; 5]).unwrap_err(), CommandError::Truncated);
         let other_group = [vec![8, 0, 0x18, 0], 4u32.to_le_bytes().to_vec(), b"abcd".to_vec()].concat();
         assert_eq!(Command::parse(&other_group).unwrap_err(), CommandError::NotCommandGroup(8, 0x18));
-        let twice = [store_request(), element(MESSAGE_ID, &1u16.to_le_bytes())].concat();
+        let twice = [a_store_request(), element(MESSAGE_ID, &1u16.to_le_bytes())].concat();
         assert_eq!(Command::parse(&twice).unwrap_err(), CommandError::Repeated(MESSAGE_ID));
         assert_eq!(
             Command::parse(&element(MESSAGE_ID, &1u16.to_le_bytes())).unwrap_err(),
