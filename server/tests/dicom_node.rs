@@ -105,6 +105,13 @@ fn echo_answers_known_peers_and_refuses_unknown_and_misaddressed_ones() {
     assert_eq!(outcomes.iter().filter(|(_, o)| *o == "denied").count(), 2, "{rows:#?}");
     // The HTTP side never noticed.
     assert_eq!(server.get("/healthz").status(), 200);
+
+    // The console's status shows the listener and the last associations (from the log).
+    let status = Command::new(BIN).args(["status", "--data-dir", data.path().to_str().unwrap()]).output().unwrap();
+    let status = said(&status);
+    assert!(status.contains(&format!("DICOM：{OUR_AE} 监听 127.0.0.1:{port}")), "{status}");
+    assert!(status.contains("CR_ROOM1 from 127.0.0.1: stored 0, failed 0"), "{status}");
+    assert!(status.contains("refused from 127.0.0.1: association rejected calling AE title not recognized"), "{status}");
 }
 
 #[test]
