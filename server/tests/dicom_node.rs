@@ -111,7 +111,10 @@ fn echo_answers_known_peers_and_refuses_unknown_and_misaddressed_ones() {
     let status = said(&status);
     assert!(status.contains(&format!("DICOM：{OUR_AE} 监听 127.0.0.1:{port}")), "{status}");
     assert!(status.contains("CR_ROOM1 from 127.0.0.1: stored 0, failed 0"), "{status}");
-    assert!(status.contains("refused from 127.0.0.1: association rejected calling AE title not recognized"), "{status}");
+    assert!(
+        status.contains("refused from 127.0.0.1: association rejected calling AE title not recognized"),
+        "{status}"
+    );
 }
 
 #[test]
