@@ -270,7 +270,8 @@ impl Drop for Pacs {
 }
 
 /// A signed report reaches the PACS as an Encapsulated PDF instance of its own study, in a series of its
-/// own, from the delivery outbox; the PDF inside is the report's.
+/// own, from the delivery outbox; the PDF inside is the report's. The countersigned one follows as a second
+/// instance of that series.
 #[test]
 fn a_signed_report_reaches_the_pacs_as_an_encapsulated_pdf() {
     let received = tempfile::tempdir().unwrap();
@@ -345,4 +346,27 @@ fn a_signed_report_reaches_the_pacs_as_an_encapsulated_pdf() {
         assert!(std::time::Instant::now() < deadline, "delivery state {state}");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+
+    common::add_user(data.path().to_str().unwrap(), "head", "department_head", "department review 1");
+    let head = common::sign_in(&server.url(""), "head", "department review 1");
+    let review = serde_json::json!({"decision": "countersign"});
+    let countersigned = head.post(server.url(&format!("/api/v1/reports/{id}/review"))).json(&review).send().unwrap();
+    assert_eq!(countersigned.status(), 200, "{}", countersigned.text().unwrap());
+    let instances = || -> Vec<std::path::PathBuf> {
+        let entries = std::fs::read_dir(received.path()).unwrap().map(|e| e.unwrap().path());
+        entries.filter(|p| p.extension() == Some("dcm".as_ref())).collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while instances().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the countersigned report did not reach the PACS");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let dumps: Vec<String> = instances()
+        .iter()
+        .map(|p| said(&dcmtk("dcmdump", &["-q", "+P", "0020,0013", "+P", "0020,000e", p.to_str().unwrap()])))
+        .collect();
+    assert!(dumps.iter().any(|d| d.contains("[1]")) && dumps.iter().any(|d| d.contains("[2]")), "{dumps:#?}");
+    let series = |dump: &String| dump.lines().find(|l| l.contains("(0020,000e)")).map(str::to_string);
+    assert_eq!(series(&dumps[0]), series(&dumps[1]), "one series for the report: {dumps:#?}");
 }

@@ -46,14 +46,23 @@ fn derived_uid(parts: &[&str]) -> String {
     format!("2.25.{}", u128::from_be_bytes(first))
 }
 
-/// The report's PDF as an Encapsulated PDF data set of the report's study.
-pub fn encapsulated_pdf(view: &ReportView, pdf: &[u8], now: time::OffsetDateTime) -> anyhow::Result<Instance> {
+/// The report's PDF as an Encapsulated PDF data set of the report's study. `event` is the delivery's
+/// (`signed`, `reviewed`): the countersigned PDF is an instance of its own beside the signed one (a PACS
+/// that keeps the first copy of a UID would otherwise ignore it), numbered after it.
+pub fn encapsulated_pdf(
+    view: &ReportView,
+    event: &str,
+    pdf: &[u8],
+    now: time::OffsetDateTime,
+) -> anyhow::Result<Instance> {
     let report = &view.report;
     let study = report.study.as_ref().context("the report has no study")?;
     let study_uid = study.study_instance_uid.as_deref().context("the report's study has no Study Instance UID")?;
     let patient = report.patient.as_ref().context("the report has no patient")?;
     let series_uid = derived_uid(&["medgemma-x report series", study_uid, &view.id.to_string()]);
-    let instance_uid = derived_uid(&["medgemma-x report", study_uid, &view.id.to_string(), &view.version.to_string()]);
+    let (report_id, version) = (view.id.to_string(), view.version.to_string());
+    let instance_uid = derived_uid(&["medgemma-x report", study_uid, &report_id, &version, event]);
+    let instance_number = view.version * 2 - i64::from(event != "reviewed");
     let date = format!("{:04}{:02}{:02}", now.year(), u8::from(now.month()), now.day());
     let time = format!("{:02}{:02}{:02}", now.hour(), now.minute(), now.second());
     let text = |value: Option<&String>| value.map(String::as_str).unwrap_or_default().as_bytes().to_vec();
@@ -79,7 +88,7 @@ pub fn encapsulated_pdf(view: &ReportView, pdf: &[u8], now: time::OffsetDateTime
     set.put(0x0020, 0x000E, b"UI", series_uid.into_bytes());
     set.put(0x0020, 0x0010, b"SH", Vec::new());
     set.put(0x0020, 0x0011, b"IS", b"999".to_vec());
-    set.put(0x0020, 0x0013, b"IS", view.version.to_string().into_bytes());
+    set.put(0x0020, 0x0013, b"IS", instance_number.to_string().into_bytes());
     set.put(0x0028, 0x0301, b"CS", b"YES".to_vec());
     set.put(0x0040, 0xA043, b"SQ", Vec::new());
     set.put(0x0042, 0x0010, b"ST", "放射学诊断报告".as_bytes().to_vec());

@@ -150,7 +150,7 @@ async fn attempt(
                 .find(|p| p.ae_title == pacs.peer_ae)
                 .with_context(|| format!("{} is not a DICOM peer (medgemma-x dicom peer add)", pacs.peer_ae))?;
             let port = u16::try_from(peer.port)?;
-            let instance = super::pacs::encapsulated_pdf(&view, &bytes, time::OffsetDateTime::now_utc())?;
+            let instance = super::pacs::encapsulated_pdf(&view, &row.event, &bytes, time::OffsetDateTime::now_utc())?;
             tokio::task::spawn_blocking(move || {
                 super::pacs::send(&peer.host, port, &pacs.our_ae, &peer.ae_title, &instance)
             })
