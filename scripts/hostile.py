@@ -836,7 +836,7 @@ def dicom_truncated(ctx):
     with socket.create_connection((ctx.host, port), timeout=10) as sock:
         sock.sendall(rq[:len(rq) // 2])
     with store_association(ctx, port, our_ae) as sock:
-        instance = f"1.2.826.0.1.3680043.10.1427.9.{random.randrange(1 << 30)}"
+        instance = f"2.25.{uuid.uuid4().int}"
         sock.sendall(p_data(1, True, True, c_store_rq(CR_STORAGE, instance)))
         # A first fragment of the data set whole (the server spools it to disk), the second cut short.
         sock.sendall(p_data(1, False, False, b"\x08\x00\x16\x00UI" + bytes(5000)))

@@ -48,8 +48,9 @@ pub const TRANSFER_SYNTAXES: &[&str] = &[
     "1.2.840.10008.1.2.2",    // Explicit VR Big Endian (retired; older consoles)
 ];
 
-/// Our implementation's identity in the files we write (PS3.7 D.3.3.2).
-const IMPLEMENTATION_CLASS_UID: &str = "1.2.826.0.1.3680043.10.1427.1";
+/// Our implementation's identity in the files we write (PS3.7 D.3.3.2): a UUID-derived UID (PS3.5 B.2), as
+/// we own no UID root.
+const IMPLEMENTATION_CLASS_UID: &str = "2.25.146402275825657016035453945760652281494";
 
 /// What has arrived of the message in progress.
 #[derive(Default)]
