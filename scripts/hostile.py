@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Hostile clients against an already-running MedGemma-X server on loopback: on its HTTP port, and on its
 DICOM port (raw PDUs: a 4 GiB length, truncated PDUs, a data set that lies about its SOP class, a silent
-connection, 200 associations at once; the attacks call as a peer they add with `medgemma-x dicom peer add`).
+connection, 200 associations at once, C-FIND from a peer that may not query and with a lying identifier;
+the attacks call as a peer they add with `medgemma-x dicom peer add`).
 
 Each attack prints one line, `refused      <name>: <detail>` when the server did what it must (and still
 answered /healthz afterwards) or `NOT REFUSED  <name>: <detail>`; attacks that cannot run here print
@@ -674,6 +675,7 @@ def slowloris(ctx):
 # DICOM: hostile peers on the DICOM port (raw PDUs, PS3.8 §9.3)
 
 VERIFICATION = "1.2.840.10008.1.1"
+STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 CR_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 
@@ -879,6 +881,57 @@ def dicom_lying_sop_class(ctx):
     return ok, f"status {status and hex(status)}, {landed} studies landed"
 
 
+def c_find_rq(message_id=1):
+    body = (element(0x0002, uid(STUDY_ROOT_FIND)) + element(0x0100, struct.pack("<H", 0x20))
+            + element(0x0110, struct.pack("<H", message_id)) + element(0x0700, struct.pack("<H", 0))
+            + element(0x0800, struct.pack("<H", 0)))
+    return element(0x0000, struct.pack("<I", len(body))) + body
+
+
+def find_answers(ctx, port, our_ae, calling, identifier):
+    """The statuses of a C-FIND's responses, in order, with the identifier given (explicit VR LE)."""
+    rq = associate_rq(our_ae, calling, abstract=STUDY_ROOT_FIND)
+    statuses = []
+    with socket.create_connection((ctx.host, port), timeout=10) as sock:
+        sock.sendall(rq)
+        answer = read_pdu(sock)
+        if answer is None or answer[0] != 2:
+            return [describe_pdu(answer)]
+        sock.sendall(p_data(1, True, True, c_find_rq()))
+        sock.sendall(p_data(1, False, True, identifier))
+        while True:
+            response = read_pdu(sock)
+            if response is None or response[0] != 4:
+                statuses.append(describe_pdu(response))
+                break
+            if response[1][5] & 1 == 0:
+                continue  # a match's data set
+            statuses.append(command_status(response[1]))
+            if statuses[-1] not in (0xFF00, 0xFF01):
+                break
+        sock.sendall(struct.pack(">BBI", 5, 0, 4) + bytes(4))  # A-RELEASE-RQ
+    return statuses
+
+
+def dicom_find_probes(ctx):
+    """C-FIND from a peer that may only send images: refused (0124), nothing told. From a peer that may
+    query, an identifier whose patient name claims 4 GiB: an error status, nothing allocated for it."""
+    port, our_ae = dicom_port(ctx)
+    level = struct.pack("<HH", 0x0008, 0x0052) + b"CS" + struct.pack("<H", 6) + b"STUDY "
+    anyone = level + struct.pack("<HH", 0x0010, 0x0010) + b"PN" + struct.pack("<H", 2) + b"* "
+    stranger = find_answers(ctx, port, our_ae, dicom_peer(ctx), anyone)
+    querier = f"HOSTILEQ{ctx.suffix}".upper()[:16]
+    ctx.cli("dicom", "peer", "add", querier, "--host", "127.0.0.1", "--query")
+    lying = level + struct.pack("<HH", 0x0010, 0x0010) + b"UT\0\0" + struct.pack("<I", 0xFFFFFFF0) + b"ZHANG"
+    before = ctx.rss.read()
+    lie = find_answers(ctx, port, our_ae, querier, lying)
+    grew = ctx.rss.read() - before
+    echo = dicom_echo_works(ctx, port, our_ae)
+    ok = stranger == [0x0124] and len(lie) == 1 and lie[0] in (0xA900, 0xC000) and grew < 64 << 20 and echo
+    shown = [hex(s) if isinstance(s, int) else s for s in stranger + lie]
+    return ok, f"statuses {shown}, RSS grew {mib(grew)}, C-ECHO afterwards {works(echo)}"
+
+
 def dicom_silent(ctx):
     """A connection that never sends: closed after the idle time-out, its place freed."""
     port, our_ae = dicom_port(ctx)
@@ -941,6 +994,7 @@ ATTACKS = [
     ("dicom-huge-pdu", dicom_huge_pdu),
     ("dicom-truncated", dicom_truncated),
     ("dicom-lying-sop-class", dicom_lying_sop_class),
+    ("dicom-find-probes", dicom_find_probes),
     ("dicom-silent", dicom_silent),
     ("dicom-flood", dicom_flood),
     # Last: the slow connections take the attacker address's places until they are closed.

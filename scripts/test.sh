@@ -8,7 +8,7 @@ setup_build
 # Every server the tests start listens for DICOM on loopback and a free port (the default is 0.0.0.0:11112).
 export MEDGEMMA_X_DICOM_BIND=127.0.0.1:0
 # fonts: Chinese text in screenshots (and, later, PDFs) must not render as boxes.
-phase "Debian test packages" ensure_debian_packages chromium fonts-wqy-microhei poppler-utils dcmtk
+phase "Debian test packages" ensure_debian_packages chromium fonts-wqy-microhei poppler-utils dcmtk orthanc orthanc-dicomweb
 phase "end2end npm packages" ensure_npm_packages end2end
 phase "Python test packages (transformers)" ensure_test_python
 phase "test fixtures (tiny Gemma 3, DICOM)" ensure_fixtures

@@ -44,6 +44,16 @@ pub struct AuditRow {
     pub detail: Option<String>,
 }
 
+/// A DICOM peer, as `GET /api/v1/admin/dicom-peers` lists it.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct PeerRow {
+    pub ae_title: String,
+    pub host: String,
+    pub port: i64,
+    pub may_store: bool,
+    pub may_query: bool,
+}
+
 /// POSTs `body` and reports the outcome in `status` ("" while pending); runs `then` on success.
 fn submit(path: String, body: serde_json::Value, status: RwSignal<String>, then: impl FnOnce() + 'static) {
     status.set(String::new());
@@ -382,6 +392,7 @@ pub fn AdminPage() -> impl IntoView {
                     })}
                 </Transition>
             </section>
+            <DicomPeers status/>
             <section class="panel">
                 <h2>{tr("审计日志 / Audit trail")}</h2>
                 <p>
@@ -412,5 +423,80 @@ pub fn AdminPage() -> impl IntoView {
                 </Transition>
             </section>
         </main>
+    }
+}
+
+/// The DICOM nodes that may associate with us (modalities that send, the PACS we also ask for priors):
+/// the same table as `medgemma-x dicom peer add|list|remove`.
+#[component]
+fn DicomPeers(status: RwSignal<String>) -> impl IntoView {
+    let refresh = RwSignal::new(0u32);
+    let peers = LocalResource::new(move || {
+        refresh.track();
+        api::get::<Vec<PeerRow>>("/api/v1/admin/dicom-peers".into())
+    });
+    let reload = move || refresh.update(|n| *n += 1);
+    let (ae_title, host, port) =
+        (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new("104".to_string()));
+    let (may_store, may_query) = (RwSignal::new(true), RwSignal::new(false));
+    let add = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Ok(port) = port.get_untracked().trim().parse::<u16>() else {
+            status.set(tr("端口须为 1–65535 / the port must be 1–65535").into());
+            return;
+        };
+        let body = serde_json::json!({"ae_title": ae_title.get_untracked().trim(), "host": host.get_untracked().trim(),
+                                      "port": port, "may_store": may_store.get_untracked(), "may_query": may_query.get_untracked()});
+        submit("/api/v1/admin/dicom-peers".into(), body, status, reload);
+    };
+    let remove = move |ae: String| {
+        status.set(String::new());
+        leptos::task::spawn_local(async move {
+            match api::delete(&format!("/api/v1/admin/dicom-peers/{}", api::encode_query(&ae))).await {
+                Ok(()) => {
+                    status.set(tr("已删除 / removed").into());
+                    reload();
+                }
+                Err(e) => status.set(e.text()),
+            }
+        });
+    };
+    let yes_no = |on: bool| if on { tr("是 / yes") } else { "—" };
+    view! {
+        <section class="panel dicom-peers">
+            <h2>{tr("DICOM 节点 / DICOM peers")}</h2>
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    peers.await.ok().map(|list| view! {
+                        <table class="peers">
+                            <thead><tr><th>{tr("AE 名称 / AE title")}</th><th>{tr("主机 / Host")}</th><th>{tr("端口 / Port")}</th><th>{tr("可发送 / Stores")}</th><th>{tr("可查询 / Queries")}</th><th></th></tr></thead>
+                            <tbody>
+                                {list.into_iter().map(|p| {
+                                    let (ae, row_ae) = (p.ae_title.clone(), p.ae_title.clone());
+                                    view! {
+                                        <tr data-ae=row_ae>
+                                            <td>{p.ae_title}</td><td>{p.host}</td><td>{p.port}</td>
+                                            <td>{yes_no(p.may_store)}</td><td>{yes_no(p.may_query)}</td>
+                                            <td><button class="peer-remove" on:click=move |_| remove(ae.clone())>{tr("删除 / Remove")}</button></td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    })
+                })}
+            </Transition>
+            <form class="inline-form add-peer" on:submit=add>
+                <input name="ae_title" placeholder=tr("AE 名称，如 DR_ROOM1 / AE title") required maxlength="16" on:input=move |ev| ae_title.set(event_target_value(&ev))/>
+                <input name="host" placeholder=tr("主机或 IP / host") required on:input=move |ev| host.set(event_target_value(&ev))/>
+                <input name="port" inputmode="numeric" prop:value=move || port.get() on:input=move |ev| port.set(event_target_value(&ev))/>
+                <label class="scope"><input type="checkbox" name="may_store" prop:checked=move || may_store.get()
+                    on:change=move |ev| may_store.set(event_target_checked(&ev))/>{tr("可发送影像 / may send images")}</label>
+                <label class="scope"><input type="checkbox" name="may_query" prop:checked=move || may_query.get()
+                    on:change=move |ev| may_query.set(event_target_checked(&ev))/>{tr("可查询（PACS） / may query (PACS)")}</label>
+                <button type="submit">{tr("添加 / Add")}</button>
+            </form>
+            <p class="hint">{tr("本机 AE 名称与端口见 /readyz；在设备或 PACS 中把本机添加为目的节点 / Our AE title and port are in /readyz; add us as a destination on the modality or in the PACS")}</p>
+        </section>
     }
 }

@@ -89,3 +89,34 @@ pub struct InstanceSummary {
     pub columns: i64,
     pub frames: i64,
 }
+
+/// `GET /api/v1/studies/{id}/pacs-priors` (and `medgemma-x dicom find --json`): a study another DICOM node
+/// holds, as its C-FIND answer says.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RemoteStudy {
+    /// The peer's AE title.
+    pub peer: String,
+    pub study_uid: String,
+    /// DICOM date, YYYYMMDD.
+    pub study_date: Option<String>,
+    pub description: Option<String>,
+    pub accession_number: Option<String>,
+    pub modalities: Vec<String>,
+    pub patient_id: Option<String>,
+    pub patient_name: Option<String>,
+    pub instances: Option<u32>,
+    /// Our study id, when we hold it already.
+    pub held: Option<i64>,
+}
+
+/// `POST /api/v1/studies/{id}/pacs-priors/retrieve`: how the C-MOVE ended.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Retrieved {
+    pub study_uid: String,
+    /// Instances the PACS sent, failed to send, and sent with a warning.
+    pub completed: u16,
+    pub failed: u16,
+    pub warning: u16,
+    /// Our study id, once the instances are here.
+    pub study_id: Option<i64>,
+}

@@ -8,6 +8,7 @@ use leptos_router::hooks::use_params_map;
 
 use crate::api::{self, StudyDetail, StudyList, display_date};
 use crate::chat::{ChatPanel, Overlay};
+use crate::studies::{RemoteStudy, Retrieved};
 use crate::viewer::{ImageRef, ImageView, Placement, Shown};
 
 #[component]
@@ -232,13 +233,15 @@ fn StudyView(study: StudyDetail, overlay: RwSignal<Overlay>) -> impl IntoView {
             <h1 class="study-title">{title.clone()}</h1>
             <a href="/studies">{tr("返回工作列表 / Worklist")}</a>
             <label class="compare-pick">{tr("对比既往 / Compare ")}
-                <select class="compare-select" on:change=move |ev| compare.set(event_target_value(&ev).parse().ok())>
+                <select class="compare-select" on:change=move |ev| compare.set(event_target_value(&ev).parse().ok())
+                    prop:value=move || compare.get().map(|id| id.to_string()).unwrap_or_default()>
                     <option value="">"—"</option>
                     {move || others.get().unwrap_or_default().into_iter().map(|o| view! {
                         <option value=o.id.to_string()>{format!("{} {}", display_date(&o.study_date), o.modalities.join(","))}</option>
                     }).collect_view()}
                 </select>
             </label>
+            <PacsPriors study_id compare on_arrived=Callback::new(move |_| others.refetch())/>
             <crate::login::UserBar/>
         </header>
         <div class="study-layout">
@@ -255,6 +258,91 @@ fn StudyView(study: StudyDetail, overlay: RwSignal<Overlay>) -> impl IntoView {
                 <crate::report::ReportPanel study_id ct=study.summary.modalities.iter().any(|m| m == "CT") prior_study/>
             </div>
         </div>
+    }
+}
+
+/// The patient's studies on the PACS (C-FIND by Patient ID, on asking): one already here opens as the
+/// prior; another is brought here first (C-MOVE, which answers once its images are stored).
+#[component]
+fn PacsPriors(study_id: i64, compare: RwSignal<Option<i64>>, on_arrived: Callback<()>) -> impl IntoView {
+    let open = RwSignal::new(false);
+    let listed = RwSignal::new(None::<Result<Vec<RemoteStudy>, String>>);
+    // The study being retrieved, and what the last retrieval said.
+    let retrieving = RwSignal::new(None::<String>);
+    let said = RwSignal::new(None::<String>);
+    let ask = move |_| {
+        open.set(true);
+        listed.set(None);
+        said.set(None);
+        leptos::task::spawn_local(async move {
+            let path = format!("/api/v1/studies/{study_id}/pacs-priors");
+            listed.set(Some(api::get::<Vec<RemoteStudy>>(path).await.map_err(|e| e.text())));
+        });
+    };
+    let retrieve = move |remote: RemoteStudy| {
+        retrieving.set(Some(remote.study_uid.clone()));
+        said.set(None);
+        leptos::task::spawn_local(async move {
+            let path = format!("/api/v1/studies/{study_id}/pacs-priors/retrieve");
+            let body = serde_json::json!({"peer": remote.peer, "study_uid": remote.study_uid});
+            match api::post_json::<Retrieved>(&path, &body).await {
+                Ok(Retrieved { study_id: Some(id), completed, .. }) => {
+                    listed.update(|l| {
+                        let found = l.as_mut().and_then(|l| l.as_mut().ok());
+                        for r in found.into_iter().flatten().filter(|r| r.study_uid == remote.study_uid) {
+                            r.held = Some(id);
+                        }
+                    });
+                    said.set(Some(format!("{}{completed}", tr("已调取，图像数： / Retrieved, images: "))));
+                    on_arrived.run(());
+                    compare.set(Some(id));
+                }
+                Ok(_) => said.set(Some(tr("PACS 未发来图像 / The PACS sent nothing").into())),
+                Err(e) => said.set(Some(e.text())),
+            }
+            retrieving.set(None);
+        });
+    };
+    view! {
+        <button class="pacs-ask" on:click=ask>{tr("向 PACS 查询既往 / Ask the PACS")}</button>
+        <Show when=move || open.get()>
+            <div class="pacs-priors" role="dialog">
+                <button class="pacs-close" on:click=move |_| open.set(false)>"×"</button>
+                {move || match listed.get() {
+                    None => view! { <p class="status-pending">{tr("正在查询 PACS… / Asking the PACS…")}</p> }.into_any(),
+                    Some(Err(e)) => view! { <p class="status-error">{e}</p> }.into_any(),
+                    Some(Ok(found)) if found.is_empty() => {
+                        view! { <p class="empty">{tr("PACS 中没有该患者的其他检查 / No other studies on the PACS")}</p> }.into_any()
+                    }
+                    Some(Ok(found)) => view! {
+                        <table class="pacs-list">
+                            <tbody>
+                                {found.into_iter().map(|r| {
+                                    let line = format!("{} {} {}", display_date(&r.study_date), r.modalities.join(","), r.description.clone().unwrap_or_default());
+                                    let action = match r.held {
+                                        Some(id) => view! {
+                                            <button class="pacs-open" on:click=move |_| compare.set(Some(id))>{tr("对比 / Compare")}</button>
+                                        }.into_any(),
+                                        None => {
+                                            let uid = r.study_uid.clone();
+                                            view! {
+                                                <button class="pacs-retrieve"
+                                                    disabled=move || retrieving.get().is_some()
+                                                    on:click=move |_| retrieve(r.clone())>
+                                                    {move || if retrieving.get().as_deref() == Some(uid.as_str()) { tr("调取中… / Retrieving…") } else { tr("调取 / Retrieve") }}
+                                                </button>
+                                            }.into_any()
+                                        }
+                                    };
+                                    view! { <tr><td>{line}</td><td>{action}</td></tr> }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    }.into_any(),
+                }}
+                {move || said.get().map(|s| view! { <p class="pacs-said">{s}</p> })}
+            </div>
+        </Show>
     }
 }
 

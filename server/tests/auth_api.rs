@@ -22,7 +22,7 @@ fn dir(data: &tempfile::TempDir) -> &str {
 /// A route template with its parameters filled with ids that exist nowhere: the guard decides before the
 /// handler looks, and nothing is changed by accident (no user 999999 to disable).
 fn concrete(route: &str) -> String {
-    route.replace("{id}", "999999").replace("{number}", "1")
+    route.replace("{id}", "999999").replace("{number}", "1").replace("{ae_title}", "NOBODY")
 }
 
 fn call(client: &Client, server: &Server, method: &str, route: &str) -> u16 {

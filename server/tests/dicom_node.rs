@@ -1,6 +1,7 @@
-//! The DICOM listener against DCMTK (Debian `dcmtk`: `echoscu`, `storescu`), peers that no one here wrote:
-//! verification, known and unknown AE titles, films sent in each transfer syntax a console proposes, a
-//! whole folder in one association, PDUs at the smallest size, an instance over the size limit.
+//! The DICOM listener against DCMTK (Debian `dcmtk`: `echoscu`, `storescu`, `findscu`), peers that no one
+//! here wrote: verification, known and unknown AE titles, films sent in each transfer syntax a console
+//! proposes, a whole folder in one association, PDUs at the smallest size, an instance over the size limit,
+//! queries at the study and series levels.
 
 mod common;
 
@@ -369,4 +370,114 @@ fn a_signed_report_reaches_the_pacs_as_an_encapsulated_pdf() {
     assert!(dumps.iter().any(|d| d.contains("[1]")) && dumps.iter().any(|d| d.contains("[2]")), "{dumps:#?}");
     let series = |dump: &String| dump.lines().find(|l| l.contains("(0020,000e)")).map(str::to_string);
     assert_eq!(series(&dumps[0]), series(&dumps[1]), "one series for the report: {dumps:#?}");
+}
+
+/// The values of one element in the matches of a `findscu -v` log (`(0020,000d) UI [1.2.3]` → `1.2.3`), in
+/// order; the request's own dump, before the first response, is left out.
+fn values_of(dump: &str, tag: &str) -> Vec<String> {
+    let answers = dump.split_once("Find Response").map_or("", |(_, rest)| rest);
+    answers
+        .lines()
+        .filter(|l| l.contains(tag))
+        .filter_map(|l| Some(l.split_once('[')?.1.split_once(']')?.0.trim_end_matches(['\0', ' ']).to_string()))
+        .collect()
+}
+
+/// DCMTK's `findscu` against our C-FIND SCP: studies by patient ID and by wildcard name, a date range,
+/// the series of one study; a peer without the right to query is refused, and every query is audited.
+#[test]
+fn findscu_queries_what_we_hold_at_study_and_series_level() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(&data, &["--dicom-accept-any"]);
+    let port = dicom_port(&server);
+    for (ae, query) in [("READING_WS", true), ("CR_ROOM1", false)] {
+        let mut args = vec!["dicom", "peer", "add", ae, "--host", "127.0.0.1", "--port", "104"];
+        if query {
+            args.push("--query");
+        }
+        let out = Command::new(BIN).args(&args).args(["--data-dir", data.path().to_str().unwrap()]).output().unwrap();
+        assert!(out.status.success(), "{}", said(&out));
+    }
+    let mut args: Vec<String> =
+        ["-aet", "CR_ROOM1", "-aec", OUR_AE, "127.0.0.1", &port].iter().map(|a| a.to_string()).collect();
+    args.extend(films(&["pydicom/CT_small.dcm", "synthetic/cr_monochrome1.dcm"]));
+    let sent = dcmtk("storescu", &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(sent.status.success(), "{}", said(&sent));
+    let held = studies(&server);
+    let ct = held.iter().find(|s| s["modalities"][0] == "CT").unwrap_or_else(|| panic!("{held:#?}"));
+    let (patient_id, study_uid) = (ct["patient_id"].as_str().unwrap(), ct["study_uid"].as_str().unwrap());
+
+    let find = |calling: &str, keys: &[String]| {
+        let mut args = vec!["-v".to_string(), "-S".into(), "-aet".into(), calling.into(), "-aec".into(), OUR_AE.into()];
+        for key in keys {
+            args.extend(["-k".to_string(), key.clone()]);
+        }
+        args.extend(["127.0.0.1".to_string(), port.clone()]);
+        let out = dcmtk("findscu", &args.iter().map(String::as_str).collect::<Vec<_>>());
+        (out.status.success(), said(&out))
+    };
+    let study_keys = |matching: &[&str]| -> Vec<String> {
+        let mut keys: Vec<String> = [
+            "QueryRetrieveLevel=STUDY",
+            "StudyInstanceUID",
+            "PatientName",
+            "PatientID",
+            "StudyDate",
+            "ModalitiesInStudy",
+            "NumberOfStudyRelatedInstances",
+            "InstitutionName",
+        ]
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+        keys.extend(matching.iter().map(|k| k.to_string()));
+        keys
+    };
+
+    let (ok, by_id) = find("READING_WS", &study_keys(&[&format!("PatientID={patient_id}")]));
+    assert!(ok, "{by_id}");
+    assert_eq!(values_of(&by_id, "(0020,000d)"), [study_uid.to_string()], "one match: {by_id}");
+    assert_eq!(values_of(&by_id, "(0008,0061)"), ["CT".to_string()], "{by_id}");
+    assert_eq!(values_of(&by_id, "(0020,1208)"), ["1".to_string()], "{by_id}");
+    assert!(values_of(&by_id, "(0008,0054)").contains(&OUR_AE.to_string()), "retrieve AE: {by_id}");
+
+    let (ok, everyone) = find("READING_WS", &study_keys(&["PatientName=*"]));
+    assert!(ok, "{everyone}");
+    assert_eq!(values_of(&everyone, "(0020,000d)").len(), 2, "both studies: {everyone}");
+    let first_letters: String = ct["patient_name"].as_str().unwrap().chars().take(3).collect();
+    let (ok, by_name) = find("READING_WS", &study_keys(&[&format!("PatientName={}*", first_letters.to_lowercase())]));
+    assert!(ok, "{by_name}");
+    assert!(values_of(&by_name, "(0020,000d)").contains(&study_uid.to_string()), "names ignore case: {by_name}");
+    // The name as DICOM writes it (family^given), though we keep it as shown.
+    let dicom_name = ct["patient_name"].as_str().unwrap().replace(' ', "^");
+    let (ok, by_full_name) = find("READING_WS", &study_keys(&[&format!("PatientName={dicom_name}")]));
+    assert!(ok, "{by_full_name}");
+    assert_eq!(values_of(&by_full_name, "(0020,000d)"), [study_uid.to_string()], "{by_full_name}");
+    let (ok, none) = find("READING_WS", &study_keys(&["StudyDate=19000101-19001231"]));
+    assert!(ok, "{none}");
+    assert!(values_of(&none, "(0020,000d)").is_empty(), "no match: {none}");
+
+    let series_keys: Vec<String> = [
+        "QueryRetrieveLevel=SERIES",
+        &format!("StudyInstanceUID={study_uid}"),
+        "SeriesInstanceUID",
+        "Modality",
+        "NumberOfSeriesRelatedInstances",
+    ]
+    .iter()
+    .map(|k| k.to_string())
+    .collect();
+    let (ok, series) = find("READING_WS", &series_keys);
+    assert!(ok, "{series}");
+    assert_eq!(values_of(&series, "(0008,0060)"), ["CT".to_string()], "{series}");
+    assert_eq!(values_of(&series, "(0020,000e)").len(), 1, "one series: {series}");
+
+    let (_, refused) = find("CR_ROOM1", &study_keys(&["PatientName=*"]));
+    assert!(refused.contains("Status: 0x124"), "not authorized: {refused:?}");
+    assert!(values_of(&refused, "(0020,000d)").is_empty(), "nothing told: {refused}");
+
+    let finds: Vec<Value> = audit_actions(&server).into_iter().filter(|r| r["action"] == "dicom.find").collect();
+    assert_eq!(finds.len(), 7, "{finds:#?}");
+    assert!(finds.iter().any(|r| r["outcome"] == "denied" && r["actor_name"] == "CR_ROOM1"), "{finds:#?}");
+    assert!(finds.iter().all(|r| !r["detail"].as_str().unwrap().contains(patient_id)), "no IDs in the trail");
 }

@@ -133,12 +133,23 @@ pub(crate) fn record_console(
     action: &str,
     detail: String,
 ) -> anyhow::Result<()> {
+    record_console_outcome(runtime, pool, action, "ok", detail)
+}
+
+/// As [`record_console`], for an action that may have failed (`outcome` "ok" or "failed").
+pub(crate) fn record_console_outcome(
+    runtime: &tokio::runtime::Runtime,
+    pool: &server::store::db::Pool,
+    action: &str,
+    outcome: &'static str,
+    detail: String,
+) -> anyhow::Result<()> {
     let who = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "console".into());
     let event = server::domain::audit::AuditEvent {
         actor_kind: "console",
         actor_name: Some(who),
         action: action.into(),
-        outcome: "ok",
+        outcome,
         detail: Some(detail),
         ..Default::default()
     };

@@ -1,6 +1,7 @@
 //! `medgemma-x dicom info FILE [--json]` and `medgemma-x dicom render FILE … --out OUT.png`: the same
 //! reading and rendering as the server's endpoints, for checking a file at the command line.
 //! `medgemma-x dicom peer add|list|remove`: the DICOM nodes that may send to this server.
+//! `medgemma-x dicom find|move`: ask a PACS for studies and have one sent here, for integrators.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +9,7 @@ use anyhow::Context;
 use imaging::Limits;
 use imaging::render::RenderOptions;
 use measure::window::Window;
+use server::domain::pacs_query::{self, StudyKeys};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum DicomCommand {
@@ -36,6 +38,45 @@ pub enum DicomCommand {
         #[command(subcommand)]
         which: PeerCommand,
     },
+    /// Ask a PACS for studies (C-FIND): by patient ID, accession number, study date or UID. Without
+    /// --peer, every peer added with --query is asked.
+    Find {
+        #[arg(long)]
+        peer: Option<String>,
+        #[arg(long)]
+        patient_id: Option<String>,
+        #[arg(long)]
+        accession: Option<String>,
+        /// YYYYMMDD, or a range: 20240101-20241231, 20240101-, -20241231.
+        #[arg(long)]
+        study_date: Option<String>,
+        #[arg(long)]
+        study_uid: Option<String>,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        node: Node,
+    },
+    /// Ask a PACS to send a study to this server (C-MOVE to our AE title): the server must be running,
+    /// and the PACS must know our AE title, host and DICOM port.
+    Move {
+        study_uid: String,
+        #[arg(long)]
+        peer: String,
+        #[command(flatten)]
+        node: Node,
+    },
+}
+
+/// Who we are on the network, and where the peers are kept.
+#[derive(clap::Args, Debug)]
+pub struct Node {
+    /// Our AE title, as `serve --dicom-ae` has it.
+    #[arg(long, env = "MEDGEMMA_X_DICOM_AE", default_value = "MEDGEMMAX")]
+    dicom_ae: String,
+    #[command(flatten)]
+    db: crate::cli::accounts::Db,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -100,7 +141,74 @@ pub fn run(command: DicomCommand) -> anyhow::Result<()> {
             server::support::files::write_atomically(&out, &png)?;
         }
         DicomCommand::Peer { which } => peer(which)?,
+        DicomCommand::Find { peer, patient_id, accession, study_date, study_uid, json, node } => {
+            let keys = StudyKeys { patient_id, accession_number: accession, study_date, study_uid };
+            find(peer.as_deref(), &keys, json, &node)?;
+        }
+        DicomCommand::Move { study_uid, peer, node } => retrieve(&peer, &study_uid, &node)?,
     }
+    Ok(())
+}
+
+fn find(peer: Option<&str>, keys: &StudyKeys, json: bool, node: &Node) -> anyhow::Result<()> {
+    let (runtime, pool, _) = node.db.open()?;
+    let found = runtime.block_on(pacs_query::find_studies(&pool, &node.dicom_ae, peer, keys));
+    let asked = format!("peer={}", peer.unwrap_or("(all query peers)"));
+    let (outcome, detail) = match &found {
+        Ok(found) => ("ok", format!("{asked} matches={}", found.len())),
+        Err(e) => ("failed", format!("{asked} {e}")),
+    };
+    crate::cli::accounts::record_console_outcome(&runtime, &pool, "dicom.find", outcome, detail)?;
+    let found = found.map_err(|e| anyhow::anyhow!("{e}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&found)?);
+        return Ok(());
+    }
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    println!(
+        "{:<10} {:<8} {:<12} {:<16} {:<24} {:>5}  {:<6} study UID",
+        "date", "mod.", "peer", "accession", "description", "inst.", "here"
+    );
+    for s in found {
+        println!(
+            "{:<10} {:<8} {:<12} {:<16} {:<24} {:>5}  {:<6} {}",
+            or_dash(&s.study_date),
+            s.modalities.join("/"),
+            s.peer,
+            or_dash(&s.accession_number),
+            or_dash(&s.description),
+            s.instances.map_or_else(|| "-".into(), |n| n.to_string()),
+            s.held.map_or_else(|| "-".into(), |id| format!("#{id}")),
+            s.study_uid
+        );
+    }
+    Ok(())
+}
+
+fn retrieve(peer: &str, study_uid: &str, node: &Node) -> anyhow::Result<()> {
+    let (runtime, pool, _) = node.db.open()?;
+    let moved = runtime.block_on(pacs_query::retrieve(&pool, &node.dicom_ae, peer, study_uid));
+    let (outcome, detail) = match &moved {
+        Ok(moved) if moved.study_id.is_some() => {
+            ("ok", format!("peer={peer} completed={} failed={}", moved.completed, moved.failed))
+        }
+        Ok(moved) => {
+            ("failed", format!("peer={peer} completed={} failed={} nothing arrived", moved.completed, moved.failed))
+        }
+        Err(e) => ("failed", format!("peer={peer} {e}")),
+    };
+    crate::cli::accounts::record_console_outcome(&runtime, &pool, "dicom.move", outcome, detail)?;
+    let moved = moved.map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "已调取 / retrieved: {} sent, {} failed, {} with warnings; study {}",
+        moved.completed,
+        moved.failed,
+        moved.warning,
+        moved
+            .study_id
+            .map_or_else(|| "not here (is the server running and known to the PACS?)".into(), |id| format!("#{id}"))
+    );
+    anyhow::ensure!(moved.study_id.is_some(), "the study did not arrive");
     Ok(())
 }
 

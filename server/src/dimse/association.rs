@@ -1,7 +1,8 @@
 //! One association: P-DATA fragments gathered into messages, C-ECHO answered, C-STORE received through
-//! the same ingest as an upload. An instance is on disk and in the database before its success status
-//! goes out; a failure gets the status that says why (A700 out of resources, A900 data set does not
-//! match the SOP class, C000 cannot understand), never a dropped association without an answer.
+//! the same ingest as an upload, C-FIND answered from what we hold (`find`). An instance is on disk and in
+//! the database before its success status goes out; a failure gets the status that says why (A700 out of
+//! resources, A900 data set does not match the SOP class, C000 cannot understand), never a dropped
+//! association without an answer.
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -12,10 +13,10 @@ use dicom_ul::Pdu;
 use dicom_ul::association::{Association, ServerAssociation};
 use dicom_ul::pdu::{PDataValue, PDataValueType, PresentationContextResultReason};
 
-use super::Node;
+use super::{Caller, Node};
 use crate::domain::audit::AuditEvent;
 use crate::domain::ingest::{self, FileOutcome, InflateBudget, Status, UploaderIdentity};
-use crate::support::dimse::{Command, MAX_COMMAND_BYTES, Response, field, status};
+use crate::support::dimse::{self, Command, MAX_COMMAND_BYTES, Response, field, status};
 
 /// The SOP classes we take (and Verification, for C-ECHO).
 pub const ABSTRACT_SYNTAXES: &[&str] = &[
@@ -29,6 +30,7 @@ pub const ABSTRACT_SYNTAXES: &[&str] = &[
     "1.2.840.10008.5.1.4.1.1.7.2",   // Multi-frame Grayscale Byte Secondary Capture
     "1.2.840.10008.5.1.4.1.1.7.3",   // Multi-frame Grayscale Word Secondary Capture
     "1.2.840.10008.5.1.4.1.1.7.4",   // Multi-frame True Color Secondary Capture
+    dimse::STUDY_ROOT_FIND,
 ];
 
 /// Every transfer syntax the decoder reads.
@@ -117,9 +119,17 @@ pub fn serve(node: &Node, stream: TcpStream, peer: &str) -> (usize, usize) {
     };
     let calling = association.peer_ae_title().trim().to_string();
     let called = association.called_ae_title().trim().to_string();
+    // A stranger let in by --dicom-accept-any may send images, never query.
+    let known = node.known_peers().into_iter().find(|p| p.ae_title == calling);
+    let caller = Caller {
+        ae_title: &calling,
+        ip: peer,
+        may_store: known.as_ref().is_none_or(|p| p.may_store),
+        may_query: known.as_ref().is_some_and(|p| p.may_query),
+    };
     let mut tally = Tally::default();
     let mut stored_studies = Vec::new();
-    let ending = receive_all(node, &mut association, &calling, peer, &mut tally, &mut stored_studies);
+    let ending = receive_all(node, &mut association, &caller, &mut tally, &mut stored_studies);
     if ending.is_err() {
         // Told, not just dropped: an oversized or garbled PDU, a time-out (a peer that aborted first
         // ignores this).
@@ -154,8 +164,7 @@ pub fn serve(node: &Node, stream: TcpStream, peer: &str) -> (usize, usize) {
 fn receive_all(
     node: &Node,
     association: &mut ServerAssociation<TcpStream>,
-    calling: &str,
-    peer: &str,
+    caller: &Caller,
     tally: &mut Tally,
     stored_studies: &mut Vec<i64>,
 ) -> Result<(), String> {
@@ -168,8 +177,7 @@ fn receive_all(
                 for value in data {
                     if gather(&mut message, value, max_instance, &node.tmp_dir)? {
                         let finished = std::mem::take(&mut message);
-                        let response = answer(node, association, finished, calling, peer, tally, stored_studies);
-                        association.send(&response).map_err(|e| e.to_string())?;
+                        respond(node, association, finished, caller, tally, stored_studies)?;
                     }
                 }
             }
@@ -237,67 +245,88 @@ fn gather(message: &mut Message, value: PDataValue, max_instance: u64, tmp_dir: 
     }
 }
 
-/// The response PDU to one complete message.
-fn answer(
+/// Answers one complete message (a C-FIND with its pending matches first, then the final response).
+fn respond(
     node: &Node,
-    association: &ServerAssociation<TcpStream>,
+    association: &mut ServerAssociation<TcpStream>,
     mut message: Message,
-    calling: &str,
-    peer: &str,
+    caller: &Caller,
     tally: &mut Tally,
     stored_studies: &mut Vec<i64>,
-) -> Pdu {
+) -> Result<(), String> {
     let context = message.context;
     // A message is complete only once its command has come.
     let Some(command) = message.command.take() else { unreachable!("a message completes with its command") };
-    let response = match command.field() {
-        Some(field::C_ECHO_RQ) => Response::to(&command, field::C_ECHO_RSP, status::SUCCESS),
-        Some(field::C_STORE_RQ) => {
-            let negotiated = association
-                .presentation_contexts()
-                .iter()
-                .find(|pc| pc.id == context && pc.reason == PresentationContextResultReason::Acceptance);
-            let (status_code, comment, study) = match negotiated {
-                None => (status::CANNOT_UNDERSTAND, Some("no accepted presentation context".to_string()), None),
-                Some(pc) => store(node, &command, message, &pc.transfer_syntax, calling),
-            };
-            if status_code == status::SUCCESS {
-                tally.stored += 1;
-                stored_studies.extend(study);
-            } else {
-                tally.failed += 1;
-            }
-            node.audit(AuditEvent {
-                actor_kind: "dicom",
-                actor_name: Some(calling.to_string()),
-                ip: Some(peer.to_string()),
-                action: "dicom.store".into(),
-                study_id: study,
-                outcome: if status_code == status::SUCCESS { "ok" } else { "failed" },
-                status: Some(status_code),
-                detail: comment.clone(),
-                ..Default::default()
-            });
-            let response = Response::to(&command, field::C_STORE_RSP, status_code);
-            match comment {
-                Some(comment) if status_code != status::SUCCESS => response.with_comment(&comment),
-                _ => response,
-            }
+    let transfer_syntax = association
+        .presentation_contexts()
+        .iter()
+        .find(|pc| pc.id == context && pc.reason == PresentationContextResultReason::Acceptance)
+        .map(|pc| pc.transfer_syntax.clone());
+    let response = match (command.field(), transfer_syntax) {
+        (Some(field::C_ECHO_RQ), _) => Response::to(&command, field::C_ECHO_RSP, status::SUCCESS),
+        // Nothing of ours runs long enough to cancel: a cancel arrives after its answer and gets none.
+        (Some(field::C_CANCEL_RQ), _) => return Ok(()),
+        (Some(field::C_STORE_RQ | field::C_FIND_RQ), None) => {
+            Response::to(&command, command.field().unwrap_or(0) | 0x8000, status::CANNOT_UNDERSTAND)
+                .with_comment("no accepted presentation context")
         }
-        Some(other) => {
-            let response = Response::to(&command, other | 0x8000, status::UNRECOGNIZED_OPERATION);
-            response.with_comment("this node serves C-ECHO and C-STORE")
+        (Some(field::C_STORE_RQ), Some(transfer_syntax)) => {
+            receive_instance(node, &command, message, &transfer_syntax, caller, tally, stored_studies)
         }
-        None => unreachable!("a command without a Command Field does not parse"),
+        (Some(field::C_FIND_RQ), Some(transfer_syntax)) => {
+            let identifier = identifier_bytes(message);
+            super::find::answer(node, association, context, &command, identifier, &transfer_syntax, caller)?
+        }
+        (Some(other), _) => Response::to(&command, other | 0x8000, status::UNRECOGNIZED_OPERATION)
+            .with_comment("this node serves C-ECHO, C-STORE and C-FIND"),
+        (None, _) => unreachable!("a command without a Command Field does not parse"),
     };
-    Pdu::PData {
-        data: vec![PDataValue {
-            presentation_context_id: context,
-            value_type: PDataValueType::Command,
-            is_last: true,
-            data: response.to_bytes(),
-        }],
+    super::send_message(association, context, &response.to_bytes(), None)
+}
+
+/// Stores one instance (if the caller may send), counts and audits it; the C-STORE response.
+fn receive_instance(
+    node: &Node,
+    command: &Command,
+    message: Message,
+    transfer_syntax: &str,
+    caller: &Caller,
+    tally: &mut Tally,
+    stored_studies: &mut Vec<i64>,
+) -> Response {
+    let (status_code, comment, study) = if caller.may_store {
+        store(node, command, message, transfer_syntax, caller.ae_title)
+    } else {
+        (status::NOT_AUTHORIZED, Some("this AE may not store to us".to_string()), None)
+    };
+    if status_code == status::SUCCESS {
+        tally.stored += 1;
+        stored_studies.extend(study);
+    } else {
+        tally.failed += 1;
     }
+    node.audit(AuditEvent {
+        actor_kind: "dicom",
+        actor_name: Some(caller.ae_title.to_string()),
+        ip: Some(caller.ip.to_string()),
+        action: "dicom.store".into(),
+        study_id: study,
+        outcome: if status_code == status::SUCCESS { "ok" } else { "failed" },
+        status: Some(status_code),
+        detail: comment.clone(),
+        ..Default::default()
+    });
+    Response::to(command, field::C_STORE_RSP, status_code).with_failure(status_code, comment)
+}
+
+/// A C-FIND's identifier, read back from its spool (small: bounded before it is read).
+fn identifier_bytes(mut message: Message) -> Result<Vec<u8>, String> {
+    if message.refused.is_some() || message.data_bytes > dimse::MAX_IDENTIFIER_BYTES as u64 {
+        return Err(format!("an identifier of {} bytes is over the limit", message.data_bytes));
+    }
+    let Some(spool) = message.data.as_mut() else { return Err("no identifier".into()) };
+    spool.file.flush().map_err(|e| e.to_string())?;
+    std::fs::read(&spool.path).map_err(|e| e.to_string())
 }
 
 /// Stores one received instance: written as a DICOM file (our file meta, the data set exactly as it

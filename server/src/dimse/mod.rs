@@ -1,5 +1,5 @@
-//! The DICOM listener: modalities and the PACS send studies here (C-STORE) and check that we answer
-//! (C-ECHO). Associations and PDUs come from dicom-rs's `dicom-ul`; the DIMSE messages on top of them
+//! The DICOM listener: modalities and the PACS send studies here (C-STORE), check that we answer
+//! (C-ECHO) and ask what we hold (C-FIND). Associations and PDUs come from dicom-rs's `dicom-ul`; the DIMSE messages on top of them
 //! are ours (`association`: fragments and statuses; `support::dimse`: command sets). Beside `web/`, not under it:
 //! another door into the same domain (the same ingest as an upload, the same audit trail, pre-reads).
 //!
@@ -9,15 +9,19 @@
 //! `--dicom-accept-any`.
 
 pub mod association;
+pub mod find;
 
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use dicom_ul::Pdu;
+use dicom_ul::association::ServerAssociation;
 use dicom_ul::association::server::AccessControl;
-use dicom_ul::pdu::{AssociationRJServiceUserReason, UserIdentity};
+use dicom_ul::pdu::{AssociationRJServiceUserReason, PDataValue, PDataValueType, UserIdentity};
 
 use crate::domain::audit::{AuditEvent, AuditLog};
 use crate::domain::dicom::{self, NodeStatus, Peer};
@@ -39,6 +43,14 @@ pub struct DicomSettings {
     pub max_associations: usize,
     /// An association that sends nothing for this long is closed.
     pub idle_timeout: Duration,
+}
+
+/// Who is on the other end of an association, and what it may do.
+pub struct Caller<'a> {
+    pub ae_title: &'a str,
+    pub ip: &'a str,
+    pub may_store: bool,
+    pub may_query: bool,
 }
 
 /// What an association needs from the rest of the server.
@@ -174,6 +186,31 @@ impl Node {
             tracing::error!(error = %e, "DICOM audit row not written");
         }
     }
+}
+
+/// One message: its command set in one PDU, then its data set (if any) in as many as the peer's PDU
+/// size needs.
+pub fn send_message(
+    association: &mut ServerAssociation<TcpStream>,
+    context: u8,
+    command: &[u8],
+    data_set: Option<&[u8]>,
+) -> Result<(), String> {
+    let command_pdu = Pdu::PData {
+        data: vec![PDataValue {
+            presentation_context_id: context,
+            value_type: PDataValueType::Command,
+            is_last: true,
+            data: command.to_vec(),
+        }],
+    };
+    association.send(&command_pdu).map_err(|e| e.to_string())?;
+    if let Some(data_set) = data_set {
+        let mut writer = association.send_pdata(context);
+        writer.write_all(data_set).map_err(|e| e.to_string())?;
+        writer.finish().map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// Who may associate: a known peer, or anybody with --dicom-accept-any; and only when calling us by our

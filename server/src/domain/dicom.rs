@@ -9,6 +9,7 @@ use app::status::DicomStatus;
 use crate::domain::DomainError;
 use crate::store::db::Pool;
 use crate::store::dicom_peers::{self, PeerRow};
+use crate::support::dimse_client::PeerAddress;
 
 pub use crate::store::dicom_peers::PeerRow as Peer;
 
@@ -72,6 +73,28 @@ pub async fn remove_peer(db: &Pool, ae: &str) -> Result<(), DomainError> {
 
 pub async fn peers(db: &Pool) -> Result<Vec<Peer>, DomainError> {
     Ok(dicom_peers::list(db).await?)
+}
+
+/// Where the peer `peer_ae` is, as it is set now (host and port are read at each use).
+pub async fn address_of(db: &Pool, our_ae: &str, peer_ae: &str) -> Result<PeerAddress, DomainError> {
+    let peer = peers(db).await?.into_iter().find(|p| p.ae_title == peer_ae.trim()).ok_or_else(|| {
+        DomainError::not_found(
+            format!("{peer_ae} 不是已知的 DICOM 节点（medgemma-x dicom peer add）"),
+            format!("{peer_ae} is not a DICOM peer (medgemma-x dicom peer add)"),
+        )
+    })?;
+    Ok(address(peer, our_ae))
+}
+
+/// Where a peer is, with who we are.
+pub fn address(peer: Peer, our_ae: &str) -> PeerAddress {
+    PeerAddress {
+        our_ae: our_ae.to_string(),
+        peer_ae: peer.ae_title,
+        host: peer.host,
+        // Stored from a u16 (put_peer).
+        port: u16::try_from(peer.port).unwrap_or(104),
+    }
 }
 
 /// What the DICOM listener is doing, for `/readyz` and `medgemma-x status`.

@@ -370,3 +370,119 @@ pub async fn instance(pool: &Pool, id: i64) -> Result<Option<InstanceRow>, DbErr
     .fetch_optional(pool)
     .await
 }
+
+// ---- DICOM queries (C-FIND, later QIDO-RS) ----------------------------------------------------------
+// The studies and series a query asks about, narrowed in SQL by the keys an index or a LIKE can take.
+// Patterns use DICOM's wildcards (`*` any run, `?` one character). `domain::dicom_query` matches every
+// key again exactly: this only keeps the rows few.
+
+/// What narrows the studies; None (or empty) is no condition.
+#[derive(Debug, Default)]
+pub struct StudyFilter {
+    pub patient_id: Option<String>,
+    pub patient_name: Option<String>,
+    pub accession_number: Option<String>,
+    pub description: Option<String>,
+    pub study_uids: Vec<String>,
+    /// YYYYMMDD, inclusive.
+    pub date_from: Option<String>,
+    pub date_to: Option<String>,
+    pub modality: Option<String>,
+    pub limit: i64,
+}
+
+/// Studies that may match, newest first, with their modalities.
+pub async fn studies_matching(pool: &Pool, filter: &StudyFilter) -> Result<Vec<StudySummary>, DbError> {
+    let mut query: QueryBuilder<Backend> =
+        QueryBuilder::new(concat!(summary_columns!(), summary_from!(), " WHERE 1 = 1"));
+    push_like(&mut query, "patients.patient_id", filter.patient_id.as_deref());
+    push_like(&mut query, "patients.name", filter.patient_name.as_deref());
+    push_like(&mut query, "studies.accession_number", filter.accession_number.as_deref());
+    push_like(&mut query, "studies.description", filter.description.as_deref());
+    push_in(&mut query, "studies.study_uid", &filter.study_uids);
+    if let Some(from) = &filter.date_from {
+        query.push(" AND studies.study_date >= ").push_bind(from.clone());
+    }
+    if let Some(to) = &filter.date_to {
+        query.push(" AND studies.study_date <= ").push_bind(to.clone());
+    }
+    if let Some(modality) = &filter.modality {
+        query
+            .push(" AND EXISTS (SELECT 1 FROM series WHERE series.study_id = studies.id AND series.modality = ")
+            .push_bind(modality.clone())
+            .push(")");
+    }
+    query.push(" ORDER BY studies.study_date DESC, studies.id DESC LIMIT ").push_bind(filter.limit);
+    let rows: Vec<SummaryRow> = query.build_query_as().fetch_all(pool).await?;
+    let mut found: Vec<StudySummary> = rows.into_iter().map(StudySummary::from).collect();
+    fill_modalities(pool, &mut found).await?;
+    Ok(found)
+}
+
+/// Our ids of the studies with these Study Instance UIDs (those we hold), as (UID, id).
+pub async fn ids_by_study_uid(pool: &Pool, uids: &[String]) -> Result<Vec<(String, i64)>, DbError> {
+    if uids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query: QueryBuilder<Backend> = QueryBuilder::new("SELECT study_uid, id FROM studies WHERE 1 = 1");
+    push_in(&mut query, "study_uid", uids);
+    query.build_query_as().fetch_all(pool).await
+}
+
+/// A series as a query answers it.
+#[derive(Debug, FromRow)]
+pub struct HeldSeries {
+    pub study_uid: String,
+    pub series_uid: String,
+    pub modality: Option<String>,
+    pub series_number: Option<i64>,
+    pub description: Option<String>,
+    pub body_part: Option<String>,
+    pub instance_count: i64,
+}
+
+/// The series of one study (by its Study Instance UID), narrowed to `series_uids` when any are given.
+pub async fn series_matching(
+    pool: &Pool,
+    study_uid: &str,
+    series_uids: &[String],
+    limit: i64,
+) -> Result<Vec<HeldSeries>, DbError> {
+    let mut query: QueryBuilder<Backend> = QueryBuilder::new(
+        "SELECT studies.study_uid, series.series_uid, series.modality, series.series_number, series.description, \
+         series.body_part, (SELECT COUNT(*) FROM instances WHERE instances.series_id = series.id) AS instance_count \
+         FROM series JOIN studies ON studies.id = series.study_id WHERE studies.study_uid = ",
+    );
+    query.push_bind(study_uid.to_string());
+    push_in(&mut query, "series.series_uid", series_uids);
+    query.push(" ORDER BY series.series_number, series.id LIMIT ").push_bind(limit);
+    query.build_query_as().fetch_all(pool).await
+}
+
+/// `AND column LIKE pattern`, DICOM's wildcards turned into LIKE's and LIKE's own escaped.
+fn push_like(query: &mut QueryBuilder<'_, Backend>, column: &'static str, pattern: Option<&str>) {
+    let Some(pattern) = pattern else { return };
+    let like: String = pattern
+        .chars()
+        .flat_map(|c| match c {
+            '*' => vec!['%'],
+            '?' => vec!['_'],
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    query.push(" AND ").push(column).push(" LIKE ").push_bind(like).push(" ESCAPE '\\'");
+}
+
+/// `AND column IN (…)` for a non-empty list.
+fn push_in(query: &mut QueryBuilder<'_, Backend>, column: &'static str, values: &[String]) {
+    if values.is_empty() {
+        return;
+    }
+    query.push(" AND ").push(column).push(" IN (");
+    let mut list = query.separated(", ");
+    for value in values {
+        list.push_bind(value.clone());
+    }
+    list.push_unseparated(")");
+}

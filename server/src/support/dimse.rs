@@ -6,6 +6,16 @@
 
 use std::collections::BTreeMap;
 
+use dicom_core::Tag;
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+use dicom_encoding::TransferSyntaxIndex;
+use dicom_object::{InMemDicomObject, StandardDataDictionary};
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+
+/// Study Root Query/Retrieve Information Model – FIND and – MOVE (PS3.4 C.6.2).
+pub const STUDY_ROOT_FIND: &str = "1.2.840.10008.5.1.4.1.2.2.1";
+pub const STUDY_ROOT_MOVE: &str = "1.2.840.10008.5.1.4.1.2.2.2";
+
 /// The largest command set read; real ones are under 200 bytes.
 pub const MAX_COMMAND_BYTES: usize = 16 * 1024;
 
@@ -13,8 +23,13 @@ pub const MAX_COMMAND_BYTES: usize = 16 * 1024;
 pub mod field {
     pub const C_STORE_RQ: u16 = 0x0001;
     pub const C_STORE_RSP: u16 = 0x8001;
+    pub const C_FIND_RQ: u16 = 0x0020;
+    pub const C_FIND_RSP: u16 = 0x8020;
+    pub const C_MOVE_RQ: u16 = 0x0021;
+    pub const C_MOVE_RSP: u16 = 0x8021;
     pub const C_ECHO_RQ: u16 = 0x0030;
     pub const C_ECHO_RSP: u16 = 0x8030;
+    pub const C_CANCEL_RQ: u16 = 0x0FFF;
 }
 
 /// Status values (0000,0900) this node answers with.
@@ -28,6 +43,19 @@ pub mod status {
     pub const CANNOT_UNDERSTAND: u16 = 0xC000;
     /// The request's command is not one this node serves.
     pub const UNRECOGNIZED_OPERATION: u16 = 0x0211;
+    /// Refused: the peer may not do this (a C-FIND from a peer without the right to query).
+    pub const NOT_AUTHORIZED: u16 = 0x0124;
+    /// A match follows; more may come (C-FIND), or sub-operations go on (C-MOVE).
+    pub const PENDING: u16 = 0xFF00;
+    /// The same, with optional keys not supported.
+    pub const PENDING_WARNING: u16 = 0xFF01;
+    /// Matching or sub-operations stopped at the peer's C-CANCEL.
+    pub const CANCELED: u16 = 0xFE00;
+
+    /// Whether a response status says more responses follow.
+    pub fn is_pending(status: u16) -> bool {
+        matches!(status, PENDING | PENDING_WARNING)
+    }
 }
 
 const AFFECTED_SOP_CLASS_UID: u16 = 0x0002;
@@ -38,10 +66,18 @@ const MESSAGE_ID_BEING_RESPONDED_TO: u16 = 0x0120;
 const COMMAND_DATA_SET_TYPE: u16 = 0x0800;
 const STATUS: u16 = 0x0900;
 const ERROR_COMMENT: u16 = 0x0902;
+const MOVE_DESTINATION: u16 = 0x0600;
 const AFFECTED_SOP_INSTANCE_UID: u16 = 0x1000;
+const REMAINING_SUB_OPERATIONS: u16 = 0x1020;
+const COMPLETED_SUB_OPERATIONS: u16 = 0x1021;
+const FAILED_SUB_OPERATIONS: u16 = 0x1022;
+const WARNING_SUB_OPERATIONS: u16 = 0x1023;
 
-/// Command Data Set Type of a message without a data set.
+/// Command Data Set Type of a message without a data set (any other value: one follows).
 const NO_DATA_SET: u16 = 0x0101;
+const DATA_SET: u16 = 0x0000;
+/// Priority (0000,0700): medium.
+const MEDIUM: u16 = 0x0000;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CommandError {
@@ -135,6 +171,30 @@ impl Command {
     pub fn error_comment(&self) -> Option<String> {
         self.text(ERROR_COMMENT).filter(|s| !s.is_empty())
     }
+
+    /// The message a response answers (0000,0120).
+    pub fn responding_to(&self) -> Option<u16> {
+        self.u16(MESSAGE_ID_BEING_RESPONDED_TO)
+    }
+
+    /// A C-MOVE response's sub-operation counts.
+    pub fn sub_operations(&self) -> SubOperations {
+        SubOperations {
+            remaining: self.u16(REMAINING_SUB_OPERATIONS),
+            completed: self.u16(COMPLETED_SUB_OPERATIONS).unwrap_or(0),
+            failed: self.u16(FAILED_SUB_OPERATIONS).unwrap_or(0),
+            warning: self.u16(WARNING_SUB_OPERATIONS).unwrap_or(0),
+        }
+    }
+}
+
+/// Where a C-MOVE stands: the instances still to send, and those sent, failed and sent with a warning.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SubOperations {
+    pub remaining: Option<u16>,
+    pub completed: u16,
+    pub failed: u16,
+    pub warning: u16,
 }
 
 /// A C-STORE request for one instance (a data set follows it).
@@ -143,10 +203,32 @@ pub fn store_request(message_id: u16, sop_class: &str, sop_instance: &str) -> Ve
     elements.insert(AFFECTED_SOP_CLASS_UID, padded(sop_class.as_bytes(), 0));
     elements.insert(COMMAND_FIELD, field::C_STORE_RQ.to_le_bytes().to_vec());
     elements.insert(MESSAGE_ID, message_id.to_le_bytes().to_vec());
-    elements.insert(PRIORITY, 0u16.to_le_bytes().to_vec());
-    elements.insert(COMMAND_DATA_SET_TYPE, 0u16.to_le_bytes().to_vec());
+    elements.insert(PRIORITY, MEDIUM.to_le_bytes().to_vec());
+    elements.insert(COMMAND_DATA_SET_TYPE, DATA_SET.to_le_bytes().to_vec());
     elements.insert(AFFECTED_SOP_INSTANCE_UID, padded(sop_instance.as_bytes(), 0));
     write(&elements)
+}
+
+/// A C-FIND request of `sop_class` (its identifier follows).
+pub fn find_request(message_id: u16, sop_class: &str) -> Vec<u8> {
+    write(&query_request(field::C_FIND_RQ, message_id, sop_class))
+}
+
+/// A C-MOVE request of `sop_class`, sending what the identifier names to the AE `destination`.
+pub fn move_request(message_id: u16, sop_class: &str, destination: &str) -> Vec<u8> {
+    let mut elements = query_request(field::C_MOVE_RQ, message_id, sop_class);
+    elements.insert(MOVE_DESTINATION, padded(destination.as_bytes(), b' '));
+    write(&elements)
+}
+
+fn query_request(command_field: u16, message_id: u16, sop_class: &str) -> BTreeMap<u16, Vec<u8>> {
+    let mut elements = BTreeMap::new();
+    elements.insert(AFFECTED_SOP_CLASS_UID, padded(sop_class.as_bytes(), 0));
+    elements.insert(COMMAND_FIELD, command_field.to_le_bytes().to_vec());
+    elements.insert(MESSAGE_ID, message_id.to_le_bytes().to_vec());
+    elements.insert(PRIORITY, MEDIUM.to_le_bytes().to_vec());
+    elements.insert(COMMAND_DATA_SET_TYPE, DATA_SET.to_le_bytes().to_vec());
+    elements
 }
 
 /// A response command set, written in tag order with its group length first.
@@ -172,6 +254,20 @@ impl Response {
         response
     }
 
+    /// A data set (a C-FIND match) follows this response.
+    pub fn with_data_set(mut self) -> Response {
+        self.elements.insert(COMMAND_DATA_SET_TYPE, DATA_SET.to_le_bytes().to_vec());
+        self
+    }
+
+    /// With `comment` as its Error Comment when `status` is not success.
+    pub fn with_failure(self, status: u16, comment: Option<String>) -> Response {
+        match comment {
+            Some(comment) if status != status::SUCCESS => self.with_comment(&comment),
+            _ => self,
+        }
+    }
+
     /// Error Comment (0000,0902): why, for the sender's log; at most 64 characters (LO), ASCII.
     pub fn with_comment(mut self, comment: &str) -> Response {
         let ascii: String = comment.chars().filter(|c| c.is_ascii() && !c.is_ascii_control()).take(64).collect();
@@ -182,6 +278,87 @@ impl Response {
     pub fn to_bytes(&self) -> Vec<u8> {
         write(&self.elements)
     }
+}
+
+/// The largest identifier (a C-FIND query, a match) read or written; real ones are a few hundred bytes.
+pub const MAX_IDENTIFIER_BYTES: usize = 64 * 1024;
+
+const IMPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2";
+const EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1";
+
+/// The transfer syntaxes identifiers travel in (what C-FIND and C-MOVE contexts accept).
+pub const IDENTIFIER_TRANSFER_SYNTAXES: &[&str] = &[EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN];
+
+/// An identifier's data set in `transfer_syntax` (implicit or explicit VR little endian). Every length
+/// in it is checked against the bytes there before the parser sees them: a lying length is an error,
+/// not an allocation of what it claims.
+pub fn read_identifier(bytes: &[u8], transfer_syntax: &str) -> Result<InMemDicomObject, String> {
+    if bytes.len() > MAX_IDENTIFIER_BYTES {
+        return Err(format!("an identifier of {} bytes is over the {MAX_IDENTIFIER_BYTES}-byte limit", bytes.len()));
+    }
+    let explicit = match transfer_syntax.trim_end_matches('\0') {
+        EXPLICIT_VR_LITTLE_ENDIAN => true,
+        IMPLICIT_VR_LITTLE_ENDIAN => false,
+        other => return Err(format!("identifiers in transfer syntax {other} are not read")),
+    };
+    lengths_fit(bytes, explicit)?;
+    let syntax = TransferSyntaxRegistry.get(transfer_syntax).ok_or("unknown transfer syntax")?;
+    InMemDicomObject::read_dataset_with_ts(bytes, syntax).map_err(|e| format!("unreadable identifier: {e}"))
+}
+
+/// An identifier's bytes in `transfer_syntax`.
+pub fn write_identifier(object: &InMemDicomObject, transfer_syntax: &str) -> Result<Vec<u8>, String> {
+    let syntax = TransferSyntaxRegistry.get(transfer_syntax).ok_or("unknown transfer syntax")?;
+    let mut bytes = Vec::new();
+    object.write_dataset_with_ts(&mut bytes, syntax).map_err(|e| format!("cannot write an identifier: {e}"))?;
+    Ok(bytes)
+}
+
+/// Walks the elements (into sequences and items) and checks that each defined length fits in the bytes
+/// left. Implicit VR says nothing of sequences: the dictionary does, as it does for the parser.
+fn lengths_fit(bytes: &[u8], explicit: bool) -> Result<(), String> {
+    const UNDEFINED: u32 = u32::MAX;
+    let mut at = 0usize;
+    let lie = |at: usize| format!("an element at byte {at} is longer than the identifier");
+    while at < bytes.len() {
+        let header = bytes.get(at..at + 8).ok_or_else(|| lie(at))?;
+        let group = u16::from_le_bytes([header[0], header[1]]);
+        let element = u16::from_le_bytes([header[2], header[3]]);
+        // Items and delimiters: a tag and a 4-byte length, no VR. An item's content is elements: go in.
+        if group == 0xFFFE {
+            let length = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+            if element == 0xE000 && length != UNDEFINED && length as usize > bytes.len() - at - 8 {
+                return Err(lie(at));
+            }
+            at += 8;
+            continue;
+        }
+        let (length, header_length, sequence) = if explicit {
+            let vr = [header[4], header[5]];
+            if matches!(
+                &vr,
+                b"OB" | b"OW" | b"OF" | b"OD" | b"OL" | b"OV" | b"SQ" | b"UC" | b"UN" | b"UR" | b"UT" | b"SV" | b"UV"
+            ) {
+                let long = bytes.get(at + 8..at + 12).ok_or_else(|| lie(at))?;
+                (u32::from_le_bytes([long[0], long[1], long[2], long[3]]), 12, &vr == b"SQ")
+            } else {
+                (u32::from(u16::from_le_bytes([header[6], header[7]])), 8, false)
+            }
+        } else {
+            let length = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+            let vr = StandardDataDictionary.by_tag(Tag(group, element)).map(|entry| entry.vr().relaxed());
+            (length, 8, vr == Some(dicom_core::VR::SQ))
+        };
+        at += header_length;
+        if length == UNDEFINED || sequence {
+            continue; // its items follow (a defined-length sequence's items are checked as they come)
+        }
+        if length as usize > bytes.len() - at {
+            return Err(lie(at - header_length));
+        }
+        at += length as usize;
+    }
+    Ok(())
 }
 
 /// A command set's bytes: its elements in tag order, after the group length that counts them.
@@ -286,5 +463,58 @@ mod tests {
             Command::parse(&vec![0; MAX_COMMAND_BYTES + 1]).unwrap_err(),
             CommandError::TooLarge(MAX_COMMAND_BYTES + 1)
         );
+    }
+
+    #[test]
+    fn find_and_move_requests_read_back() {
+        let find = Command::parse(&find_request(5, STUDY_ROOT_FIND)).unwrap();
+        assert_eq!((find.field(), find.message_id()), (Some(field::C_FIND_RQ), 5));
+        assert_eq!(find.affected_sop_class().as_deref(), Some(STUDY_ROOT_FIND));
+        assert!(find.has_data_set());
+        let moved = Command::parse(&move_request(6, STUDY_ROOT_MOVE, "MEDGEMMAX")).unwrap();
+        assert_eq!(moved.field(), Some(field::C_MOVE_RQ));
+        assert_eq!(moved.text(MOVE_DESTINATION).as_deref(), Some("MEDGEMMAX"));
+        let pending = Response::to(&find, field::C_FIND_RSP, status::PENDING).with_data_set().to_bytes();
+        let pending = Command::parse(&pending).unwrap();
+        assert!(pending.has_data_set() && status::is_pending(pending.status().unwrap()));
+        assert_eq!(pending.responding_to(), Some(5));
+    }
+
+    #[test]
+    fn identifiers_round_trip_in_both_little_endian_syntaxes() {
+        use dicom_core::{DataElement, PrimitiveValue, VR};
+        let mut object = InMemDicomObject::new_empty();
+        object.put(DataElement::new(Tag(0x0008, 0x0005), VR::CS, PrimitiveValue::from("ISO_IR 192")));
+        object.put(DataElement::new(Tag(0x0008, 0x0052), VR::CS, PrimitiveValue::from("STUDY")));
+        object.put(DataElement::new(Tag(0x0010, 0x0010), VR::PN, PrimitiveValue::from("张*")));
+        object.put(DataElement::new(Tag(0x0020, 0x000D), VR::UI, PrimitiveValue::Empty));
+        for syntax in IDENTIFIER_TRANSFER_SYNTAXES {
+            let bytes = write_identifier(&object, syntax).unwrap();
+            let back = read_identifier(&bytes, syntax).unwrap();
+            let name = back.element(Tag(0x0010, 0x0010)).unwrap().to_str().unwrap().to_string();
+            assert_eq!(name.trim_end(), "张*", "{syntax}");
+            assert!(back.element(Tag(0x0020, 0x000D)).is_ok(), "{syntax}");
+        }
+        assert!(read_identifier(&[], "1.2.840.10008.1.2.4.70").unwrap_err().contains("not read"));
+    }
+
+    #[test]
+    fn identifiers_that_lie_about_lengths_are_refused_before_parsing() {
+        let level = [&[0x08, 0x00, 0x52, 0x00][..], b"CS", &6u16.to_le_bytes(), b"STUDY "].concat();
+        assert!(read_identifier(&level, EXPLICIT_VR_LITTLE_ENDIAN).is_ok());
+        // A patient name claiming 4 GiB (UT has a 4-byte length), in explicit VR.
+        let lying =
+            [&level[..], &[0x10, 0x00, 0x10, 0x00], b"UT\0\0", &0xFFFF_FFF0u32.to_le_bytes(), b"ZHANG"].concat();
+        assert!(read_identifier(&lying, EXPLICIT_VR_LITTLE_ENDIAN).unwrap_err().contains("longer than"));
+        // The same lie in implicit VR, and one inside a sequence's item.
+        let implicit = [&[0x10, 0x00, 0x10, 0x00][..], &0x7FFF_FFF0u32.to_le_bytes(), b"ZH"].concat();
+        assert!(read_identifier(&implicit, IMPLICIT_VR_LITTLE_ENDIAN).unwrap_err().contains("longer than"));
+        let item = [&[0xFE, 0xFF, 0x00, 0xE0][..], &0xFFFF_FFFFu32.to_le_bytes(), &implicit].concat();
+        let sequence = [&[0x08, 0x00, 0x10, 0x11][..], &0xFFFF_FFFFu32.to_le_bytes(), &item].concat();
+        assert!(read_identifier(&sequence, IMPLICIT_VR_LITTLE_ENDIAN).unwrap_err().contains("longer than"));
+        // Cut inside a header; over the size limit.
+        assert!(read_identifier(&level[..5], EXPLICIT_VR_LITTLE_ENDIAN).is_err());
+        let huge = vec![0u8; MAX_IDENTIFIER_BYTES + 2];
+        assert!(read_identifier(&huge, EXPLICIT_VR_LITTLE_ENDIAN).unwrap_err().contains("over the"));
     }
 }

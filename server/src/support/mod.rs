@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod data_dir;
 pub mod dimse;
+pub mod dimse_client;
 pub mod files;
 pub mod gpu;
 pub mod logging;

@@ -40,7 +40,7 @@ pub enum Permission {
     ReportSign,
     ReportReview,
     ReportExport,
-    /// Users and API tokens.
+    /// Users, API tokens and DICOM peers.
     ManageUsers,
     ReadAudit,
     /// The Prometheus endpoint.
@@ -271,6 +271,18 @@ pub const ROUTES: &[Route] = {
             Needs(ReportSign),
             "Confirm or dismiss the AI's triage flag ({\"decision\": \"confirmed\" | \"dismissed\"})",
         ),
+        route(
+            "GET",
+            "/api/v1/studies/{id}/pacs-priors",
+            Needs(StudyRead),
+            "The patient's other studies on the PACS (C-FIND by Patient ID)",
+        ),
+        route(
+            "POST",
+            "/api/v1/studies/{id}/pacs-priors/retrieve",
+            Needs(StudyUpload),
+            "Have the PACS send one of them here (C-MOVE; {\"peer\", \"study_uid\"}); answers with its id",
+        ),
         route("GET", "/api/v1/studies/{id}/chat", Needs(StudyRead), "The study's conversation with the model"),
         route(
             "POST",
@@ -383,6 +395,14 @@ pub const ROUTES: &[Route] = {
         route("GET", "/api/v1/admin/tokens", Needs(ManageUsers), "API tokens (never the tokens themselves)"),
         route("POST", "/api/v1/admin/tokens", Needs(ManageUsers), "Make an API token (shown once)"),
         route("POST", "/api/v1/admin/tokens/{id}/revoke", Needs(ManageUsers), "Revoke an API token"),
+        route("GET", "/api/v1/admin/dicom-peers", Needs(ManageUsers), "The DICOM peers (who may send, who may query)"),
+        route(
+            "POST",
+            "/api/v1/admin/dicom-peers",
+            Needs(ManageUsers),
+            "Add a DICOM peer or change it ({\"ae_title\", \"host\", \"port\", \"may_store\", \"may_query\"})",
+        ),
+        route("DELETE", "/api/v1/admin/dicom-peers/{ae_title}", Needs(ManageUsers), "Remove a DICOM peer"),
         route("GET", "/api/v1/audit", Needs(ReadAudit), "The audit trail as JSON or CSV"),
         route("GET", "/api/v1/audit/verify", Needs(ReadAudit), "Check the audit trail's hash chain"),
         route("GET", "/api/v1/deliveries", Needs(ReadMetrics), "Report deliveries to the HIS (filter with state=)"),

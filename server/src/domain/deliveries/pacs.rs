@@ -2,17 +2,14 @@
 //! study, in a series of its own, sent by C-STORE to the peer that `--dicom-reports-to` names.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use dicom_ul::Pdu;
-use dicom_ul::association::ClientAssociationOptions;
-use dicom_ul::pdu::{PDataValue, PDataValueType, PresentationContextResultReason};
 use sha2::{Digest, Sha256};
 
 use crate::domain::reports::ReportView;
-use crate::support::dimse::{self, Command};
+use crate::support::dimse;
+use crate::support::dimse_client::{Client, PeerAddress};
 
 pub const ENCAPSULATED_PDF_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.104.1";
 const EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1";
@@ -136,54 +133,17 @@ impl DataSet {
 }
 
 /// Sends one instance by C-STORE and waits for the answer. Blocking.
-pub fn send(host: &str, port: u16, our_ae: &str, peer_ae: &str, instance: &Instance) -> anyhow::Result<()> {
-    let mut association = ClientAssociationOptions::new()
-        .calling_ae_title(our_ae)
-        .called_ae_title(peer_ae)
-        .with_presentation_context(ENCAPSULATED_PDF_STORAGE, vec![EXPLICIT_VR_LITTLE_ENDIAN])
-        .connection_timeout(Duration::from_secs(10))
-        .read_timeout(Duration::from_secs(60))
-        .write_timeout(Duration::from_secs(60))
-        .establish((host, port))
-        .with_context(|| format!("cannot associate with {peer_ae} at {host}:{port}"))?;
-    let context = association
-        .presentation_contexts()
-        .iter()
-        .find(|pc| pc.reason == PresentationContextResultReason::Acceptance)
-        .map(|pc| pc.id)
-        .with_context(|| format!("{peer_ae} does not take Encapsulated PDF in explicit VR little endian"))?;
-    let command = dimse::store_request(1, ENCAPSULATED_PDF_STORAGE, &instance.sop_instance_uid);
-    association.send(&Pdu::PData {
-        data: vec![PDataValue {
-            presentation_context_id: context,
-            value_type: PDataValueType::Command,
-            is_last: true,
-            data: command,
-        }],
-    })?;
-    {
-        let mut data = association.send_pdata(context);
-        data.write_all(&instance.data_set)?;
-        data.finish()?;
-    }
-    let mut response = Vec::new();
-    let mut complete = false;
-    while !complete {
-        match association.receive()? {
-            Pdu::PData { data } => {
-                for value in data.into_iter().filter(|v| v.value_type == PDataValueType::Command) {
-                    response.extend_from_slice(&value.data);
-                    if response.len() > dimse::MAX_COMMAND_BYTES {
-                        bail!("{peer_ae} answered with an oversized command set");
-                    }
-                    complete |= value.is_last;
-                }
-            }
-            other => bail!("{peer_ae} answered {} instead of the store response", other.short_description()),
-        }
-    }
-    let answer = Command::parse(&response).with_context(|| format!("{peer_ae}'s store response"))?;
-    let _ = association.release();
+pub fn send(peer: &PeerAddress, instance: &Instance) -> anyhow::Result<()> {
+    let peer_ae = &peer.peer_ae;
+    let mut client =
+        Client::connect(peer, ENCAPSULATED_PDF_STORAGE, &[EXPLICIT_VR_LITTLE_ENDIAN], Duration::from_secs(60))?;
+    let message_id = client.message_id();
+    client.send(
+        dimse::store_request(message_id, ENCAPSULATED_PDF_STORAGE, &instance.sop_instance_uid),
+        Some(&instance.data_set),
+    )?;
+    let (answer, _) = client.receive(dimse::MAX_IDENTIFIER_BYTES)?;
+    client.release();
     match answer.status() {
         // Success, or a warning (coerced, elements discarded): the instance is stored.
         Some(0x0000 | 0x0001 | 0xB000..=0xBFFF) => Ok(()),

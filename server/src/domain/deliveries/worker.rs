@@ -144,17 +144,11 @@ async fn attempt(
         }
         "dicom" => {
             let pacs = settings.pacs.clone().context("--dicom-reports-to is no longer set")?;
-            let peers = crate::domain::dicom::peers(pool).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            let peer = peers
-                .into_iter()
-                .find(|p| p.ae_title == pacs.peer_ae)
-                .with_context(|| format!("{} is not a DICOM peer (medgemma-x dicom peer add)", pacs.peer_ae))?;
-            let port = u16::try_from(peer.port)?;
+            let peer = crate::domain::dicom::address_of(pool, &pacs.our_ae, &pacs.peer_ae)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let instance = super::pacs::encapsulated_pdf(&view, &row.event, &bytes, time::OffsetDateTime::now_utc())?;
-            tokio::task::spawn_blocking(move || {
-                super::pacs::send(&peer.host, port, &pacs.our_ae, &peer.ae_title, &instance)
-            })
-            .await?
+            tokio::task::spawn_blocking(move || super::pacs::send(&peer, &instance)).await?
         }
         other => bail!("unknown target {other}"),
     }

@@ -1,4 +1,4 @@
-//! Accounts and API tokens, for administrators (`/api/v1/admin/*`). Every change is in the audit trail
+//! Accounts, API tokens and DICOM peers, for administrators (`/api/v1/admin/*`). Every change is in the audit trail
 //! (the guard writes the row; these handlers say what changed).
 
 use axum::extract::State;
@@ -10,6 +10,7 @@ use serde_json::json;
 use super::noted;
 use crate::domain::auth::users::{self, ChangeError};
 use crate::domain::auth::{Permission, Principal, Role, tokens, web_admin};
+use crate::domain::dicom::{self, Peer};
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::extract::{ApiJson, ApiPath};
@@ -117,4 +118,44 @@ pub async fn reset_totp(State(state): State<AppState>, ApiPath(id): ApiPath<i64>
     let user = users::by_id(&state.db, id).await?.ok_or_else(|| AppError::not_found("没有这个用户", "no such user"))?;
     users::disable_totp(&state.db, id).await?;
     Ok(noted(Json(json!({"ok": true})), format!("user.totp_reset {}", user.username)))
+}
+
+pub async fn list_peers(State(state): State<AppState>) -> Result<Json<Vec<Peer>>, AppError> {
+    Ok(Json(dicom::peers(&state.db).await?))
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPeer {
+    ae_title: String,
+    host: String,
+    port: u16,
+    /// May send images to us (default yes).
+    #[serde(default = "yes")]
+    may_store: bool,
+    /// May query what we hold, and is asked for priors.
+    #[serde(default)]
+    may_query: bool,
+}
+
+/// Adds a DICOM peer, or changes the one with its AE title (as `medgemma-x dicom peer add`).
+pub async fn put_peer(State(state): State<AppState>, ApiJson(new): ApiJson<NewPeer>) -> Result<Response, AppError> {
+    let peer = dicom::put_peer(&state.db, &new.ae_title, &new.host, new.port, new.may_store, new.may_query).await?;
+    let detail = format!(
+        "dicom.peer.add ae={} host={} port={} store={} query={}",
+        peer.ae_title, peer.host, peer.port, peer.may_store, peer.may_query
+    );
+    Ok(noted((axum::http::StatusCode::CREATED, Json(peer)), detail))
+}
+
+pub async fn remove_peer(
+    State(state): State<AppState>,
+    ApiPath(ae_title): ApiPath<String>,
+) -> Result<Response, AppError> {
+    dicom::remove_peer(&state.db, &ae_title).await?;
+    Ok(noted(axum::http::StatusCode::NO_CONTENT, format!("dicom.peer.remove ae={}", ae_title.trim())))
 }

@@ -36,6 +36,8 @@ pub fn router(max_upload_bytes: u64) -> Router<AppState> {
         .route("/admin/users/{id}/totp/reset", post(admin::reset_totp))
         .route("/admin/tokens", get(admin::list_tokens).post(admin::add_token))
         .route("/admin/tokens/{id}/revoke", post(admin::revoke_token))
+        .route("/admin/dicom-peers", get(admin::list_peers).post(admin::put_peer))
+        .route("/admin/dicom-peers/{ae_title}", delete(admin::remove_peer))
         .route("/audit", get(audit::export))
         .route("/audit/verify", get(audit::verify))
         .route(
@@ -45,6 +47,8 @@ pub fn router(max_upload_bytes: u64) -> Router<AppState> {
         .route("/studies", get(studies::list))
         .route("/studies/{id}", get(studies::detail))
         .route("/studies/{id}/triage", post(studies::decide_triage))
+        .route("/studies/{id}/pacs-priors", get(studies::pacs_priors))
+        .route("/studies/{id}/pacs-priors/retrieve", post(studies::retrieve_prior))
         .route("/studies/{id}/chat", get(chat::history).post(chat::chat))
         .route("/chat/prompts", get(chat::prompts))
         .route("/studies/{id}/measurements", get(measurements::list).post(measurements::create))

@@ -16,11 +16,12 @@ pub fn build() -> Value {
     let mut paths = Map::new();
     for route in ROUTES {
         let mut parameters = Vec::new();
-        for name in ["id", "number"] {
+        let integer = json!({"type": "integer", "minimum": 1});
+        // An AE title: 1–16 characters, no backslash (PS3.5 §6.2).
+        let ae_title = json!({"type": "string", "minLength": 1, "maxLength": 16, "pattern": "^[^\\\\]+$"});
+        for (name, schema) in [("id", &integer), ("number", &integer), ("ae_title", &ae_title)] {
             if route.path.contains(&format!("{{{name}}}")) {
-                parameters.push(json!({
-                    "name": name, "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}
-                }));
+                parameters.push(json!({"name": name, "in": "path", "required": true, "schema": schema}));
             }
         }
         let (security, needs) = match route.access {

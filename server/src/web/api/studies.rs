@@ -1,5 +1,6 @@
-//! The worklist (`GET /studies`), a study's series and instances (`GET /studies/{id}`), and the
-//! radiologist's decision on a study's AI triage flag (`POST /studies/{id}/triage`).
+//! The worklist (`GET /studies`), a study's series and instances (`GET /studies/{id}`), the
+//! radiologist's decision on a study's AI triage flag (`POST /studies/{id}/triage`), and the patient's
+//! earlier studies on the PACS (`GET /studies/{id}/pacs-priors`, `POST …/pacs-priors/retrieve`).
 
 use app::studies::{StudyDetail, StudyList};
 use axum::extract::State;
@@ -9,7 +10,9 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 
 use super::noted;
+use crate::domain::DomainError;
 use crate::domain::auth::Principal;
+use crate::domain::pacs_query::{self, RemoteStudy, Retrieved};
 use crate::domain::triage::{self, Decision};
 use crate::store::studies::{self, WorklistQuery};
 use crate::web::AppState;
@@ -64,4 +67,49 @@ pub async fn decide_triage(
 ) -> Result<Response, AppError> {
     triage::decide(&state.db, study_id, body.decision, &caller.author()).await?;
     Ok(noted(StatusCode::NO_CONTENT, format!("triage.{} study={study_id}", body.decision.as_str())))
+}
+
+/// The patient's other studies on the PACS (C-FIND by the study's Patient ID).
+pub async fn pacs_priors(
+    State(state): State<AppState>,
+    ApiPath(study_id): ApiPath<i64>,
+) -> Result<Json<Vec<RemoteStudy>>, AppError> {
+    Ok(Json(pacs_query::priors_of(&state.db, &our_ae_title(&state)?, study_id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrieveRequest {
+    /// The peer that holds it (as `pacs-priors` answered).
+    peer: String,
+    study_uid: String,
+}
+
+/// Has the PACS send one of those studies here (C-MOVE); answers once it is stored, with its id.
+pub async fn retrieve_prior(
+    State(state): State<AppState>,
+    ApiPath(study_id): ApiPath<i64>,
+    ApiJson(body): ApiJson<RetrieveRequest>,
+) -> Result<Response, AppError> {
+    require(&state, study_id).await?;
+    let moved: Retrieved = pacs_query::retrieve(&state.db, &our_ae_title(&state)?, &body.peer, &body.study_uid).await?;
+    let detail = format!(
+        "dicom.move peer={} completed={} failed={} prior_of={study_id}",
+        body.peer.trim(),
+        moved.completed,
+        moved.failed
+    );
+    Ok(noted(Json(moved), detail))
+}
+
+/// Our AE title, while the DICOM listener runs (a retrieved study arrives there).
+fn our_ae_title(state: &AppState) -> Result<String, DomainError> {
+    let status = state.dicom.snapshot();
+    match status.listening {
+        Some(_) => Ok(status.ae_title),
+        None => Err(DomainError::Unavailable {
+            zh: "DICOM 服务未开启（--dicom-bind），无法向 PACS 查询或调取".into(),
+            en: "the DICOM listener is off (--dicom-bind): the PACS cannot be asked".into(),
+        }),
+    }
 }
