@@ -3,12 +3,13 @@
 # starting from a corpus the test fixtures seed, and prints libFuzzer's final stats (executions, coverage);
 # a crash leaves its input under fuzz/artifacts/TARGET/ and exits non-zero.
 #   ingest       the upload path's decoders (zip, DICOM, JPEG, PNG) under AddressSanitizer
+#   dimse        what a DICOM peer sends: PDUs, DIMSE command sets, C-FIND identifiers (AddressSanitizer)
 #   http_bodies  the API's request bodies (multipart, report JSON, question, sign-in) through the real
 #                router; no sanitizer (it links libtorch, which is not built for one; the Rust is safe code)
 #
 # cargo fuzz needs nightly compiler flags; RUSTC_BOOTSTRAP=1 lets the pinned stable toolchain accept them.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-target=${1:?usage: scripts/fuzz.sh ingest|http_bodies [SECONDS]}
+target=${1:?usage: scripts/fuzz.sh ingest|dimse|http_bodies [SECONDS]}
 seconds=${2:-600}
 
 setup_build
@@ -25,6 +26,13 @@ case "$target" in
     find target/fixtures/dicom -type f \( -name '*.dcm' -o -name '*.jpg' -o -name '*.png' -o -name '*.zip' \) \
       -size -512k -exec cp -n {} "$corpus/" \;
     ;;
+  dimse)
+    sanitizer=address
+    fuzz_dir=fuzz/dimse # a package of its own: no server, no libtorch in the sanitizer build
+    # What a peer sends is at most a PDU (64 KiB) or an identifier (64 KiB): one allocation of more is a bug.
+    malloc_limit=256
+    python3 fuzz/dimse/seed_dimse.py "$corpus"
+    ;;
   http_bodies)
     sanitizer=none
     # The fuzz binary has no rpath to libtorch (the server's build script sets one for medgemma-x only).
@@ -35,6 +43,6 @@ case "$target" in
     ;;
   *) echo "unknown fuzz target: $target" >&2; exit 2 ;;
 esac
-cd fuzz
-RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer "$sanitizer" "$target" "../$corpus" -- \
-  -max_total_time="$seconds" -rss_limit_mb=4096 -print_final_stats=1
+cd "${fuzz_dir:-fuzz}"
+RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir . --sanitizer "$sanitizer" "$target" "$REPO_ROOT/$corpus" -- \
+  -max_total_time="$seconds" -rss_limit_mb=4096 -malloc_limit_mb="${malloc_limit:-4096}" -print_final_stats=1

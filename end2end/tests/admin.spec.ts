@@ -75,6 +75,33 @@ test('the administrator adds and disables an account, makes a token, and checks 
   await expect(page.locator('main.admin h1')).toHaveText('系统管理');
 });
 
+test('the administrator adds a DICOM peer, changes it, and removes it', async ({ page }) => {
+  await signInAsAdmin(page);
+  const form = page.locator('form.add-peer');
+  await form.locator('input[name="ae_title"]').fill('DR_ROOM9');
+  await form.locator('input[name="host"]').fill('10.0.3.29');
+  await form.locator('input[name="port"]').fill('1104');
+  await form.getByRole('button', { name: '添加' }).click();
+  const peer = page.locator('tr[data-ae="DR_ROOM9"]');
+  await expect(peer).toContainText('10.0.3.29');
+  await expect(peer).toContainText('1104');
+  await expect(peer.locator('td').nth(4)).toHaveText('—'); // may not query
+  // The same AE title again, now allowed to query: the row changes, no second row.
+  await form.locator('input[name="may_query"]').check();
+  await form.getByRole('button', { name: '添加' }).click();
+  await expect(peer.locator('td').nth(4)).toHaveText('是');
+  await expect(page.locator('tr[data-ae="DR_ROOM9"]')).toHaveCount(1);
+  // An AE title with a backslash is refused by the server, which the page says.
+  await form.locator('input[name="ae_title"]').fill('A\\B');
+  await form.getByRole('button', { name: '添加' }).click();
+  await expect(page.locator('.form-status')).toContainText('AE 名称');
+  await peer.getByRole('button', { name: '删除' }).click();
+  await expect(page.locator('tr[data-ae="DR_ROOM9"]')).toHaveCount(0);
+  await page.reload();
+  await expect(page.locator('table.audit')).toContainText('dicom.peer.remove ae=DR_ROOM9');
+  await expect(page.locator('table.audit')).toContainText('dicom.peer.add ae=DR_ROOM9 host=10.0.3.29 port=1104');
+});
+
 test('a radiologist turns on one-time codes, and sign-in then asks for one', async ({ page }) => {
   await signIn(page, '/account');
   await expect(page.locator('main.account')).toHaveAttribute('data-hydrated', 'true');

@@ -390,10 +390,13 @@ fn findscu_queries_what_we_hold_at_study_and_series_level() {
     let data = tempfile::tempdir().unwrap();
     let server = start(&data, &["--dicom-accept-any"]);
     let port = dicom_port(&server);
-    for (ae, query) in [("READING_WS", true), ("CR_ROOM1", false)] {
+    for (ae, query, store) in [("READING_WS", true, true), ("CR_ROOM1", false, true), ("ARCHIVE_RO", true, false)] {
         let mut args = vec!["dicom", "peer", "add", ae, "--host", "127.0.0.1", "--port", "104"];
         if query {
             args.push("--query");
+        }
+        if !store {
+            args.push("--no-store");
         }
         let out = Command::new(BIN).args(&args).args(["--data-dir", data.path().to_str().unwrap()]).output().unwrap();
         assert!(out.status.success(), "{}", said(&out));
@@ -403,7 +406,14 @@ fn findscu_queries_what_we_hold_at_study_and_series_level() {
     args.extend(films(&["pydicom/CT_small.dcm", "synthetic/cr_monochrome1.dcm"]));
     let sent = dcmtk("storescu", &args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(sent.status.success(), "{}", said(&sent));
+    // A peer that may query but not send is refused its C-STORE (0x0124), and nothing lands.
+    let refused = dcmtk(
+        "storescu",
+        &["-v", "-aet", "ARCHIVE_RO", "-aec", OUR_AE, "127.0.0.1", &port, &films(&["pydicom/MR_small.dcm"])[0]],
+    );
+    assert!(said(&refused).contains("Store Response (Unknown Status: 0x124)"), "{:?}", said(&refused));
     let held = studies(&server);
+    assert_eq!(held.len(), 2, "{held:#?}");
     let ct = held.iter().find(|s| s["modalities"][0] == "CT").unwrap_or_else(|| panic!("{held:#?}"));
     let (patient_id, study_uid) = (ct["patient_id"].as_str().unwrap(), ct["study_uid"].as_str().unwrap());
 

@@ -314,51 +314,133 @@ pub fn write_identifier(object: &InMemDicomObject, transfer_syntax: &str) -> Res
     Ok(bytes)
 }
 
-/// Walks the elements (into sequences and items) and checks that each defined length fits in the bytes
-/// left. Implicit VR says nothing of sequences: the dictionary does, as it does for the parser.
+/// The VRs whose explicit-VR header has a 2-byte length (PS3.5 Table 7.1-2); any other, an unknown one
+/// too (which the parser reads as UN), has 2 reserved bytes and a 4-byte length.
+const SHORT_LENGTH_VRS: &[&[u8; 2]] = &[
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"PN", b"SH", b"SL", b"SS",
+    b"ST", b"TM", b"UI", b"UL", b"US",
+];
+
+/// How deep sequences may nest in an identifier (real ones nest one or two deep).
+const MAX_IDENTIFIER_DEPTH: usize = 8;
+
+/// A sequence or item being walked: where it ends, when its length is defined.
+#[derive(Clone, Copy, PartialEq)]
+enum Open {
+    Sequence { end: Option<usize> },
+    Item { end: Option<usize> },
+}
+
+impl Open {
+    fn end(self) -> Option<usize> {
+        match self {
+            Open::Sequence { end } | Open::Item { end } => end,
+        }
+    }
+}
+
+/// Walks the data set as the parser will — elements, sequences of items of elements, delimiters — and
+/// refuses it unless every length fits where it stands, binary values are whole numbers of values, only
+/// sequences have undefined lengths, every item and delimiter is where one may be, and nesting stays
+/// shallow. The parser trusts lengths: any of these lies makes it allocate what a length claims (found by
+/// the fuzzer, up to 4 GiB from 100 bytes). Implicit VR says nothing of the VR: the dictionary does, as it
+/// does for the parser.
 fn lengths_fit(bytes: &[u8], explicit: bool) -> Result<(), String> {
+    use dicom_core::VR::{AT, FD, FL, OD, OF, OL, OV, OW, SL, SQ, SS, SV, UL, UN, US, UV};
     const UNDEFINED: u32 = u32::MAX;
+    let mut open: Vec<Open> = Vec::new();
     let mut at = 0usize;
-    let lie = |at: usize| format!("an element at byte {at} is longer than the identifier");
-    while at < bytes.len() {
-        let header = bytes.get(at..at + 8).ok_or_else(|| lie(at))?;
+    let lie = |at: usize| format!("an element at byte {at} is longer than what holds it");
+    loop {
+        // Defined-length sequences and items end where their length says.
+        while let Some(end) = open.last().and_then(|o| o.end()) {
+            if at != end {
+                break;
+            }
+            open.pop();
+        }
+        if at == bytes.len() {
+            return if open.is_empty() { Ok(()) } else { Err("a sequence or item is not closed".into()) };
+        }
+        let limit = open.iter().filter_map(|o| o.end()).min().unwrap_or(bytes.len());
+        let header = bytes.get(at..at + 8).filter(|_| at + 8 <= limit).ok_or_else(|| lie(at))?;
         let group = u16::from_le_bytes([header[0], header[1]]);
         let element = u16::from_le_bytes([header[2], header[3]]);
-        // Items and delimiters: a tag and a 4-byte length, no VR. An item's content is elements: go in.
+        let long_length = |from: usize| bytes.get(from..from + 4).map(|l| u32::from_le_bytes([l[0], l[1], l[2], l[3]]));
+        // Items and delimiters: a tag and a 4-byte length, no VR; only inside a sequence (an item), or to
+        // close an undefined-length item or sequence.
         if group == 0xFFFE {
-            let length = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-            if element == 0xE000 && length != UNDEFINED && length as usize > bytes.len() - at - 8 {
-                return Err(lie(at));
+            let length = long_length(at + 4).ok_or_else(|| lie(at))?;
+            match (element, open.last().copied()) {
+                (0xE000, Some(Open::Sequence { .. })) => {
+                    let end = (length != UNDEFINED).then(|| at + 8 + length as usize);
+                    if end.is_some_and(|end| end > limit) {
+                        return Err(lie(at));
+                    }
+                    open.push(Open::Item { end });
+                }
+                (0xE00D, Some(Open::Item { end: None })) | (0xE0DD, Some(Open::Sequence { end: None }))
+                    if length == 0 =>
+                {
+                    open.pop();
+                }
+                _ => return Err(format!("a malformed or misplaced item or delimiter at byte {at}")),
             }
             at += 8;
             continue;
         }
-        let (length, header_length, sequence) = if explicit {
-            let vr = [header[4], header[5]];
-            if matches!(
-                &vr,
-                b"OB" | b"OW" | b"OF" | b"OD" | b"OL" | b"OV" | b"SQ" | b"UC" | b"UN" | b"UR" | b"UT" | b"SV" | b"UV"
-            ) {
-                let long = bytes.get(at + 8..at + 12).ok_or_else(|| lie(at))?;
-                (u32::from_le_bytes([long[0], long[1], long[2], long[3]]), 12, &vr == b"SQ")
+        if matches!(open.last(), Some(Open::Sequence { .. })) {
+            return Err(format!("an element at byte {at} stands where a sequence's item should"));
+        }
+        // (length, header length, VR: None when unknown)
+        let (length, header_length, vr) = if explicit {
+            let code = [header[4], header[5]];
+            let vr = dicom_core::VR::from_binary(code);
+            if SHORT_LENGTH_VRS.contains(&&code) {
+                (u32::from(u16::from_le_bytes([header[6], header[7]])), 8, vr)
             } else {
-                (u32::from(u16::from_le_bytes([header[6], header[7]])), 8, false)
+                (long_length(at + 8).ok_or_else(|| lie(at))?, 12, vr)
             }
         } else {
-            let length = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
             let vr = StandardDataDictionary.by_tag(Tag(group, element)).map(|entry| entry.vr().relaxed());
-            (length, 8, vr == Some(dicom_core::VR::SQ))
+            (long_length(at + 4).ok_or_else(|| lie(at))?, 8, vr)
         };
+        let start = at;
         at += header_length;
-        if length == UNDEFINED || sequence {
-            continue; // its items follow (a defined-length sequence's items are checked as they come)
+        if at > limit {
+            return Err(lie(start));
         }
-        if length as usize > bytes.len() - at {
-            return Err(lie(at - header_length));
+        if length == UNDEFINED || vr == Some(SQ) {
+            // The parser reads any undefined-length element as a sequence; we allow it where one may be.
+            if !matches!(vr, None | Some(SQ | UN)) {
+                return Err(format!("an element at byte {start} has an undefined length"));
+            }
+            if open.len() == 2 * MAX_IDENTIFIER_DEPTH {
+                return Err(format!("sequences nested over {MAX_IDENTIFIER_DEPTH} deep"));
+            }
+            let end = (length != UNDEFINED).then(|| at + length as usize);
+            if end.is_some_and(|end| end > limit) {
+                return Err(lie(start));
+            }
+            open.push(Open::Sequence { end });
+            continue;
+        }
+        // Binary values are read as whole numbers of values: a ragged length would put the parser's next
+        // header elsewhere than ours.
+        let unit = match vr {
+            Some(FD | OD | OV | SV | UV) => 8,
+            Some(FL | UL | SL | OF | OL | AT) => 4,
+            Some(US | SS | OW) => 2,
+            _ => 1,
+        };
+        if length % unit != 0 {
+            return Err(format!("an element at byte {start} is not a whole number of {unit}-byte values"));
+        }
+        if length as usize > limit - at {
+            return Err(lie(start));
         }
         at += length as usize;
     }
-    Ok(())
 }
 
 /// A command set's bytes: its elements in tag order, after the group length that counts them.
@@ -506,6 +588,61 @@ mod tests {
         let lying =
             [&level[..], &[0x10, 0x00, 0x10, 0x00], b"UT\0\0", &0xFFFF_FFF0u32.to_le_bytes(), b"ZHANG"].concat();
         assert!(read_identifier(&lying, EXPLICIT_VR_LITTLE_ENDIAN).unwrap_err().contains("longer than"));
+        // A VR no one knows is read as UN, with a 4-byte length (found by the fuzzer): here 2 GiB, whose bytes
+        // would also pass for an empty Study Date after a 2-byte length of 0.
+        let unknown =
+            [&level[..], &[0x10, 0x00, 0x10, 0x00], b"\0\xE0\0\0", &[0x08, 0x00, 0xE0, 0x7F], b"DA\0\0"].concat();
+        assert!(read_identifier(&unknown, EXPLICIT_VR_LITTLE_ENDIAN).unwrap_err().contains("longer than"));
+        // An undefined length on a value that cannot have one (a UL, in implicit VR): found by the fuzzer.
+        let undefined = [&[0x00, 0x00, 0x00, 0x00][..], &u32::MAX.to_le_bytes()].concat();
+        assert!(read_identifier(&undefined, IMPLICIT_VR_LITTLE_ENDIAN).unwrap_err().contains("undefined length"));
+        // A double (FD) of 6 bytes: the parser reads whole values, so it takes the next header 6 bytes early,
+        // where it finds (0009,0010) UT of 1 GiB; from here, the rest reads as one empty element (found by the
+        // fuzzer).
+        let ragged = [
+            &[0x08, 0x00, 0x07, 0x00][..],
+            b"FD",
+            &6u16.to_le_bytes(),
+            &[0x09, 0x00, 0x10, 0x00],
+            b"UT",
+            &[0, 0],
+            &0x4000_0000u32.to_le_bytes(),
+            &[0, 0, 0, 0, 0, 0],
+        ]
+        .concat();
+        let error = read_identifier(&ragged, EXPLICIT_VR_LITTLE_ENDIAN).unwrap_err();
+        assert!(error.contains("whole number"), "{error}");
+        let ragged_ov = [&[0x09, 0x00, 0x10, 0x00][..], b"OV\0\0", &159u32.to_le_bytes(), &[0; 159]].concat();
+        assert!(read_identifier(&ragged_ov, EXPLICIT_VR_LITTLE_ENDIAN).unwrap_err().contains("whole number"));
+        // A tag of the item group that is no item nor delimiter, claiming 3.6 GiB (found by the fuzzer).
+        let not_an_item = [&[0xFE, 0xFF, 0xFF, 0xEF][..], &0xE7FF_FFFEu32.to_le_bytes(), &[0xFF; 8]].concat();
+        assert!(
+            read_identifier(&not_an_item, IMPLICIT_VR_LITTLE_ENDIAN).unwrap_err().contains("malformed or misplaced")
+        );
+        // An item outside any sequence, where the parser reads an element (found by the fuzzer); a sequence
+        // never closed; sequences nested deeper than any query needs.
+        let loose_item =
+            [&level[..], &[0xFE, 0xFF, 0x00, 0xE0], &4u32.to_le_bytes(), &[0x08, 0x00, 0x60, 0x00]].concat();
+        assert!(read_identifier(&loose_item, EXPLICIT_VR_LITTLE_ENDIAN).unwrap_err().contains("misplaced"));
+        let open_sequence = [&[0x08, 0x00, 0x10, 0x11][..], b"SQ\0\0", &u32::MAX.to_le_bytes()].concat();
+        assert!(read_identifier(&open_sequence, EXPLICIT_VR_LITTLE_ENDIAN).unwrap_err().contains("not closed"));
+        let nest = [&open_sequence[..], &[0xFE, 0xFF, 0x00, 0xE0], &u32::MAX.to_le_bytes()].concat();
+        assert!(read_identifier(&nest.repeat(9), EXPLICIT_VR_LITTLE_ENDIAN).unwrap_err().contains("nested over"));
+        let closed = [&nest[..], &[0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0], &[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]].concat();
+        assert!(read_identifier(&[&level[..], &closed].concat(), EXPLICIT_VR_LITTLE_ENDIAN).is_ok());
+        // An item of 10 bytes holding a 12-byte header (found by the fuzzer: an overflow in the walker itself).
+        let short_item = [
+            &[0x08, 0x00, 0x10, 0x11][..],
+            b"SQ\0\0",
+            &u32::MAX.to_le_bytes(),
+            &[0xFE, 0xFF, 0x00, 0xE0],
+            &10u32.to_le_bytes(),
+            &[0x08, 0x00, 0x60, 0x00],
+            b"OB\0\0",
+            &[0; 8],
+        ]
+        .concat();
+        assert!(read_identifier(&short_item, EXPLICIT_VR_LITTLE_ENDIAN).unwrap_err().contains("longer than"));
         // The same lie in implicit VR, and one inside a sequence's item.
         let implicit = [&[0x10, 0x00, 0x10, 0x00][..], &0x7FFF_FFF0u32.to_le_bytes(), b"ZH"].concat();
         assert!(read_identifier(&implicit, IMPLICIT_VR_LITTLE_ENDIAN).unwrap_err().contains("longer than"));
