@@ -281,7 +281,7 @@ fn respond(
             .with_comment("this node serves C-ECHO, C-STORE and C-FIND"),
         (None, _) => unreachable!("a command without a Command Field does not parse"),
     };
-    super::send_message(association, context, &response.to_bytes(), None)
+    dimse::send_message(association, context, response.to_bytes(), None).map_err(|e| e.to_string())
 }
 
 /// Stores one instance (if the caller may send), counts and audits it; the C-STORE response.

@@ -100,7 +100,7 @@ fn find(
     for attributes in &matches {
         let data_set = dimse::write_identifier(&dicom_query::data_set_of(attributes), transfer_syntax)?;
         let pending = Response::to(command, field::C_FIND_RSP, status::PENDING).with_data_set();
-        super::send_message(association, context, &pending.to_bytes(), Some(&data_set))?;
+        dimse::send_message(association, context, pending.to_bytes(), Some(&data_set)).map_err(|e| e.to_string())?;
     }
     Ok(Found { status: status::SUCCESS, comment: None, matches: matches.len(), level: Some(level) })
 }

@@ -1,7 +1,8 @@
 //! The DICOM listener: modalities and the PACS send studies here (C-STORE), check that we answer
-//! (C-ECHO) and ask what we hold (C-FIND). Associations and PDUs come from dicom-rs's `dicom-ul`; the DIMSE messages on top of them
-//! are ours (`association`: fragments and statuses; `support::dimse`: command sets). Beside `web/`, not under it:
-//! another door into the same domain (the same ingest as an upload, the same audit trail, pre-reads).
+//! (C-ECHO) and ask what we hold (C-FIND). Associations and PDUs come from dicom-rs's `dicom-ul`; the DIMSE
+//! messages on top of them are ours (`association`: fragments and statuses; `support::dimse`: command sets).
+//! Beside `web/`, not under it: another door into the same domain (the same ingest as an upload, the same
+//! audit trail, pre-reads).
 //!
 //! Each association runs on a thread of its own (at most `--dicom-max-associations`; more are refused at
 //! once), with a read time-out (`--dicom-idle-timeout-secs`), PDUs up to `--dicom-max-pdu` and instances up
@@ -11,17 +12,14 @@
 pub mod association;
 pub mod find;
 
-use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use dicom_ul::Pdu;
-use dicom_ul::association::ServerAssociation;
 use dicom_ul::association::server::AccessControl;
-use dicom_ul::pdu::{AssociationRJServiceUserReason, PDataValue, PDataValueType, UserIdentity};
+use dicom_ul::pdu::{AssociationRJServiceUserReason, UserIdentity};
 
 use crate::domain::audit::{AuditEvent, AuditLog};
 use crate::domain::dicom::{self, NodeStatus, Peer};
@@ -186,31 +184,6 @@ impl Node {
             tracing::error!(error = %e, "DICOM audit row not written");
         }
     }
-}
-
-/// One message: its command set in one PDU, then its data set (if any) in as many as the peer's PDU
-/// size needs.
-pub fn send_message(
-    association: &mut ServerAssociation<TcpStream>,
-    context: u8,
-    command: &[u8],
-    data_set: Option<&[u8]>,
-) -> Result<(), String> {
-    let command_pdu = Pdu::PData {
-        data: vec![PDataValue {
-            presentation_context_id: context,
-            value_type: PDataValueType::Command,
-            is_last: true,
-            data: command.to_vec(),
-        }],
-    };
-    association.send(&command_pdu).map_err(|e| e.to_string())?;
-    if let Some(data_set) = data_set {
-        let mut writer = association.send_pdata(context);
-        writer.write_all(data_set).map_err(|e| e.to_string())?;
-        writer.finish().map_err(|e| e.to_string())?;
-    }
-    Ok(())
 }
 
 /// Who may associate: a known peer, or anybody with --dicom-accept-any; and only when calling us by our

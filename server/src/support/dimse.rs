@@ -5,12 +5,17 @@
 //! answers requests, the delivery worker (`domain::deliveries`) sends reports to the PACS.
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::TcpStream;
 
 use dicom_core::Tag;
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_encoding::TransferSyntaxIndex;
 use dicom_object::{InMemDicomObject, StandardDataDictionary};
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+use dicom_ul::Pdu;
+use dicom_ul::association::SyncAssociation;
+use dicom_ul::pdu::{PDataValue, PDataValueType};
 
 /// Study Root Query/Retrieve Information Model – FIND and – MOVE (PS3.4 C.6.2).
 pub const STUDY_ROOT_FIND: &str = "1.2.840.10008.5.1.4.1.2.2.1";
@@ -441,6 +446,29 @@ fn lengths_fit(bytes: &[u8], explicit: bool) -> Result<(), String> {
         }
         at += length as usize;
     }
+}
+
+/// Sends one message on either end of an association: its command set in one PDU, then its data set (if any)
+/// in as many as the peer's PDU size needs.
+pub fn send_message<A: SyncAssociation<TcpStream>>(
+    association: &mut A,
+    context: u8,
+    command: Vec<u8>,
+    data_set: Option<&[u8]>,
+) -> std::io::Result<()> {
+    let value = PDataValue {
+        presentation_context_id: context,
+        value_type: PDataValueType::Command,
+        is_last: true,
+        data: command,
+    };
+    SyncAssociation::send(association, &Pdu::PData { data: vec![value] }).map_err(std::io::Error::other)?;
+    if let Some(data_set) = data_set {
+        let mut writer = association.send_pdata(context);
+        writer.write_all(data_set)?;
+        writer.finish()?;
+    }
+    Ok(())
 }
 
 /// A command set's bytes: its elements in tag order, after the group length that counts them.

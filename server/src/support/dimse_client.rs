@@ -4,7 +4,6 @@
 //! sets by `dimse::MAX_COMMAND_BYTES`, data sets by what the caller expects.
 
 use std::collections::VecDeque;
-use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -84,19 +83,7 @@ impl Client {
 
     /// Sends one request: its command set, then its data set in as many PDUs as the peer's size needs.
     pub fn send(&mut self, command: Vec<u8>, data_set: Option<&[u8]>) -> anyhow::Result<()> {
-        let value = PDataValue {
-            presentation_context_id: self.context,
-            value_type: PDataValueType::Command,
-            is_last: true,
-            data: command,
-        };
-        self.association.send(&Pdu::PData { data: vec![value] })?;
-        if let Some(data_set) = data_set {
-            let mut writer = self.association.send_pdata(self.context);
-            writer.write_all(data_set)?;
-            writer.finish()?;
-        }
-        Ok(())
+        Ok(dimse::send_message(&mut self.association, self.context, command, data_set)?)
     }
 
     /// The next response: its command set, and its data set if one follows (at most `max_data_set` bytes).
